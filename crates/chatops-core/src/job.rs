@@ -1,0 +1,147 @@
+//! The job: what the router stores durably and a worker runs. It carries the slash command,
+//! its correlation id, its idempotency key and the wall-clock stamps of the stages before
+//! the queue, so that a worker in another process can report the whole E2E breakdown.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{CorrelationId, Quadrant, SlashCommand};
+
+/// A unit of work, serialised into the queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Unique, time-ordered id of this job (UUIDv7), distinct from the correlation id,
+    /// which a client may choose.
+    pub job_id: String,
+    pub correlation_id: CorrelationId,
+    /// Same Slack request (timestamp + signature) → same key → one job.
+    pub idempotency_key: String,
+    pub quadrant: Quadrant,
+    pub command: SlashCommand,
+    /// Deliveries before the job goes to the dead-letter queue.
+    pub max_attempts: u32,
+    /// When the router received the HTTP request (unix ns).
+    pub router_received_ns: u64,
+    /// When the router asked the queue to store the job (unix ns).
+    pub enqueue_started_ns: u64,
+    /// W3C trace context of the router span, when tracing is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+}
+
+impl Job {
+    /// The idempotency key of a Slack request: its timestamp and signature, which together
+    /// identify one delivery of one body (a retransmission of the same request has both).
+    pub fn idempotency_key_for(timestamp: &str, signature: &str) -> String {
+        let sig = signature.strip_prefix("v0=").unwrap_or(signature);
+        format!("{timestamp}.{sig}")
+    }
+}
+
+/// Where a job's time went, as wall-clock stamps (unix ns). Filled in as the job moves;
+/// turned into the log contract's numbers by [`StageTimings::from_stamps`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobStamps {
+    pub router_received_ns: u64,
+    pub enqueue_started_ns: u64,
+    /// When the queue made the job durable.
+    pub enqueued_ns: u64,
+    /// When a worker received the job.
+    pub dequeued_ns: u64,
+    pub handler_started_ns: u64,
+    pub handler_finished_ns: u64,
+    /// Each post to `response_url`: (start, end).
+    pub responses: Vec<(u64, u64)>,
+    /// When the worker finished with the job (after the handler and acknowledgement).
+    pub done_ns: u64,
+}
+
+/// The per-attempt numbers of the worker's "Performance metrics" line, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageTimings {
+    /// Router receive → job done.
+    pub total_e2e_ms: f64,
+    /// Dequeue → job done.
+    pub worker_duration_ms: f64,
+    /// Durably enqueued → dequeued (measured, not derived).
+    pub queue_wait_ms: f64,
+    /// Router receive → start of the durable enqueue.
+    pub router_ms: f64,
+    /// Start of the durable enqueue → durable.
+    pub enqueue_ms: f64,
+    /// Handler start → handler end.
+    pub handler_ms: f64,
+    /// First response post's duration, if any.
+    pub sync_response_ms: Option<f64>,
+    /// Last response post's duration, if there were two or more.
+    pub async_response_ms: Option<f64>,
+    /// Router receive → first response delivered.
+    pub first_response_e2e_ms: Option<f64>,
+    /// Router receive → last response delivered.
+    pub last_response_e2e_ms: Option<f64>,
+}
+
+impl StageTimings {
+    pub fn from_stamps(s: &JobStamps) -> Self {
+        use crate::time::{ms_between, round_ms};
+        let ms = |a, b| round_ms(ms_between(a, b));
+        let first = s.responses.first();
+        let last = s.responses.last().filter(|_| s.responses.len() > 1);
+        StageTimings {
+            total_e2e_ms: ms(s.router_received_ns, s.done_ns),
+            worker_duration_ms: ms(s.dequeued_ns, s.done_ns),
+            queue_wait_ms: ms(s.enqueued_ns, s.dequeued_ns),
+            router_ms: ms(s.router_received_ns, s.enqueue_started_ns),
+            enqueue_ms: ms(s.enqueue_started_ns, s.enqueued_ns),
+            handler_ms: ms(s.handler_started_ns, s.handler_finished_ns),
+            sync_response_ms: first.map(|&(a, b)| ms(a, b)),
+            async_response_ms: last.map(|&(a, b)| ms(a, b)),
+            first_response_e2e_ms: s.responses.first().map(|&(_, b)| ms(s.router_received_ns, b)),
+            last_response_e2e_ms: s.responses.last().map(|&(_, b)| ms(s.router_received_ns, b)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timings_come_from_stamps_not_from_differences_of_totals() {
+        const MS: u64 = 1_000_000;
+        let s = JobStamps {
+            router_received_ns: 1000 * MS,
+            enqueue_started_ns: 1001 * MS,
+            enqueued_ns: 1003 * MS,
+            dequeued_ns: 1010 * MS,
+            handler_started_ns: 1011 * MS,
+            responses: vec![(1011 * MS, 1012 * MS), (1013 * MS, 1016 * MS)],
+            handler_finished_ns: 1016 * MS,
+            done_ns: 1017 * MS,
+        };
+        let t = StageTimings::from_stamps(&s);
+        assert_eq!(t.total_e2e_ms, 17.0);
+        assert_eq!(t.router_ms, 1.0);
+        assert_eq!(t.enqueue_ms, 2.0);
+        assert_eq!(t.queue_wait_ms, 7.0);
+        assert_eq!(t.worker_duration_ms, 7.0);
+        assert_eq!(t.handler_ms, 5.0);
+        assert_eq!(t.sync_response_ms, Some(1.0));
+        assert_eq!(t.async_response_ms, Some(3.0));
+        assert_eq!(t.first_response_e2e_ms, Some(12.0));
+        assert_eq!(t.last_response_e2e_ms, Some(16.0));
+        assert!(t.total_e2e_ms >= t.router_ms + t.enqueue_ms + t.queue_wait_ms + t.worker_duration_ms);
+    }
+
+    #[test]
+    fn single_response_has_no_async_time() {
+        let s = JobStamps { responses: vec![(1, 2)], ..Default::default() };
+        let t = StageTimings::from_stamps(&s);
+        assert!(t.sync_response_ms.is_some());
+        assert_eq!(t.async_response_ms, None);
+    }
+
+    #[test]
+    fn idempotency_key_ignores_version_prefix() {
+        assert_eq!(Job::idempotency_key_for("1531420618", "v0=abcd"), "1531420618.abcd");
+    }
+}

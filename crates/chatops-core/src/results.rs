@@ -1,0 +1,178 @@
+//! The load-test results file (`results/test-YYYYMMDD-HHMMSS.json`): written by
+//! `chatops loadtest`, read by `analyze --from-results`, `report` and `compare`.
+//!
+//! The schema is versioned by [`RESULTS_SCHEMA_VERSION`]; readers refuse a newer major
+//! version instead of misreading it. Field names are camelCase; times are milliseconds,
+//! instants are unix epoch milliseconds.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::stats::LatencySummary;
+
+/// Bumped when a field changes meaning or disappears; adding a field does not bump it.
+pub const RESULTS_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadTestResults {
+    pub schema_version: u32,
+    pub test: TestInfo,
+    pub phases: Vec<ResolvedPhase>,
+    pub counters: Counters,
+    pub summaries: Summaries,
+    /// Per command (`/echo`, ...), or per request name when the body has no command.
+    #[serde(default)]
+    pub by_command: BTreeMap<String, Breakdown>,
+    #[serde(default)]
+    pub by_scenario: BTreeMap<String, Breakdown>,
+    pub time_series: TimeSeries,
+    #[serde(default)]
+    pub thresholds: Vec<ThresholdResult>,
+    /// All thresholds held.
+    pub passed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestInfo {
+    /// Built-in profile name or the profile file's path.
+    pub profile: String,
+    pub target: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub duration_ms: i64,
+    pub tool_version: String,
+    pub host: String,
+    pub os: String,
+    pub cpus: u32,
+    #[serde(default = "one")]
+    pub rate_scale: f64,
+    #[serde(default = "one")]
+    pub duration_scale: f64,
+    /// True when the bot was spawned in-process with `--spawn`.
+    #[serde(default)]
+    pub spawned: bool,
+    /// The spawned bot's JSON log file, relative to the results file's folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot_log: Option<String>,
+    /// The per-request NDJSON file from `--record-requests`, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_file: Option<String>,
+    /// Free-form notes (e.g. "config.processor ignored").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// A phase after scaling, with the time it starts at and the arrivals planned in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedPhase {
+    pub name: String,
+    pub start_offset_ms: u64,
+    pub duration_ms: u64,
+    /// Arrivals per second at the start of the phase (0 for a pause).
+    pub arrival_rate: f64,
+    /// Arrivals per second at the end (same as `arrival_rate` when constant).
+    pub ramp_to: f64,
+    pub planned_requests: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counters {
+    /// Arrivals scheduled by the phases.
+    pub scheduled: u64,
+    /// Requests actually sent.
+    pub requests: u64,
+    /// Arrivals not sent because the in-flight cap was reached.
+    pub dropped: u64,
+    /// HTTP answers by status code.
+    pub acks: BTreeMap<String, u64>,
+    /// Failed requests by error type (`timeout`, `connect`, `status_5xx`, ...).
+    pub errors: BTreeMap<String, u64>,
+    /// Posts that arrived at the response receiver.
+    pub responses: u64,
+    /// Acknowledged commands whose first response never arrived before the drain timeout.
+    pub lost: u64,
+    /// Responses whose path named no request this test sent.
+    #[serde(default)]
+    pub unmatched_responses: u64,
+}
+
+impl Counters {
+    /// Errors (transport errors and non-2xx answers) over requests sent.
+    pub fn error_rate(&self) -> f64 {
+        if self.requests == 0 {
+            return 0.0;
+        }
+        self.errors.values().sum::<u64>() as f64 / self.requests as f64
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summaries {
+    /// Scheduled send → HTTP answer (includes any wait caused by a stalled target).
+    pub ack: LatencySummary,
+    /// Actual send → HTTP answer (what the server alone took).
+    pub service_time: LatencySummary,
+    /// Scheduled send → first post at the response receiver.
+    pub first_response: LatencySummary,
+    /// Scheduled send → last post at the response receiver.
+    pub last_response: LatencySummary,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Breakdown {
+    pub requests: u64,
+    pub errors: u64,
+    pub lost: u64,
+    pub responses: u64,
+    pub ack: LatencySummary,
+    pub first_response: LatencySummary,
+    pub last_response: LatencySummary,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimeSeries {
+    pub interval_ms: u64,
+    pub points: Vec<TimePoint>,
+}
+
+/// One interval of the test. Latency fields summarise requests *scheduled* in the interval.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimePoint {
+    /// Interval start, from the test start.
+    pub offset_ms: u64,
+    pub target_rate: f64,
+    pub achieved_rate: f64,
+    pub requests: u64,
+    pub errors: u64,
+    pub dropped: u64,
+    pub ack_p50: f64,
+    pub ack_p95: f64,
+    pub ack_p99: f64,
+    pub e2e_p50: f64,
+    pub e2e_p95: f64,
+    pub e2e_p99: f64,
+}
+
+/// One `ensure` condition and how it fared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThresholdResult {
+    /// The condition as written, e.g. `http.response_time.p99 < 500`.
+    pub condition: String,
+    pub limit: f64,
+    pub measured: f64,
+    pub passed: bool,
+}
