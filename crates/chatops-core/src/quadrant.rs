@@ -55,10 +55,9 @@ impl std::str::FromStr for Quadrant {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Quadrant::ALL
-            .into_iter()
-            .find(|q| q.as_str() == s || q.component() == s || q.short() == s)
-            .ok_or_else(|| format!("unknown quadrant `{s}` (expected short-read, short-write, long-read or long-write)"))
+        Quadrant::ALL.into_iter().find(|q| q.as_str() == s || q.component() == s || q.short() == s).ok_or_else(|| {
+            format!("unknown quadrant `{s}` (expected short-read, short-write, long-read or long-write)")
+        })
     }
 }
 

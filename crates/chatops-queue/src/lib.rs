@@ -1,1 +1,190 @@
-//! placeholder
+//! The durable job queue: one logical queue per quadrant, at-least-once delivery with leases,
+//! retries with backoff decided by the caller, a dead-letter queue (DLQ) and a durable
+//! done-record so that a job that already completed is never run again.
+//!
+//! Everything outside this crate sees only the [`Queue`] trait and [`QueueError`]; only this
+//! crate knows about SQLite (the embedded default, [`sqlite::SqliteQueue`]) or NATS.
+//!
+//! The life of a job:
+//!
+//! ```text
+//! enqueue ──▶ ready ──dequeue──▶ leased ──complete──▶ (done-record)
+//!               ▲                  │ │
+//!               └──fail(retry_in)──┘ └──fail(None) / attempts exhausted──▶ DLQ ──redrive──▶ ready
+//! ```
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chatops_core::{Job, Quadrant};
+
+pub mod sqlite;
+
+/// What `enqueue` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Stored durably at this instant (unix ns).
+    Stored { enqueued_ns: u64 },
+    /// A job with the same idempotency key exists (waiting, running, done or dead-lettered):
+    /// nothing new was stored.
+    Duplicate,
+}
+
+/// A job handed to a worker. The worker must end it with `complete`, `fail` or `release`;
+/// if it does none (crash), the lease expires and the job is delivered again.
+#[derive(Debug)]
+pub struct Delivery {
+    pub job: Job,
+    /// 1 for the first delivery.
+    pub attempt: u32,
+    /// When the job became durable (unix ns), for the queue-wait measurement.
+    pub enqueued_ns: u64,
+    /// When this delivery left the queue (unix ns).
+    pub dequeued_ns: u64,
+    pub(crate) receipt: Receipt,
+}
+
+/// Engine-specific proof of a lease.
+#[derive(Debug)]
+pub(crate) enum Receipt {
+    Sqlite { row_id: i64, attempt: u32 },
+}
+
+/// What `fail` did with the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// Will be delivered again after the delay.
+    Retrying,
+    /// Moved to the dead-letter queue.
+    DeadLettered,
+}
+
+/// Depth of one quadrant's queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuadrantStats {
+    /// Waiting to be delivered (including retries waiting for their backoff).
+    pub ready: u64,
+    /// Delivered to a worker and not yet ended.
+    pub in_flight: u64,
+}
+
+/// A snapshot of the queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Indexed like [`Quadrant::ALL`].
+    pub quadrants: [QuadrantStats; 4],
+    pub dead_letters: u64,
+}
+
+impl QueueStats {
+    pub fn quadrant(&self, q: Quadrant) -> QuadrantStats {
+        self.quadrants[quadrant_index(q)]
+    }
+}
+
+pub(crate) fn quadrant_index(q: Quadrant) -> usize {
+    Quadrant::ALL.iter().position(|&x| x == q).expect("ALL lists every quadrant")
+}
+
+/// A job in the dead-letter queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// Engine-specific id used by `redrive`.
+    pub id: String,
+    pub job: Job,
+    pub attempts: u32,
+    pub last_error: String,
+    /// When it was dead-lettered (unix ms).
+    pub failed_at_ms: i64,
+}
+
+/// Which dead letters to redrive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redrive {
+    One(String),
+    All,
+}
+
+/// Queue failures. Callers branch on [`QueueError::kind`].
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue for {quadrant} is full ({depth} jobs waiting)")]
+    Full { quadrant: Quadrant, depth: u64 },
+    #[error("queue is unavailable: {0}")]
+    Unavailable(String),
+    #[error("queue is shut down")]
+    Closed,
+    #[error("dead letter {0} not found")]
+    NotFound(String),
+    #[error("stored job is corrupt: {0}")]
+    Corrupt(String),
+    #[error("queue storage failed: {0}")]
+    Storage(String),
+}
+
+/// How a caller should react to a [`QueueError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueErrorKind {
+    /// Try again later (the router answers 503 with Retry-After).
+    Transient,
+    /// Retrying the same call will not help.
+    Permanent,
+}
+
+impl QueueError {
+    pub fn kind(&self) -> QueueErrorKind {
+        match self {
+            QueueError::Full { .. } | QueueError::Unavailable(_) | QueueError::Storage(_) | QueueError::Closed => {
+                QueueErrorKind::Transient
+            }
+            QueueError::NotFound(_) | QueueError::Corrupt(_) => QueueErrorKind::Permanent,
+        }
+    }
+}
+
+/// A durable job queue with one logical queue per quadrant.
+#[async_trait]
+pub trait Queue: Send + Sync + 'static {
+    /// Stores the job durably; returns only once it would survive a crash (subject to the
+    /// engine's durability setting). Idempotent on `job.idempotency_key`.
+    async fn enqueue(&self, job: &Job) -> Result<Enqueued, QueueError>;
+
+    /// Leases up to `max` ready jobs of the quadrant for `lease`. Jobs that already have a
+    /// done-record are completed silently and never returned. Returns at once (possibly
+    /// empty); use [`Queue::wait_for_jobs`] to sleep until there may be work.
+    async fn dequeue(&self, quadrant: Quadrant, max: usize, lease: Duration) -> Result<Vec<Delivery>, QueueError>;
+
+    /// Waits until jobs may be ready in the quadrant, or `timeout` passes.
+    async fn wait_for_jobs(&self, quadrant: Quadrant, timeout: Duration);
+
+    /// Keeps a long job leased for `lease` from now.
+    async fn extend_lease(&self, delivery: &Delivery, lease: Duration) -> Result<(), QueueError>;
+
+    /// Ends the job successfully and writes its done-record.
+    async fn complete(&self, delivery: &Delivery) -> Result<(), QueueError>;
+
+    /// Ends the attempt with an error: retried after `retry_in`, or dead-lettered when
+    /// `retry_in` is `None`.
+    async fn fail(
+        &self,
+        delivery: &Delivery,
+        error: &str,
+        retry_in: Option<Duration>,
+    ) -> Result<FailOutcome, QueueError>;
+
+    /// Gives the job back without counting the attempt (graceful shutdown).
+    async fn release(&self, delivery: &Delivery) -> Result<(), QueueError>;
+
+    async fn stats(&self) -> Result<QueueStats, QueueError>;
+
+    /// Checks that the queue can take work (for `/readyz`).
+    async fn ping(&self) -> Result<(), QueueError>;
+
+    async fn dlq_list(&self, limit: usize) -> Result<Vec<DeadLetter>, QueueError>;
+
+    /// Moves dead letters back to their queue with a fresh attempt count; returns how many.
+    async fn dlq_redrive(&self, which: Redrive) -> Result<u64, QueueError>;
+
+    /// Deletes every dead letter; returns how many.
+    async fn dlq_purge(&self) -> Result<u64, QueueError>;
+}

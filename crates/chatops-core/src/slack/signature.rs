@@ -125,9 +125,7 @@ impl SlackSigner {
         let hex_part = signature.strip_prefix(b"v0=").ok_or(VerifyError::MalformedSignature)?;
         let mut expected = [0u8; 32];
         hex::decode_to_slice(hex_part, &mut expected).map_err(|_| VerifyError::MalformedSignature)?;
-        self.mac_for(timestamp, body)
-            .verify_slice(&expected)
-            .map_err(|_| VerifyError::BadSignature)
+        self.mac_for(timestamp, body).verify_slice(&expected).map_err(|_| VerifyError::BadSignature)
     }
 }
 

@@ -1,0 +1,352 @@
+//! The embedded engine: a single SQLite file in WAL mode, owned by one process.
+//!
+//! All writes go through one writer thread ([`writer`]) that batches whatever arrived while
+//! the previous transaction was committing into the next transaction (group commit), so the
+//! throughput is not one fsync per request. Reads (stats, DLQ listing) use a second
+//! connection. The owning process holds an exclusive lock on `<db>.lock`; this is what makes
+//! it safe to hand every leased job back to the queue at startup (its previous owner is
+//! dead). Admin commands (`chatops dlq ...`) open the file without the lock and without
+//! that recovery step.
+
+mod writer;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chatops_core::{Job, Quadrant, time::now_unix_ns};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::{
+    DeadLetter, Delivery, Enqueued, FailOutcome, Queue, QueueError, QueueStats, Receipt, Redrive, quadrant_index,
+};
+use writer::{Claimed, Op, Writer};
+
+/// How hard a commit works to survive a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: every commit is fsynced; survives power loss. The default.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: the WAL is fsynced only at checkpoints; survives a process
+    /// crash (SIGKILL) but a power loss may lose the last commits.
+    Normal,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "full" => Ok(Durability::Full),
+            "normal" => Ok(Durability::Normal),
+            other => Err(format!("unknown durability `{other}` (expected full or normal)")),
+        }
+    }
+}
+
+/// Whether this handle owns the file (a running bot) or only administers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Takes the exclusive lock and recovers leases left by a crashed owner.
+    Owner,
+    /// No lock, no recovery: for `chatops dlq` while a bot may be running.
+    Admin,
+}
+
+#[derive(Debug, Clone)]
+pub struct SqliteSettings {
+    pub path: PathBuf,
+    pub durability: Durability,
+    /// Enqueue answers `Full` beyond this many jobs in one quadrant.
+    pub max_depth: u64,
+    /// How long done-records are kept (they block re-runs and duplicate deliveries).
+    pub done_retention: Duration,
+    /// How often expired leases are reclaimed and old done-records pruned.
+    pub maintenance_interval: Duration,
+}
+
+impl SqliteSettings {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        SqliteSettings {
+            path: path.into(),
+            durability: Durability::Full,
+            max_depth: 100_000,
+            done_retention: Duration::from_secs(24 * 3600),
+            maintenance_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Most operations one transaction takes; more wait for the next one.
+const MAX_BATCH: usize = 1024;
+/// Operations that may wait for the writer before callers feel back-pressure.
+const CHANNEL_CAPACITY: usize = 16 * 1024;
+
+/// The embedded SQLite queue. Cheap to clone-by-`Arc`; the writer thread stops when the last
+/// handle is dropped.
+pub struct SqliteQueue {
+    ops: mpsc::Sender<Op>,
+    reader: Arc<Mutex<Connection>>,
+    ready: Arc<[Notify; 4]>,
+    path: PathBuf,
+    _lock: Option<File>,
+    maintenance: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for SqliteQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteQueue").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl Drop for SqliteQueue {
+    fn drop(&mut self) {
+        if let Some(task) = self.maintenance.take() {
+            task.abort();
+        }
+    }
+}
+
+fn storage(e: impl std::fmt::Display) -> QueueError {
+    QueueError::Storage(e.to_string())
+}
+
+pub(crate) fn open_connection(path: &Path, durability: Durability) -> Result<Connection, QueueError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| QueueError::Unavailable(format!("opening {}: {e}", path.display())))?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(storage)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(storage)?;
+    let sync = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", sync).map_err(storage)?;
+    Ok(conn)
+}
+
+impl SqliteQueue {
+    /// Opens (creating if needed) the queue file. Must be called inside a tokio runtime.
+    pub fn open(settings: SqliteSettings, mode: OpenMode) -> Result<SqliteQueue, QueueError> {
+        if let Some(dir) = settings.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| QueueError::Unavailable(format!("creating {}: {e}", dir.display())))?;
+        }
+        let lock = match mode {
+            OpenMode::Owner => Some(lock_exclusively(&settings.path)?),
+            OpenMode::Admin => None,
+        };
+        let conn = open_connection(&settings.path, settings.durability)?;
+        writer::create_schema(&conn).map_err(storage)?;
+        if mode == OpenMode::Owner {
+            let n = writer::recover_leases(&conn).map_err(storage)?;
+            if n > 0 {
+                tracing::info!(jobs = n, "returned jobs leased by a previous run to the queue");
+            }
+        }
+        let reader = open_connection(&settings.path, settings.durability)?;
+        let ready: Arc<[Notify; 4]> = Arc::new(std::array::from_fn(|_| Notify::new()));
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let writer = Writer::new(conn, settings.max_depth, settings.done_retention, ready.clone()).map_err(storage)?;
+        std::thread::Builder::new()
+            .name("chatops-sqlite-writer".into())
+            .spawn(move || writer.run(rx, MAX_BATCH))
+            .map_err(|e| QueueError::Unavailable(format!("starting writer thread: {e}")))?;
+        let maintenance = (mode == OpenMode::Owner).then(|| {
+            let ops = tx.clone();
+            let every = settings.maintenance_interval;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    if ops.send(Op::Maintain).await.is_err() {
+                        break;
+                    }
+                }
+            })
+        });
+        Ok(SqliteQueue {
+            ops: tx,
+            reader: Arc::new(Mutex::new(reader)),
+            ready,
+            path: settings.path,
+            _lock: lock,
+            maintenance,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, QueueError>>) -> Op) -> Result<T, QueueError> {
+        let (tx, rx) = oneshot::channel();
+        self.ops.send(make(tx)).await.map_err(|_| QueueError::Closed)?;
+        // The writer drops a reply only when the transaction failed part-way through it.
+        rx.await.map_err(|_| QueueError::Storage("queue transaction failed; nothing in it was stored".into()))?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, QueueError> {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&conn).map_err(storage)
+        })
+        .await
+        .map_err(|e| QueueError::Storage(format!("reader task failed: {e}")))?
+    }
+}
+
+/// Takes an exclusive advisory lock on `<db>.lock`, failing fast if another process has it.
+fn lock_exclusively(db: &Path) -> Result<File, QueueError> {
+    let mut lock_path = db.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| QueueError::Unavailable(format!("opening {}: {e:?}", PathBuf::from(&lock_path).display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(QueueError::Unavailable(format!(
+            "{} is in use by another chatops process (lock {} is held)",
+            db.display(),
+            PathBuf::from(&lock_path).display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(QueueError::Unavailable(format!("locking {}: {e}", db.display()))),
+    }
+}
+
+fn now_ms() -> i64 {
+    (now_unix_ns() / 1_000_000) as i64
+}
+
+fn receipt(d: &Delivery) -> (i64, u32) {
+    match d.receipt {
+        Receipt::Sqlite { row_id, attempt } => (row_id, attempt),
+    }
+}
+
+fn decode(payload: &[u8]) -> Result<Job, QueueError> {
+    serde_json::from_slice(payload).map_err(|e| QueueError::Corrupt(e.to_string()))
+}
+
+#[async_trait]
+impl Queue for SqliteQueue {
+    async fn enqueue(&self, job: &Job) -> Result<Enqueued, QueueError> {
+        let payload = serde_json::to_vec(job).map_err(|e| QueueError::Corrupt(e.to_string()))?;
+        let job_id = job.job_id.clone();
+        let key = job.idempotency_key.clone();
+        let quadrant = job.quadrant;
+        let max_attempts = job.max_attempts;
+        self.call(|reply| Op::Enqueue { job_id, key, quadrant, max_attempts, payload, reply }).await
+    }
+
+    async fn dequeue(&self, quadrant: Quadrant, max: usize, lease: Duration) -> Result<Vec<Delivery>, QueueError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let lease_until_ms = now_ms() + lease.as_millis() as i64;
+        let claimed: Vec<Claimed> = self.call(|reply| Op::Claim { quadrant, max, lease_until_ms, reply }).await?;
+        let dequeued_ns = now_unix_ns();
+        let mut out = Vec::with_capacity(claimed.len());
+        for c in claimed {
+            let delivery_receipt = Receipt::Sqlite { row_id: c.row_id, attempt: c.attempt };
+            match decode(&c.payload) {
+                Ok(job) => out.push(Delivery {
+                    job,
+                    attempt: c.attempt,
+                    enqueued_ns: c.enqueued_ns,
+                    dequeued_ns,
+                    receipt: delivery_receipt,
+                }),
+                Err(e) => {
+                    // A row we cannot read can never succeed: park it in the DLQ for a human.
+                    tracing::error!(row_id = c.row_id, error.message = %e, "dead-lettering a corrupt job");
+                    let (row_id, attempt) = (c.row_id, c.attempt);
+                    let error = e.to_string();
+                    self.call(|reply| Op::Fail { row_id, attempt, error, retry_at_ms: None, reply }).await?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn wait_for_jobs(&self, quadrant: Quadrant, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.ready[quadrant_index(quadrant)].notified()).await;
+    }
+
+    async fn extend_lease(&self, delivery: &Delivery, lease: Duration) -> Result<(), QueueError> {
+        let (row_id, attempt) = receipt(delivery);
+        let lease_until_ms = now_ms() + lease.as_millis() as i64;
+        self.call(|reply| Op::Extend { row_id, attempt, lease_until_ms, reply }).await
+    }
+
+    async fn complete(&self, delivery: &Delivery) -> Result<(), QueueError> {
+        let (row_id, _) = receipt(delivery);
+        let key = delivery.job.idempotency_key.clone();
+        let job_id = delivery.job.job_id.clone();
+        self.call(|reply| Op::Complete { row_id, key, job_id, reply }).await
+    }
+
+    async fn fail(
+        &self,
+        delivery: &Delivery,
+        error: &str,
+        retry_in: Option<Duration>,
+    ) -> Result<FailOutcome, QueueError> {
+        let (row_id, attempt) = receipt(delivery);
+        let retry_at_ms = retry_in.map(|d| now_ms() + d.as_millis() as i64);
+        let error = error.to_owned();
+        self.call(|reply| Op::Fail { row_id, attempt, error, retry_at_ms, reply }).await
+    }
+
+    async fn release(&self, delivery: &Delivery) -> Result<(), QueueError> {
+        let (row_id, attempt) = receipt(delivery);
+        self.call(|reply| Op::Release { row_id, attempt, reply }).await
+    }
+
+    async fn stats(&self) -> Result<QueueStats, QueueError> {
+        self.read(writer::read_stats).await
+    }
+
+    async fn ping(&self) -> Result<(), QueueError> {
+        self.call(|reply| Op::Ping { reply }).await
+    }
+
+    async fn dlq_list(&self, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        let rows = self.read(move |conn| writer::read_dead_letters(conn, limit)).await?;
+        rows.into_iter()
+            .map(|(id, payload, attempts, last_error, failed_at_ms)| {
+                Ok(DeadLetter { id: id.to_string(), job: decode(&payload)?, attempts, last_error, failed_at_ms })
+            })
+            .collect()
+    }
+
+    async fn dlq_redrive(&self, which: Redrive) -> Result<u64, QueueError> {
+        let id = match which {
+            Redrive::All => None,
+            Redrive::One(id) => Some(id.parse::<i64>().map_err(|_| QueueError::NotFound(id.clone()))?),
+        };
+        let n = self.call(|reply| Op::Redrive { id, reply }).await?;
+        if let (Some(id), 0) = (id, n) {
+            return Err(QueueError::NotFound(id.to_string()));
+        }
+        Ok(n)
+    }
+
+    async fn dlq_purge(&self) -> Result<u64, QueueError> {
+        self.call(|reply| Op::Purge { reply }).await
+    }
+}

@@ -1,0 +1,563 @@
+//! The writer thread: the only code that changes the SQLite file of a running bot.
+//!
+//! It takes every operation waiting in its channel (up to a batch limit), runs them in one
+//! `BEGIN IMMEDIATE` transaction and replies only after `COMMIT` returned. If anything in
+//! the batch fails, the whole transaction is rolled back and every caller gets the error:
+//! nothing is acknowledged that is not stored.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chatops_core::{Quadrant, time::now_unix_ns};
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::{Enqueued, FailOutcome, QuadrantStats, QueueError, QueueStats, quadrant_index};
+
+type Reply<T> = oneshot::Sender<Result<T, QueueError>>;
+
+/// A row handed out by a claim, decoded by the async side.
+pub(crate) struct Claimed {
+    pub row_id: i64,
+    pub attempt: u32,
+    pub enqueued_ns: u64,
+    pub payload: Vec<u8>,
+}
+
+pub(crate) enum Op {
+    Enqueue {
+        job_id: String,
+        key: String,
+        quadrant: Quadrant,
+        max_attempts: u32,
+        payload: Vec<u8>,
+        reply: Reply<Enqueued>,
+    },
+    Claim {
+        quadrant: Quadrant,
+        max: usize,
+        lease_until_ms: i64,
+        reply: Reply<Vec<Claimed>>,
+    },
+    Extend {
+        row_id: i64,
+        attempt: u32,
+        lease_until_ms: i64,
+        reply: Reply<()>,
+    },
+    Complete {
+        row_id: i64,
+        key: String,
+        job_id: String,
+        reply: Reply<()>,
+    },
+    Fail {
+        row_id: i64,
+        attempt: u32,
+        error: String,
+        retry_at_ms: Option<i64>,
+        reply: Reply<FailOutcome>,
+    },
+    Release {
+        row_id: i64,
+        attempt: u32,
+        reply: Reply<()>,
+    },
+    Redrive {
+        id: Option<i64>,
+        reply: Reply<u64>,
+    },
+    Purge {
+        reply: Reply<u64>,
+    },
+    Ping {
+        reply: Reply<()>,
+    },
+    /// Periodic: reclaim expired leases, prune old done-records, resync depth counters.
+    Maintain,
+}
+
+/// An operation's result, held until the transaction commits.
+enum Done {
+    Enqueue(Reply<Enqueued>, Result<Option<i64>, QueueError>),
+    Claim(Reply<Vec<Claimed>>, Vec<Claimed>),
+    Unit(Reply<()>, Result<(), QueueError>),
+    Fail(Reply<FailOutcome>, FailOutcome),
+    Count(Reply<u64>, u64),
+    Nothing,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+    id             INTEGER PRIMARY KEY,
+    job_id         TEXT NOT NULL,
+    idem_key       TEXT NOT NULL UNIQUE,
+    quadrant       INTEGER NOT NULL,
+    state          INTEGER NOT NULL,          -- 0 ready, 1 leased
+    due_at_ms      INTEGER NOT NULL,
+    lease_until_ms INTEGER,
+    attempts       INTEGER NOT NULL,
+    max_attempts   INTEGER NOT NULL,
+    last_error     TEXT,
+    enqueued_ns    INTEGER NOT NULL,
+    payload        BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (quadrant, state, due_at_ms, id);
+CREATE TABLE IF NOT EXISTS done (
+    idem_key     TEXT PRIMARY KEY,
+    job_id       TEXT NOT NULL,
+    completed_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS done_age ON done (completed_ms);
+CREATE TABLE IF NOT EXISTS dlq (
+    id           INTEGER PRIMARY KEY,
+    job_id       TEXT NOT NULL,
+    idem_key     TEXT NOT NULL,
+    quadrant     INTEGER NOT NULL,
+    attempts     INTEGER NOT NULL,
+    max_attempts INTEGER NOT NULL,
+    last_error   TEXT NOT NULL,
+    failed_at_ms INTEGER NOT NULL,
+    payload      BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dlq_key ON dlq (idem_key);
+";
+
+const READY: i64 = 0;
+const LEASED: i64 = 1;
+
+pub(crate) fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(SCHEMA)
+}
+
+/// Hands every leased job back to the queue. Only the lock owner may do this: a lease held
+/// by a live process would otherwise be stolen.
+pub(crate) fn recover_leases(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.execute("UPDATE jobs SET state = ?1, lease_until_ms = NULL WHERE state = ?2", params![READY, LEASED])
+}
+
+fn now_ms() -> i64 {
+    (now_unix_ns() / 1_000_000) as i64
+}
+
+fn quadrant_from(i: i64) -> Option<Quadrant> {
+    Quadrant::ALL.get(usize::try_from(i).ok()?).copied()
+}
+
+pub(crate) fn read_stats(conn: &Connection) -> rusqlite::Result<QueueStats> {
+    let mut stats = QueueStats::default();
+    let mut stmt = conn.prepare_cached("SELECT quadrant, state, count(*) FROM jobs GROUP BY quadrant, state")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let Some(q) = quadrant_from(row.get(0)?) else { continue };
+        let n: i64 = row.get(2)?;
+        let slot: &mut QuadrantStats = &mut stats.quadrants[quadrant_index(q)];
+        if row.get::<_, i64>(1)? == LEASED {
+            slot.in_flight += n as u64;
+        } else {
+            slot.ready += n as u64;
+        }
+    }
+    stats.dead_letters = conn.query_row("SELECT count(*) FROM dlq", [], |r| r.get::<_, i64>(0))? as u64;
+    Ok(stats)
+}
+
+pub(crate) type DeadLetterRow = (i64, Vec<u8>, u32, String, i64);
+
+pub(crate) fn read_dead_letters(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<DeadLetterRow>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT id, payload, attempts, last_error, failed_at_ms FROM dlq ORDER BY id LIMIT ?1")?;
+    let rows = stmt.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+    rows.collect()
+}
+
+pub(crate) struct Writer {
+    conn: Connection,
+    max_depth: u64,
+    done_retention_ms: i64,
+    ready: Arc<[Notify; 4]>,
+    /// Jobs (ready + leased) per quadrant, for the `Full` check without a COUNT per enqueue.
+    depth: [u64; 4],
+    /// Commit instant of rows enqueued by this process, so queue wait starts when the job
+    /// became durable, not when its INSERT ran. Rows from before a restart fall back to
+    /// their insert stamp.
+    committed_ns: HashMap<i64, u64>,
+}
+
+impl Writer {
+    pub fn new(
+        conn: Connection,
+        max_depth: u64,
+        done_retention: std::time::Duration,
+        ready: Arc<[Notify; 4]>,
+    ) -> rusqlite::Result<Self> {
+        let mut w = Writer {
+            conn,
+            max_depth,
+            done_retention_ms: done_retention.as_millis() as i64,
+            ready,
+            depth: [0; 4],
+            committed_ns: HashMap::new(),
+        };
+        w.resync_depth()?;
+        Ok(w)
+    }
+
+    fn resync_depth(&mut self) -> rusqlite::Result<()> {
+        let stats = read_stats(&self.conn)?;
+        for (slot, q) in self.depth.iter_mut().zip(stats.quadrants) {
+            *slot = q.ready + q.in_flight;
+        }
+        Ok(())
+    }
+
+    pub fn run(mut self, mut rx: mpsc::Receiver<Op>, max_batch: usize) {
+        let mut batch = Vec::with_capacity(max_batch);
+        while let Some(first) = rx.blocking_recv() {
+            batch.push(first);
+            while batch.len() < max_batch {
+                match rx.try_recv() {
+                    Ok(op) => batch.push(op),
+                    Err(_) => break,
+                }
+            }
+            self.run_batch(&mut batch);
+        }
+    }
+
+    fn run_batch(&mut self, batch: &mut Vec<Op>) {
+        let depth_before = self.depth;
+        let mut woken = [false; 4];
+        let mut results = Vec::with_capacity(batch.len());
+        let outcome = (|| -> rusqlite::Result<()> {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            for op in batch.drain(..) {
+                results.push(self.apply(op, &mut woken)?);
+            }
+            self.conn.execute_batch("COMMIT")
+        })();
+        if let Err(e) = outcome {
+            // Roll back and fail everyone; also the ops that were not reached yet.
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.depth = depth_before;
+            let message = e.to_string();
+            tracing::error!(error.message = %message, "queue transaction failed; nothing in it was stored");
+            for done in results {
+                fail_done(done, &message);
+            }
+            for op in batch.drain(..) {
+                fail_op(op, &message);
+            }
+            return;
+        }
+        let committed = now_unix_ns();
+        for done in results {
+            match done {
+                Done::Enqueue(reply, Ok(Some(row_id))) => {
+                    self.committed_ns.insert(row_id, committed);
+                    let _ = reply.send(Ok(Enqueued::Stored { enqueued_ns: committed }));
+                }
+                Done::Enqueue(reply, Ok(None)) => {
+                    let _ = reply.send(Ok(Enqueued::Duplicate));
+                }
+                Done::Enqueue(reply, Err(e)) => {
+                    let _ = reply.send(Err(e));
+                }
+                Done::Claim(reply, claimed) => {
+                    let _ = reply.send(Ok(claimed));
+                }
+                Done::Unit(reply, r) => {
+                    let _ = reply.send(r);
+                }
+                Done::Fail(reply, outcome) => {
+                    let _ = reply.send(Ok(outcome));
+                }
+                Done::Count(reply, n) => {
+                    let _ = reply.send(Ok(n));
+                }
+                Done::Nothing => {}
+            }
+        }
+        for (i, woke) in woken.into_iter().enumerate() {
+            if woke {
+                self.ready[i].notify_one();
+            }
+        }
+    }
+
+    fn apply(&mut self, op: Op, woken: &mut [bool; 4]) -> rusqlite::Result<Done> {
+        Ok(match op {
+            Op::Enqueue { job_id, key, quadrant, max_attempts, payload, reply } => {
+                let qi = quadrant_index(quadrant);
+                if self.depth[qi] >= self.max_depth {
+                    let depth = self.depth[qi];
+                    return Ok(Done::Enqueue(reply, Err(QueueError::Full { quadrant, depth })));
+                }
+                let row = self.insert_job(&job_id, &key, qi, max_attempts, &payload)?;
+                if row.is_some() {
+                    self.depth[qi] += 1;
+                    woken[qi] = true;
+                }
+                Done::Enqueue(reply, Ok(row))
+            }
+            Op::Claim { quadrant, max, lease_until_ms, reply } => {
+                Done::Claim(reply, self.claim(quadrant_index(quadrant), max, lease_until_ms)?)
+            }
+            Op::Extend { row_id, attempt, lease_until_ms, reply } => {
+                let n = self
+                    .conn
+                    .prepare_cached(
+                        "UPDATE jobs SET lease_until_ms = ?1 WHERE id = ?2 AND attempts = ?3 AND state = ?4",
+                    )?
+                    .execute(params![lease_until_ms, row_id, attempt, LEASED])?;
+                let r = if n == 1 { Ok(()) } else { Err(QueueError::NotFound(format!("lease on job row {row_id}"))) };
+                Done::Unit(reply, r)
+            }
+            Op::Complete { row_id, key, job_id, reply } => {
+                self.conn
+                    .prepare_cached("INSERT OR IGNORE INTO done (idem_key, job_id, completed_ms) VALUES (?1, ?2, ?3)")?
+                    .execute(params![key, job_id, now_ms()])?;
+                self.delete_job(row_id)?;
+                Done::Unit(reply, Ok(()))
+            }
+            Op::Fail { row_id, attempt, error, retry_at_ms, reply } => {
+                let outcome = match retry_at_ms {
+                    Some(at) => {
+                        self.conn
+                            .prepare_cached(
+                                "UPDATE jobs SET state = ?1, due_at_ms = ?2, lease_until_ms = NULL, last_error = ?3
+                                 WHERE id = ?4 AND attempts = ?5",
+                            )?
+                            .execute(params![READY, at, error, row_id, attempt])?;
+                        FailOutcome::Retrying
+                    }
+                    None => {
+                        self.dead_letter(row_id, &error)?;
+                        FailOutcome::DeadLettered
+                    }
+                };
+                Done::Fail(reply, outcome)
+            }
+            Op::Release { row_id, attempt, reply } => {
+                let n = self
+                    .conn
+                    .prepare_cached(
+                        "UPDATE jobs SET state = ?1, due_at_ms = ?2, lease_until_ms = NULL, attempts = max(attempts - 1, 0)
+                         WHERE id = ?3 AND attempts = ?4 AND state = ?5",
+                    )?
+                    .execute(params![READY, now_ms(), row_id, attempt, LEASED])?;
+                if n == 1 {
+                    self.wake_row(row_id, woken)?;
+                }
+                Done::Unit(reply, Ok(()))
+            }
+            Op::Redrive { id, reply } => Done::Count(reply, self.redrive(id, woken)?),
+            Op::Purge { reply } => Done::Count(reply, self.conn.execute("DELETE FROM dlq", [])? as u64),
+            Op::Ping { reply } => {
+                self.conn.query_row("SELECT 1", [], |_| Ok(()))?;
+                Done::Unit(reply, Ok(()))
+            }
+            Op::Maintain => {
+                self.maintain(woken)?;
+                Done::Nothing
+            }
+        })
+    }
+
+    fn insert_job(
+        &mut self,
+        job_id: &str,
+        key: &str,
+        qi: usize,
+        max_attempts: u32,
+        payload: &[u8],
+    ) -> rusqlite::Result<Option<i64>> {
+        // A key that already completed or was dead-lettered is a duplicate too.
+        let seen: bool = self
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM done WHERE idem_key = ?1) OR EXISTS (SELECT 1 FROM dlq WHERE idem_key = ?1)",
+            )?
+            .query_row([key], |r| r.get(0))?;
+        if seen {
+            return Ok(None);
+        }
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO jobs (job_id, idem_key, quadrant, state, due_at_ms, attempts, max_attempts, enqueued_ns, payload)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8) ON CONFLICT (idem_key) DO NOTHING",
+            )?
+            .execute(params![job_id, key, qi as i64, READY, now_ms(), max_attempts, now_unix_ns() as i64, payload])?;
+        Ok((n == 1).then(|| self.conn.last_insert_rowid()))
+    }
+
+    fn claim(&mut self, qi: usize, max: usize, lease_until_ms: i64) -> rusqlite::Result<Vec<Claimed>> {
+        let rows: Vec<(i64, u32, i64, String, Vec<u8>)> = {
+            let mut stmt = self.conn.prepare_cached(
+                "UPDATE jobs SET state = ?1, lease_until_ms = ?2, attempts = attempts + 1
+                 WHERE id IN (SELECT id FROM jobs WHERE quadrant = ?3 AND state = ?4 AND due_at_ms <= ?5
+                              ORDER BY due_at_ms, id LIMIT ?6)
+                 RETURNING id, attempts, enqueued_ns, idem_key, payload",
+            )?;
+            let rows = stmt
+                .query_map(params![LEASED, lease_until_ms, qi as i64, READY, now_ms(), max as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut claimed = Vec::with_capacity(rows.len());
+        for (row_id, attempt, stored_ns, key, payload) in rows {
+            // The done-record is checked before any handler runs: a job that completed
+            // (and was then redelivered) is finished here, silently.
+            let done: bool = self
+                .conn
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM done WHERE idem_key = ?1)")?
+                .query_row([&key], |r| r.get(0))?;
+            if done {
+                self.delete_job(row_id)?;
+                continue;
+            }
+            let enqueued_ns = self.committed_ns.remove(&row_id).unwrap_or(stored_ns as u64);
+            claimed.push(Claimed { row_id, attempt, enqueued_ns, payload });
+        }
+        // Oldest first, as the UPDATE's RETURNING order is unspecified.
+        claimed.sort_by_key(|c| c.row_id);
+        Ok(claimed)
+    }
+
+    fn delete_job(&mut self, row_id: i64) -> rusqlite::Result<()> {
+        let q: Option<i64> = self
+            .conn
+            .prepare_cached("DELETE FROM jobs WHERE id = ?1 RETURNING quadrant")?
+            .query_row([row_id], |r| r.get(0))
+            .optional()?;
+        if let Some(qi) = q.and_then(|q| usize::try_from(q).ok()).filter(|&q| q < 4) {
+            self.depth[qi] = self.depth[qi].saturating_sub(1);
+        }
+        self.committed_ns.remove(&row_id);
+        Ok(())
+    }
+
+    fn dead_letter(&mut self, row_id: i64, error: &str) -> rusqlite::Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO dlq (job_id, idem_key, quadrant, attempts, max_attempts, last_error, failed_at_ms, payload)
+                 SELECT job_id, idem_key, quadrant, attempts, max_attempts, ?1, ?2, payload FROM jobs WHERE id = ?3",
+            )?
+            .execute(params![error, now_ms(), row_id])?;
+        self.delete_job(row_id)
+    }
+
+    fn wake_row(&mut self, row_id: i64, woken: &mut [bool; 4]) -> rusqlite::Result<()> {
+        let q: Option<i64> =
+            self.conn.query_row("SELECT quadrant FROM jobs WHERE id = ?1", [row_id], |r| r.get(0)).optional()?;
+        if let Some(qi) = q.and_then(|q| usize::try_from(q).ok()).filter(|&q| q < 4) {
+            woken[qi] = true;
+        }
+        Ok(())
+    }
+
+    fn redrive(&mut self, id: Option<i64>, woken: &mut [bool; 4]) -> rusqlite::Result<u64> {
+        let (now, now_ns) = (now_ms(), now_unix_ns() as i64);
+        let moved: Vec<(i64, i64)> = {
+            let mut stmt = self.conn.prepare_cached(
+                "INSERT INTO jobs (job_id, idem_key, quadrant, state, due_at_ms, attempts, max_attempts, enqueued_ns, payload)
+                 SELECT job_id, idem_key, quadrant, ?1, ?2, 0, max_attempts, ?3, payload FROM dlq
+                 WHERE (?4 IS NULL OR id = ?4) ORDER BY id
+                 ON CONFLICT (idem_key) DO NOTHING
+                 RETURNING id, quadrant",
+            )?;
+            let rows = stmt.query_map(params![READY, now, now_ns, id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        self.conn.execute("DELETE FROM dlq WHERE (?1 IS NULL OR id = ?1)", params![id])?;
+        for (_, qi) in &moved {
+            if let Some(qi) = usize::try_from(*qi).ok().filter(|&q| q < 4) {
+                self.depth[qi] += 1;
+                woken[qi] = true;
+            }
+        }
+        Ok(moved.len() as u64)
+    }
+
+    fn maintain(&mut self, woken: &mut [bool; 4]) -> rusqlite::Result<()> {
+        let now = now_ms();
+        // Expired leases whose attempts are used up go to the DLQ; the others become ready.
+        let exhausted: Vec<i64> = {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT id FROM jobs WHERE state = ?1 AND lease_until_ms < ?2 AND attempts >= max_attempts",
+            )?;
+            let rows = stmt.query_map(params![LEASED, now], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for row_id in exhausted {
+            self.dead_letter(row_id, "lease expired: the worker did not finish the job in time")?;
+        }
+        let requeued: Vec<i64> = {
+            let mut stmt = self.conn.prepare_cached(
+                "UPDATE jobs SET state = ?1, lease_until_ms = NULL, due_at_ms = ?2,
+                        last_error = 'lease expired: the worker did not finish the job in time'
+                 WHERE state = ?3 AND lease_until_ms < ?2 RETURNING quadrant",
+            )?;
+            let rows = stmt.query_map(params![READY, now, LEASED], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for qi in requeued {
+            if let Some(qi) = usize::try_from(qi).ok().filter(|&q| q < 4) {
+                woken[qi] = true;
+            }
+        }
+        // Retries whose backoff ended: wake their quadrant so they do not wait for a poll.
+        let due: Vec<i64> = {
+            let mut stmt =
+                self.conn.prepare_cached("SELECT DISTINCT quadrant FROM jobs WHERE state = ?1 AND due_at_ms <= ?2")?;
+            let rows = stmt.query_map(params![READY, now], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for qi in due {
+            if let Some(qi) = usize::try_from(qi).ok().filter(|&q| q < 4) {
+                woken[qi] = true;
+            }
+        }
+        self.conn
+            .prepare_cached("DELETE FROM done WHERE completed_ms < ?1")?
+            .execute([now - self.done_retention_ms])?;
+        self.resync_depth()?;
+        // Stamps of rows another process removed (dlq purge, redrive) would otherwise leak.
+        if self.committed_ns.len() as u64 > self.depth.iter().sum::<u64>() {
+            let live: std::collections::HashSet<i64> = {
+                let mut stmt = self.conn.prepare_cached("SELECT id FROM jobs")?;
+                let rows = stmt.query_map([], |r| r.get(0))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            self.committed_ns.retain(|id, _| live.contains(id));
+        }
+        Ok(())
+    }
+}
+
+fn fail_done(done: Done, message: &str) {
+    let err = || QueueError::Storage(message.to_owned());
+    match done {
+        Done::Enqueue(r, _) => drop(r.send(Err(err()))),
+        Done::Claim(r, _) => drop(r.send(Err(err()))),
+        Done::Unit(r, _) => drop(r.send(Err(err()))),
+        Done::Fail(r, _) => drop(r.send(Err(err()))),
+        Done::Count(r, _) => drop(r.send(Err(err()))),
+        Done::Nothing => {}
+    }
+}
+
+fn fail_op(op: Op, message: &str) {
+    let err = || QueueError::Storage(message.to_owned());
+    match op {
+        Op::Enqueue { reply, .. } => drop(reply.send(Err(err()))),
+        Op::Claim { reply, .. } => drop(reply.send(Err(err()))),
+        Op::Extend { reply, .. } | Op::Release { reply, .. } | Op::Ping { reply } => drop(reply.send(Err(err()))),
+        Op::Complete { reply, .. } => drop(reply.send(Err(err()))),
+        Op::Fail { reply, .. } => drop(reply.send(Err(err()))),
+        Op::Redrive { reply, .. } | Op::Purge { reply } => drop(reply.send(Err(err()))),
+        Op::Maintain => {}
+    }
+}

@@ -1,0 +1,243 @@
+//! Behaviour every engine must have. Each test body is written once as a function taking
+//! the queue; `conformance!` runs it per engine.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatops_core::{CorrelationId, Job, Quadrant, SlashCommand};
+use chatops_queue::{Enqueued, FailOutcome, Queue, Redrive};
+
+pub fn job(key: &str, quadrant: Quadrant) -> Job {
+    Job {
+        job_id: format!("job-{key}"),
+        correlation_id: CorrelationId::generate(),
+        idempotency_key: key.to_owned(),
+        quadrant,
+        command: SlashCommand {
+            command: "/echo".into(),
+            text: key.into(),
+            response_url: "https://hooks.slack.com/commands/T1/2/secret".into(),
+            ..Default::default()
+        },
+        max_attempts: 3,
+        router_received_ns: 1,
+        enqueue_started_ns: 2,
+        traceparent: None,
+    }
+}
+
+const LEASE: Duration = Duration::from_secs(30);
+
+pub async fn delivers_an_enqueued_job_once(q: Arc<dyn Queue>) {
+    let stored = q.enqueue(&job("a", Quadrant::ShortRead)).await.unwrap();
+    let Enqueued::Stored { enqueued_ns } = stored else { panic!("expected Stored, got {stored:?}") };
+    assert!(enqueued_ns > 0);
+    assert_eq!(q.stats().await.unwrap().quadrant(Quadrant::ShortRead).ready, 1);
+
+    let got = q.dequeue(Quadrant::ShortRead, 10, LEASE).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].job.idempotency_key, "a");
+    assert_eq!(got[0].job.command.text, "a");
+    assert_eq!(got[0].attempt, 1);
+    assert!(got[0].dequeued_ns >= got[0].enqueued_ns);
+    assert_eq!(q.stats().await.unwrap().quadrant(Quadrant::ShortRead).in_flight, 1);
+    assert!(q.dequeue(Quadrant::ShortRead, 10, LEASE).await.unwrap().is_empty(), "leased job is not handed out twice");
+
+    q.complete(&got[0]).await.unwrap();
+    let stats = q.stats().await.unwrap();
+    assert_eq!(stats.quadrant(Quadrant::ShortRead).ready + stats.quadrant(Quadrant::ShortRead).in_flight, 0);
+}
+
+pub async fn keeps_quadrants_apart(q: Arc<dyn Queue>) {
+    q.enqueue(&job("lw", Quadrant::LongWrite)).await.unwrap();
+    assert!(q.dequeue(Quadrant::ShortRead, 10, LEASE).await.unwrap().is_empty());
+    let got = q.dequeue(Quadrant::LongWrite, 10, LEASE).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].job.quadrant, Quadrant::LongWrite);
+}
+
+pub async fn same_request_twice_yields_one_job(q: Arc<dyn Queue>) {
+    assert!(matches!(q.enqueue(&job("dup", Quadrant::ShortRead)).await.unwrap(), Enqueued::Stored { .. }));
+    assert_eq!(q.enqueue(&job("dup", Quadrant::ShortRead)).await.unwrap(), Enqueued::Duplicate);
+    let got = q.dequeue(Quadrant::ShortRead, 10, LEASE).await.unwrap();
+    assert_eq!(got.len(), 1);
+    q.complete(&got[0]).await.unwrap();
+    // After completion the done-record still refuses the duplicate.
+    assert_eq!(q.enqueue(&job("dup", Quadrant::ShortRead)).await.unwrap(), Enqueued::Duplicate);
+    assert!(q.dequeue(Quadrant::ShortRead, 10, LEASE).await.unwrap().is_empty());
+}
+
+pub async fn failed_job_is_retried_after_its_delay(q: Arc<dyn Queue>) {
+    q.enqueue(&job("retry", Quadrant::ShortWrite)).await.unwrap();
+    let first = q.dequeue(Quadrant::ShortWrite, 1, LEASE).await.unwrap().pop().unwrap();
+    let outcome = q.fail(&first, "receiver said 500", Some(Duration::from_millis(300))).await.unwrap();
+    assert_eq!(outcome, FailOutcome::Retrying);
+    assert!(q.dequeue(Quadrant::ShortWrite, 1, LEASE).await.unwrap().is_empty(), "not before the delay");
+    let second = loop {
+        q.wait_for_jobs(Quadrant::ShortWrite, Duration::from_millis(100)).await;
+        if let Some(d) = q.dequeue(Quadrant::ShortWrite, 1, LEASE).await.unwrap().pop() {
+            break d;
+        }
+    };
+    assert_eq!(second.attempt, 2);
+    q.complete(&second).await.unwrap();
+}
+
+pub async fn dead_letters_can_be_listed_redriven_and_purged(q: Arc<dyn Queue>) {
+    for key in ["d1", "d2", "d3"] {
+        q.enqueue(&job(key, Quadrant::LongRead)).await.unwrap();
+    }
+    for d in q.dequeue(Quadrant::LongRead, 10, LEASE).await.unwrap() {
+        assert_eq!(q.fail(&d, "handler exploded", None).await.unwrap(), FailOutcome::DeadLettered);
+    }
+    let dead = q.dlq_list(100).await.unwrap();
+    assert_eq!(dead.len(), 3);
+    assert_eq!(dead[0].last_error, "handler exploded");
+    assert_eq!(dead[0].attempts, 1);
+    assert_eq!(q.stats().await.unwrap().dead_letters, 3);
+    // A dead-lettered request delivered again is still a duplicate.
+    assert_eq!(q.enqueue(&job("d1", Quadrant::LongRead)).await.unwrap(), Enqueued::Duplicate);
+
+    assert_eq!(q.dlq_redrive(Redrive::One(dead[0].id.clone())).await.unwrap(), 1);
+    let again = q.dequeue(Quadrant::LongRead, 10, LEASE).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempt, 1, "redrive starts a fresh attempt count");
+    q.complete(&again[0]).await.unwrap();
+
+    assert!(q.dlq_redrive(Redrive::One("no-such-id".into())).await.is_err());
+    assert_eq!(q.dlq_purge().await.unwrap(), 2);
+    assert!(q.dlq_list(100).await.unwrap().is_empty());
+}
+
+pub async fn redrive_all_returns_every_dead_letter(q: Arc<dyn Queue>) {
+    for key in ["r1", "r2"] {
+        q.enqueue(&job(key, Quadrant::ShortRead)).await.unwrap();
+    }
+    for d in q.dequeue(Quadrant::ShortRead, 10, LEASE).await.unwrap() {
+        q.fail(&d, "boom", None).await.unwrap();
+    }
+    assert_eq!(q.dlq_redrive(Redrive::All).await.unwrap(), 2);
+    assert_eq!(q.dequeue(Quadrant::ShortRead, 10, LEASE).await.unwrap().len(), 2);
+}
+
+pub async fn released_job_comes_back_without_using_an_attempt(q: Arc<dyn Queue>) {
+    q.enqueue(&job("rel", Quadrant::LongWrite)).await.unwrap();
+    let d = q.dequeue(Quadrant::LongWrite, 1, LEASE).await.unwrap().pop().unwrap();
+    q.release(&d).await.unwrap();
+    let again = q.dequeue(Quadrant::LongWrite, 1, LEASE).await.unwrap().pop().unwrap();
+    assert_eq!(again.attempt, 1);
+}
+
+pub async fn expired_lease_is_delivered_again(q: Arc<dyn Queue>) {
+    q.enqueue(&job("lease", Quadrant::ShortRead)).await.unwrap();
+    let first = q.dequeue(Quadrant::ShortRead, 1, Duration::from_millis(200)).await.unwrap().pop().unwrap();
+    // The worker "dies": no complete, no fail. The job must come back.
+    let second = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            q.wait_for_jobs(Quadrant::ShortRead, Duration::from_millis(100)).await;
+            if let Some(d) = q.dequeue(Quadrant::ShortRead, 1, LEASE).await.unwrap().pop() {
+                break d;
+            }
+        }
+    })
+    .await
+    .expect("job redelivered after its lease expired");
+    assert_eq!(second.attempt, first.attempt + 1);
+    q.complete(&second).await.unwrap();
+}
+
+pub async fn extended_lease_is_kept(q: Arc<dyn Queue>) {
+    q.enqueue(&job("ext", Quadrant::LongRead)).await.unwrap();
+    let d = q.dequeue(Quadrant::LongRead, 1, Duration::from_millis(300)).await.unwrap().pop().unwrap();
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        q.extend_lease(&d, Duration::from_millis(300)).await.unwrap();
+    }
+    assert!(q.dequeue(Quadrant::LongRead, 1, LEASE).await.unwrap().is_empty(), "still leased after 600 ms");
+    q.complete(&d).await.unwrap();
+}
+
+pub async fn concurrent_enqueues_are_all_stored(q: Arc<dyn Queue>) {
+    let mut tasks = Vec::new();
+    for i in 0..500 {
+        let q = q.clone();
+        tasks.push(tokio::spawn(async move { q.enqueue(&job(&format!("c{i}"), Quadrant::ShortRead)).await }));
+    }
+    for t in tasks {
+        assert!(matches!(t.await.unwrap().unwrap(), Enqueued::Stored { .. }));
+    }
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let batch = q.dequeue(Quadrant::ShortRead, 64, LEASE).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        for d in &batch {
+            assert!(seen.insert(d.job.idempotency_key.clone()), "delivered twice: {}", d.job.idempotency_key);
+            q.complete(d).await.unwrap();
+        }
+    }
+    assert_eq!(seen.len(), 500);
+}
+
+pub async fn wait_for_jobs_wakes_on_enqueue(q: Arc<dyn Queue>) {
+    let waiter = {
+        let q = q.clone();
+        tokio::spawn(async move {
+            let start = std::time::Instant::now();
+            q.wait_for_jobs(Quadrant::ShortWrite, Duration::from_secs(20)).await;
+            start.elapsed()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    q.enqueue(&job("wake", Quadrant::ShortWrite)).await.unwrap();
+    let waited = waiter.await.unwrap();
+    assert!(waited < Duration::from_secs(10), "woken by the enqueue, not by the 20 s timeout ({waited:?})");
+}
+
+/// Runs each listed test body against each engine constructor.
+#[macro_export]
+macro_rules! conformance {
+    ($engine:ident, $make:expr) => {
+        mod $engine {
+            use super::*;
+            $crate::conformance!(@tests $make;
+                delivers_an_enqueued_job_once,
+                keeps_quadrants_apart,
+                same_request_twice_yields_one_job,
+                failed_job_is_retried_after_its_delay,
+                dead_letters_can_be_listed_redriven_and_purged,
+                redrive_all_returns_every_dead_letter,
+                released_job_comes_back_without_using_an_attempt,
+                expired_lease_is_delivered_again,
+                extended_lease_is_kept,
+                concurrent_enqueues_are_all_stored,
+                wait_for_jobs_wakes_on_enqueue,
+            );
+        }
+    };
+    (@tests $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (queue, _guard) = $make().await;
+                $crate::conformance::$name(queue).await;
+            }
+        )*
+    };
+}
+
+mod engines {
+    use super::*;
+    use chatops_queue::sqlite::{OpenMode, SqliteQueue, SqliteSettings};
+
+    async fn sqlite() -> (Arc<dyn Queue>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = SqliteSettings::new(dir.path().join("queue.db"));
+        settings.maintenance_interval = Duration::from_millis(50);
+        let q = SqliteQueue::open(settings, OpenMode::Owner).unwrap();
+        (Arc::new(q), dir)
+    }
+
+    crate::conformance!(sqlite, sqlite);
+}

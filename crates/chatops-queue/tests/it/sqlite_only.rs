@@ -1,0 +1,98 @@
+//! Behaviour specific to the embedded engine: the file survives the process, one owner at
+//! a time, the depth limit, the done-record check against a real file.
+
+use std::time::Duration;
+
+use chatops_core::Quadrant;
+use chatops_queue::sqlite::{Durability, OpenMode, SqliteQueue, SqliteSettings};
+use chatops_queue::{Enqueued, Queue, QueueError, QueueErrorKind};
+
+use crate::conformance::job;
+
+const LEASE: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn jobs_survive_reopening_and_leases_are_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.db");
+    {
+        let q = SqliteQueue::open(SqliteSettings::new(&path), OpenMode::Owner).unwrap();
+        q.enqueue(&job("waiting", Quadrant::ShortRead)).await.unwrap();
+        q.enqueue(&job("running", Quadrant::ShortRead)).await.unwrap();
+        let d = q.dequeue(Quadrant::ShortRead, 1, LEASE).await.unwrap();
+        assert_eq!(d.len(), 1);
+        // Dropped without complete: as if the process died mid-job.
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let q = SqliteQueue::open(SqliteSettings::new(&path), OpenMode::Owner).unwrap();
+    let got = q.dequeue(Quadrant::ShortRead, 10, LEASE).await.unwrap();
+    let mut keys: Vec<_> = got.iter().map(|d| d.job.idempotency_key.as_str()).collect();
+    keys.sort();
+    assert_eq!(keys, ["running", "waiting"], "a lease of a dead owner is handed back at once");
+}
+
+#[tokio::test]
+async fn a_second_owner_is_refused_while_the_first_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.db");
+    let _first = SqliteQueue::open(SqliteSettings::new(&path), OpenMode::Owner).unwrap();
+    let err = SqliteQueue::open(SqliteSettings::new(&path), OpenMode::Owner).unwrap_err();
+    assert!(err.to_string().contains("in use by another chatops process"), "{err}");
+    // An admin handle (chatops dlq) may open it at the same time.
+    let admin = SqliteQueue::open(SqliteSettings::new(&path), OpenMode::Admin).unwrap();
+    assert!(admin.dlq_list(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn enqueue_beyond_max_depth_is_refused_as_transient() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = SqliteSettings::new(dir.path().join("queue.db"));
+    settings.max_depth = 2;
+    let q = SqliteQueue::open(settings, OpenMode::Owner).unwrap();
+    q.enqueue(&job("1", Quadrant::ShortRead)).await.unwrap();
+    q.enqueue(&job("2", Quadrant::ShortRead)).await.unwrap();
+    let err = q.enqueue(&job("3", Quadrant::ShortRead)).await.unwrap_err();
+    assert!(matches!(err, QueueError::Full { depth: 2, .. }), "{err}");
+    assert_eq!(err.kind(), QueueErrorKind::Transient);
+    // Other quadrants have their own limit.
+    assert!(matches!(q.enqueue(&job("4", Quadrant::LongRead)).await.unwrap(), Enqueued::Stored { .. }));
+}
+
+#[tokio::test]
+async fn job_with_a_done_record_is_not_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.db");
+    let q = SqliteQueue::open(SqliteSettings::new(&path), OpenMode::Owner).unwrap();
+    q.enqueue(&job("finished-elsewhere", Quadrant::ShortRead)).await.unwrap();
+    // As if an earlier delivery completed but its acknowledgement was lost.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.execute("INSERT INTO done (idem_key, job_id, completed_ms) VALUES ('finished-elsewhere', 'x', 0)", [])
+        .unwrap();
+    assert!(q.dequeue(Quadrant::ShortRead, 10, LEASE).await.unwrap().is_empty());
+    let stats = q.stats().await.unwrap();
+    assert_eq!(stats.quadrant(Quadrant::ShortRead).ready + stats.quadrant(Quadrant::ShortRead).in_flight, 0);
+}
+
+#[tokio::test]
+async fn corrupt_payload_goes_to_the_dead_letter_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.db");
+    let q = SqliteQueue::open(SqliteSettings::new(&path), OpenMode::Owner).unwrap();
+    q.enqueue(&job("corrupt", Quadrant::ShortRead)).await.unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.execute("UPDATE jobs SET payload = x'7b6e6f74206a736f6e'", []).unwrap();
+    assert!(q.dequeue(Quadrant::ShortRead, 10, LEASE).await.unwrap().is_empty());
+    assert_eq!(q.stats().await.unwrap().dead_letters, 1);
+}
+
+#[tokio::test]
+async fn normal_durability_opens_and_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = SqliteSettings::new(dir.path().join("queue.db"));
+    settings.durability = Durability::Normal;
+    let q = SqliteQueue::open(settings, OpenMode::Owner).unwrap();
+    assert!(matches!(q.enqueue(&job("n", Quadrant::ShortRead)).await.unwrap(), Enqueued::Stored { .. }));
+    q.ping().await.unwrap();
+}
