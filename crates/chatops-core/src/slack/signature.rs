@@ -197,7 +197,8 @@ mod tests {
         let s = signer();
         let body = DOC_BODY.as_bytes();
         let now = 1531420618;
-        let cases: &[(Option<&[u8]>, Option<&[u8]>, VerifyError)] = &[
+        type Case<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, VerifyError);
+        let cases: &[Case<'_>] = &[
             (None, Some(DOC_SIG.as_bytes()), VerifyError::MissingTimestamp),
             (Some(b"-1531420618"), Some(DOC_SIG.as_bytes()), VerifyError::MalformedTimestamp),
             (Some(b" 1531420618"), Some(DOC_SIG.as_bytes()), VerifyError::MalformedTimestamp),
