@@ -29,6 +29,11 @@ pub struct Job {
 }
 
 impl Job {
+    /// A new unique, time-ordered job id (UUIDv7).
+    pub fn new_id() -> String {
+        uuid::Uuid::now_v7().to_string()
+    }
+
     /// The idempotency key of a Slack request: its timestamp and signature, which together
     /// identify one delivery of one body (a retransmission of the same request has both).
     pub fn idempotency_key_for(timestamp: &str, signature: &str) -> String {

@@ -103,6 +103,10 @@ pub struct Counters {
     /// Responses whose path named no request this test sent.
     #[serde(default)]
     pub unmatched_responses: u64,
+    /// Responses that arrived after their request's response window had closed (already
+    /// counted as lost or finished); they are not in the E2E summaries.
+    #[serde(default)]
+    pub late_responses: u64,
 }
 
 impl Counters {
@@ -175,4 +179,11 @@ pub struct ThresholdResult {
     pub limit: f64,
     pub measured: f64,
     pub passed: bool,
+    /// A non-strict condition (Artillery `strict: false`) is reported but does not fail the test.
+    #[serde(default = "yes")]
+    pub strict: bool,
+}
+
+fn yes() -> bool {
+    true
 }

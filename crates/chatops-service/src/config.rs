@@ -1,0 +1,477 @@
+//! Configuration of `chatops serve`: the built-in defaults (`config/default.toml`, compiled
+//! in), an optional `--config` file, then `CHATOPS_*` environment variables and flags.
+//!
+//! Files are deserialised into `Raw*` structs whose fields are all optional (so a user file
+//! only names what it changes, and an unknown key is an error with its line), merged field
+//! by field over the defaults, and converted once into the validated [`Settings`] with typed
+//! values. Nothing downstream parses strings.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chatops_core::Quadrant;
+use chatops_core::slack::AllowedHosts;
+use chatops_queue::sqlite::Durability;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::registry::{CommandSpec, HandlerSpec, RegistryError};
+
+/// The compiled-in defaults; also the reference documentation of every key.
+pub const DEFAULT_CONFIG: &str = include_str!("../../../config/default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid setting `{key}`: {message}")]
+    Invalid { key: String, message: String },
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(
+        "no Slack signing secret: set SLACK_SIGNING_SECRET or pass --signing-secret-file FILE \
+         (Slack app settings → Basic Information → App Credentials → Signing Secret)"
+    )]
+    MissingSigningSecret,
+}
+
+fn invalid(key: &str, message: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid { key: key.to_owned(), message: message.to_string() }
+}
+
+/// A duration written as text (`"30s"`, `"5m"`, `"500ms"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map(HumanDuration)
+            .map_err(|e| serde::de::Error::custom(format!("`{s}` is not a duration like \"30s\" or \"5m\": {e}")))
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    queue: RawQueue,
+    #[serde(default)]
+    retry: RawRetry,
+    #[serde(default)]
+    respond: RawRespond,
+    #[serde(default)]
+    workers: BTreeMap<String, RawPool>,
+    /// When true, the file's `[[commands]]` replace the built-in ones instead of adding to
+    /// (and overriding by name) them.
+    #[serde(default)]
+    replace_builtin_commands: bool,
+    #[serde(default)]
+    commands: Vec<RawCommand>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    max_body_bytes: Option<usize>,
+    ack_budget: Option<HumanDuration>,
+    shutdown_grace: Option<HumanDuration>,
+    allow_response_hosts: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQueue {
+    durability: Option<String>,
+    max_depth: Option<u64>,
+    done_retention: Option<HumanDuration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    base_delay: Option<HumanDuration>,
+    max_delay: Option<HumanDuration>,
+    max_attempts: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRespond {
+    connect_timeout: Option<HumanDuration>,
+    request_timeout: Option<HumanDuration>,
+    max_retries: Option<u32>,
+    max_posts: Option<u32>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPool {
+    concurrency: Option<usize>,
+    lease: Option<HumanDuration>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCommand {
+    pub name: String,
+    pub quadrant: String,
+    pub timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub requires_approval: bool,
+    #[serde(default)]
+    pub description: String,
+    pub usage: Option<String>,
+    pub handler: String,
+    pub max_attempts: Option<u32>,
+    /// simulate: total work time.
+    pub work: Option<HumanDuration>,
+    /// simulate: number of posts.
+    pub answers: Option<u32>,
+}
+
+/// Values given on the command line or in the environment; they win over files.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub log_file: Option<PathBuf>,
+    pub allow_response_hosts: Vec<String>,
+    pub durability: Option<Durability>,
+    pub signing_secret: Option<SecretString>,
+}
+
+/// One quadrant's worker pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    pub concurrency: usize,
+    pub lease: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetrySettings {
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    pub max_attempts: u32,
+}
+
+impl RetrySettings {
+    /// Delay before attempt `attempt + 1`: exponential, capped, with ±20% jitter so that
+    /// jobs failing together do not retry together.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self.base_delay.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+        let capped = exp.min(self.max_delay);
+        capped.mul_f64(0.8 + fastrand::f64() * 0.4)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RespondSettings {
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_retries: u32,
+    pub max_posts: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueueSettings {
+    pub durability: Durability,
+    pub max_depth: u64,
+    pub done_retention: Duration,
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub log_file: Option<PathBuf>,
+    pub signing_secret: SecretString,
+    pub allowed_hosts: AllowedHosts,
+    pub max_body_bytes: usize,
+    pub ack_budget: Duration,
+    pub shutdown_grace: Duration,
+    pub queue: QueueSettings,
+    pub retry: RetrySettings,
+    pub respond: RespondSettings,
+    /// Indexed like [`Quadrant::ALL`].
+    pub workers: [PoolSettings; 4],
+    pub commands: Vec<CommandSpec>,
+}
+
+impl Settings {
+    pub fn pool(&self, q: Quadrant) -> PoolSettings {
+        self.workers[Quadrant::ALL.iter().position(|&x| x == q).expect("ALL lists every quadrant")]
+    }
+
+    /// Path of the embedded queue's file.
+    pub fn queue_path(&self) -> PathBuf {
+        self.data_dir.join("queue.db")
+    }
+}
+
+fn parse_raw(text: &str, origin: &str) -> Result<RawSettings, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse { path: origin.to_owned(), message: e.to_string() })
+}
+
+/// Loads the settings: defaults, then the file, then the overrides.
+pub fn load(config_file: Option<&Path>, overrides: Overrides) -> Result<Settings, ConfigError> {
+    let defaults = parse_raw(DEFAULT_CONFIG, "<built-in defaults>")?;
+    let user = match config_file {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+            parse_raw(&text, &path.display().to_string())?
+        }
+        None => RawSettings::default(),
+    };
+    build(defaults, user, overrides)
+}
+
+fn build(d: RawSettings, u: RawSettings, o: Overrides) -> Result<Settings, ConfigError> {
+    let signing_secret = o.signing_secret.ok_or(ConfigError::MissingSigningSecret)?;
+    let listen = match o.listen {
+        Some(addr) => addr,
+        None => {
+            let raw = u.server.listen.or(d.server.listen).unwrap_or_default();
+            raw.parse().map_err(|e| invalid("server.listen", format!("`{raw}`: {e}")))?
+        }
+    };
+    let data_dir = o.data_dir.or(u.server.data_dir).or(d.server.data_dir).unwrap_or_else(|| PathBuf::from("data"));
+    let max_body_bytes = u.server.max_body_bytes.or(d.server.max_body_bytes).unwrap_or(16 * 1024);
+    if !(256..=1024 * 1024).contains(&max_body_bytes) {
+        return Err(invalid("server.max_body_bytes", "must be between 256 and 1048576"));
+    }
+    let ack_budget = pick(u.server.ack_budget, d.server.ack_budget, "server.ack_budget")?;
+    if ack_budget >= Duration::from_secs(3) {
+        return Err(invalid("server.ack_budget", "must be under 3s: Slack gives up after 3 seconds"));
+    }
+    let mut allowed_hosts = AllowedHosts::default();
+    let hosts = u.server.allow_response_hosts.or(d.server.allow_response_hosts).unwrap_or_default();
+    for host in hosts.iter().chain(&o.allow_response_hosts) {
+        allowed_hosts.allow(host).map_err(|e| invalid("server.allow_response_hosts", format!("`{host}`: {e}")))?;
+    }
+    let durability = match o.durability {
+        Some(d) => d,
+        None => {
+            let raw = u.queue.durability.or(d.queue.durability).unwrap_or_else(|| "full".into());
+            raw.parse().map_err(|e| invalid("queue.durability", e))?
+        }
+    };
+    let retry = RetrySettings {
+        base_delay: pick(u.retry.base_delay, d.retry.base_delay, "retry.base_delay")?,
+        max_delay: pick(u.retry.max_delay, d.retry.max_delay, "retry.max_delay")?,
+        max_attempts: u.retry.max_attempts.or(d.retry.max_attempts).unwrap_or(3).max(1),
+    };
+    let respond = RespondSettings {
+        connect_timeout: pick(u.respond.connect_timeout, d.respond.connect_timeout, "respond.connect_timeout")?,
+        request_timeout: pick(u.respond.request_timeout, d.respond.request_timeout, "respond.request_timeout")?,
+        max_retries: u.respond.max_retries.or(d.respond.max_retries).unwrap_or(3),
+        max_posts: u.respond.max_posts.or(d.respond.max_posts).unwrap_or(5).clamp(1, 5),
+    };
+    for key in u.workers.keys() {
+        key.parse::<Quadrant>().map_err(|e| invalid(&format!("workers.{key}"), e))?;
+    }
+    let mut workers = [PoolSettings { concurrency: 1, lease: Duration::from_secs(30) }; 4];
+    for (slot, q) in workers.iter_mut().zip(Quadrant::ALL) {
+        let (up, dp) = (
+            u.workers.get(q.as_str()).cloned().unwrap_or_default(),
+            d.workers.get(q.as_str()).cloned().unwrap_or_default(),
+        );
+        let key = format!("workers.{q}");
+        slot.concurrency = up.concurrency.or(dp.concurrency).unwrap_or(16);
+        if !(1..=10_000).contains(&slot.concurrency) {
+            return Err(invalid(&format!("{key}.concurrency"), "must be between 1 and 10000"));
+        }
+        slot.lease = pick(up.lease, dp.lease, &format!("{key}.lease"))?;
+        if slot.lease < Duration::from_millis(100) {
+            return Err(invalid(&format!("{key}.lease"), "must be at least 100ms"));
+        }
+    }
+    let raw_commands = if u.replace_builtin_commands {
+        u.commands
+    } else {
+        let mut merged: Vec<RawCommand> =
+            d.commands.into_iter().filter(|dc| !u.commands.iter().any(|uc| uc.name == dc.name)).collect();
+        merged.extend(u.commands);
+        merged
+    };
+    let commands =
+        raw_commands.into_iter().map(|c| command_spec(c, retry.max_attempts)).collect::<Result<Vec<_>, _>>()?;
+    Ok(Settings {
+        listen,
+        data_dir,
+        log_file: o.log_file,
+        signing_secret,
+        allowed_hosts,
+        max_body_bytes,
+        ack_budget,
+        shutdown_grace: pick(u.server.shutdown_grace, d.server.shutdown_grace, "server.shutdown_grace")?,
+        queue: QueueSettings {
+            durability,
+            max_depth: u.queue.max_depth.or(d.queue.max_depth).unwrap_or(100_000),
+            done_retention: pick(u.queue.done_retention, d.queue.done_retention, "queue.done_retention")?,
+        },
+        retry,
+        respond,
+        workers,
+        commands,
+    })
+}
+
+fn pick(user: Option<HumanDuration>, default: Option<HumanDuration>, key: &str) -> Result<Duration, ConfigError> {
+    user.or(default).map(|d| d.0).ok_or_else(|| invalid(key, "missing (and no built-in default)"))
+}
+
+fn command_spec(c: RawCommand, default_attempts: u32) -> Result<CommandSpec, ConfigError> {
+    let key = format!("commands[{}]", c.name);
+    if !chatops_core::slack::command::is_valid_command_name(&c.name) {
+        return Err(invalid(&key, "name must look like /deploy (letters, digits, -, _ or . after the slash)"));
+    }
+    let quadrant = c.quadrant.parse::<Quadrant>().map_err(|e| invalid(&format!("{key}.quadrant"), e))?;
+    let handler = match c.handler.as_str() {
+        "simulate" => HandlerSpec::Simulate {
+            work: c.work.map(|d| d.0).unwrap_or(Duration::from_secs(1)),
+            answers: c.answers.unwrap_or(2).clamp(1, 5),
+        },
+        other => {
+            if c.work.is_some() || c.answers.is_some() {
+                return Err(invalid(
+                    &key,
+                    format!("`work` and `answers` apply to the simulate handler, not `{other}`"),
+                ));
+            }
+            HandlerSpec::Kind(other.to_owned())
+        }
+    };
+    Ok(CommandSpec {
+        name: c.name,
+        quadrant,
+        timeout: c.timeout.map(|d| d.0).unwrap_or(if quadrant.is_long() {
+            Duration::from_secs(300)
+        } else {
+            Duration::from_secs(30)
+        }),
+        requires_approval: c.requires_approval,
+        description: c.description,
+        usage: c.usage,
+        handler,
+        max_attempts: c.max_attempts.unwrap_or(default_attempts).max(1),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret() -> Overrides {
+        Overrides { signing_secret: Some(SecretString::from("s3cret")), ..Default::default() }
+    }
+
+    fn load_str(text: &str, o: Overrides) -> Result<Settings, ConfigError> {
+        build(parse_raw(DEFAULT_CONFIG, "defaults").unwrap(), parse_raw(text, "test.toml")?, o)
+    }
+
+    #[test]
+    fn built_in_defaults_are_valid() {
+        let s = load(None, secret()).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:3000");
+        assert_eq!(s.max_body_bytes, 16 * 1024);
+        assert_eq!(s.queue.durability, Durability::Full);
+        for name in ["/echo", "/help", "/check-status", "/status", "/deploy", "/build", "/report"] {
+            assert!(s.commands.iter().any(|c| c.name == name), "{name} missing from defaults");
+        }
+        let deploy = s.commands.iter().find(|c| c.name == "/deploy").unwrap();
+        assert_eq!(deploy.quadrant, Quadrant::LongWrite);
+        assert!(matches!(deploy.handler, HandlerSpec::Simulate { .. }));
+    }
+
+    #[test]
+    fn refuses_to_start_without_a_signing_secret() {
+        let err = load(None, Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("SLACK_SIGNING_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_flags_override_file() {
+        let text =
+            "[server]\nlisten = \"127.0.0.1:4000\"\ndata_dir = \"/tmp/x\"\n[workers.long-write]\nconcurrency = 3\n";
+        let s = load_str(text, secret()).unwrap();
+        assert_eq!(s.listen.port(), 4000);
+        assert_eq!(s.pool(Quadrant::LongWrite).concurrency, 3);
+        assert_eq!(s.pool(Quadrant::LongWrite).lease, Duration::from_secs(60), "unset keys keep defaults");
+        let flags = Overrides { listen: Some("127.0.0.1:5000".parse().unwrap()), ..secret() };
+        assert_eq!(load_str(text, flags).unwrap().listen.port(), 5000);
+    }
+
+    #[test]
+    fn user_commands_add_to_and_override_builtins() {
+        let text = r#"
+[[commands]]
+name = "/echo"
+quadrant = "short-write"
+handler = "echo"
+
+[[commands]]
+name = "/rollback"
+quadrant = "long-write"
+handler = "simulate"
+work = "1s"
+answers = 2
+requires_approval = true
+"#;
+        let s = load_str(text, secret()).unwrap();
+        assert_eq!(s.commands.iter().find(|c| c.name == "/echo").unwrap().quadrant, Quadrant::ShortWrite);
+        assert!(s.commands.iter().any(|c| c.name == "/rollback" && c.requires_approval));
+        assert!(s.commands.iter().any(|c| c.name == "/deploy"));
+        let only = load_str(&format!("replace_builtin_commands = true\n{text}"), secret()).unwrap();
+        assert_eq!(only.commands.len(), 2);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_line() {
+        let err = load_str("[server]\nlisten = \"127.0.0.1:1\"\nlisten_port = 3\n", secret()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("listen_port") && msg.contains("line 3"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let cases = [
+            ("[server]\nlisten = \"nowhere\"", "server.listen"),
+            ("[server]\nack_budget = \"5s\"", "server.ack_budget"),
+            ("[server]\nack_budget = \"soon\"", "not a duration"),
+            ("[queue]\ndurability = \"maybe\"", "queue.durability"),
+            ("[workers.medium]\nconcurrency = 1", "workers.medium"),
+            ("[workers.short-read]\nconcurrency = 0", "concurrency"),
+            ("[server]\nallow_response_hosts = [\"not a host\"]", "allow_response_hosts"),
+            ("[[commands]]\nname = \"deploy\"\nquadrant = \"long-write\"\nhandler = \"simulate\"", "commands[deploy]"),
+            ("[[commands]]\nname = \"/x\"\nquadrant = \"sideways\"\nhandler = \"echo\"", "quadrant"),
+            ("[[commands]]\nname = \"/x\"\nquadrant = \"short-read\"\nhandler = \"echo\"\nwork = \"1s\"", "simulate"),
+        ];
+        for (text, needle) in cases {
+            let err = load_str(text, secret()).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?} gave {err:?}, expected it to mention {needle:?}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let r =
+            RetrySettings { base_delay: Duration::from_secs(1), max_delay: Duration::from_secs(10), max_attempts: 5 };
+        let first = r.backoff(1);
+        assert!(first >= Duration::from_millis(800) && first <= Duration::from_millis(1200), "{first:?}");
+        let third = r.backoff(3);
+        assert!(third >= Duration::from_millis(3200) && third <= Duration::from_millis(4800), "{third:?}");
+        assert!(r.backoff(30) <= Duration::from_secs(12));
+    }
+}

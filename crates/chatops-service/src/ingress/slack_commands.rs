@@ -1,0 +1,154 @@
+//! `POST /slack/commands`: the only way a command enters the system.
+//!
+//! Order of checks: content type (415) → body size (413) → signature over the raw bytes
+//! (401) → form (400) → response_url allow-list (400) → registry (unknown → 200 with the
+//! list) → durable enqueue within the ack budget (503 if not) → 200 "Processing...".
+//! Every request, refused or not, writes one "Router performance metrics" line.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chatops_core::slack::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use chatops_core::slack::{SlackForm, SlackMessage, SlashCommand};
+use chatops_core::time::{now_unix_ns, now_unix_secs, round_ms};
+use chatops_core::{CorrelationId, Job, Quadrant};
+use chatops_queue::Enqueued;
+use http_body_util::BodyExt;
+
+use super::{IngressError, IngressState};
+
+/// The header a client (or our load generator) may use to choose the correlation id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// What an accepted request turned into.
+enum Accepted {
+    SslCheck,
+    Unknown { command: String },
+    Queued { command: String, quadrant: Quadrant, enqueue_ms: f64, duplicate: bool },
+}
+
+pub async fn handle(State(state): State<Arc<IngressState>>, headers: HeaderMap, body: Body) -> Response {
+    let received_ns = now_unix_ns();
+    let started = Instant::now();
+    let correlation_id = CorrelationId::from_header_or_generate(headers.get(REQUEST_ID_HEADER).map(|v| v.as_bytes()));
+    let result = accept(&state, &headers, body, received_ns, &correlation_id).await;
+    let (mut response, command, quadrant, enqueue_ms, error) = match result {
+        Ok(Accepted::SslCheck) => (StatusCode::OK.into_response(), None, None, None, None),
+        Ok(Accepted::Unknown { command }) => {
+            let text =
+                format!("Sorry, `{command}` is not a command I know. Available commands: {}", state.registry.names());
+            (Json(SlackMessage::ephemeral(text)).into_response(), Some(command), None, None, None)
+        }
+        Ok(Accepted::Queued { command, quadrant, enqueue_ms, duplicate }) => {
+            let text = format!("Processing your `{command}` command...");
+            let mut resp = Json(SlackMessage::ephemeral(text)).into_response();
+            if duplicate {
+                resp.headers_mut().insert("x-chatops-duplicate", header::HeaderValue::from_static("true"));
+            }
+            (resp, Some(command), Some(quadrant), Some(enqueue_ms), None)
+        }
+        Err((e, command)) => {
+            let (error_type, message) = (e.error_type(), e.to_string());
+            (e.into_response(), command, None, None, Some((error_type, message)))
+        }
+    };
+    if let Ok(v) = header::HeaderValue::from_str(correlation_id.as_str()) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    let status = response.status().as_u16();
+    let duration = round_ms(started.elapsed().as_secs_f64() * 1000.0);
+    let (error_type, error_message) = error.map_or((None, None), |(t, m)| (Some(t), Some(m)));
+    tracing::info!(
+        correlationId = %correlation_id,
+        command = command.as_deref(),
+        statusCode = status,
+        duration,
+        success = (200..300).contains(&status),
+        errorType = error_type,
+        errorMessage = error_message.as_deref(),
+        enqueueMs = enqueue_ms,
+        quadrant = quadrant.map(Quadrant::as_str),
+        "{}",
+        chatops_core::contract::ROUTER_METRICS_MESSAGE
+    );
+    response
+}
+
+type Refusal = (IngressError, Option<String>);
+
+async fn accept(
+    state: &IngressState,
+    headers: &HeaderMap,
+    body: Body,
+    received_ns: u64,
+    correlation_id: &CorrelationId,
+) -> Result<Accepted, Refusal> {
+    let refuse = |e: IngressError| (e, None);
+    check_content_type(headers).map_err(refuse)?;
+    let body = read_limited(headers, body, state.max_body_bytes).await.map_err(refuse)?;
+    let timestamp = headers.get(TIMESTAMP_HEADER).map(|v| v.as_bytes());
+    let signature = headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes());
+    state.signer.verify(timestamp, signature, &body, now_unix_secs()).map_err(|e| refuse(e.into()))?;
+    let cmd = match SlashCommand::parse_form(&body).map_err(|e| refuse(e.into()))? {
+        SlackForm::SslCheck => return Ok(Accepted::SslCheck),
+        SlackForm::Command(cmd) => cmd,
+    };
+    let name = cmd.command.clone();
+    let with_name = |e: IngressError| (e, Some(name.clone()));
+    state.allowed_hosts.check(&cmd.response_url).map_err(|e| with_name(e.into()))?;
+    let Some(spec) = state.registry.get(&cmd.command) else {
+        return Ok(Accepted::Unknown { command: name });
+    };
+    // Both headers were verified above, so they are valid UTF-8 here.
+    let timestamp = timestamp.and_then(|t| std::str::from_utf8(t).ok()).unwrap_or_default();
+    let signature = signature.and_then(|s| std::str::from_utf8(s).ok()).unwrap_or_default();
+    let quadrant = spec.quadrant;
+    let enqueue_started_ns = now_unix_ns();
+    let job = Job {
+        job_id: Job::new_id(),
+        correlation_id: correlation_id.clone(),
+        idempotency_key: Job::idempotency_key_for(timestamp, signature),
+        quadrant,
+        command: *cmd,
+        max_attempts: spec.max_attempts,
+        router_received_ns: received_ns,
+        enqueue_started_ns,
+        traceparent: None,
+    };
+    let stored = tokio::time::timeout(state.ack_budget, state.queue.enqueue(&job))
+        .await
+        .map_err(|_| with_name(IngressError::QueueTimeout))?
+        .map_err(|e| with_name(IngressError::QueueUnavailable(e)))?;
+    let enqueue_ms = round_ms((now_unix_ns() - enqueue_started_ns) as f64 / 1e6);
+    Ok(Accepted::Queued { command: name, quadrant, enqueue_ms, duplicate: stored == Enqueued::Duplicate })
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), IngressError> {
+    let ok = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+    if ok { Ok(()) } else { Err(IngressError::UnsupportedMediaType) }
+}
+
+/// Reads the body, refusing it as soon as it is known to exceed the limit: from
+/// Content-Length when given, otherwise while streaming.
+async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, IngressError> {
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(IngressError::PayloadTooLarge(limit));
+    }
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(IngressError::PayloadTooLarge(limit)),
+        Err(_) => Err(IngressError::BodyRead),
+    }
+}

@@ -1,0 +1,316 @@
+//! Worker pools: one per quadrant, each with its own concurrency. A pool's dispatcher leases
+//! as many jobs as it has free slots and runs each in its own task, so a panicking handler
+//! becomes a failed outcome instead of a dead worker. Each job's handler runs under the
+//! command's timeout while its lease is extended; the result is completed, retried with
+//! backoff, or dead-lettered, and one "Performance metrics" line is written per attempt.
+//!
+//! Shutdown: when `stop` fires, dispatchers stop leasing; running jobs get `grace` to
+//! finish; whatever is still running then is aborted and released back to the queue
+//! without using an attempt. Nothing leased is dropped.
+
+pub mod handlers;
+pub mod respond;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatops_core::slack::{AllowedHosts, SlackMessage};
+use chatops_core::time::{now_unix_ns, now_unix_secs};
+use chatops_core::{Job, JobStamps, Quadrant, StageTimings};
+use chatops_queue::{Delivery, FailOutcome, Queue};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::config::{PoolSettings, RetrySettings};
+use crate::status::BotState;
+use handlers::{HandlerContext, HandlerError};
+use respond::ResponseClient;
+
+/// What every job of every pool shares.
+pub struct WorkerContext {
+    pub queue: Arc<dyn Queue>,
+    pub bot: Arc<BotState>,
+    pub client: ResponseClient,
+    pub allowed_hosts: AllowedHosts,
+    pub retry: RetrySettings,
+}
+
+impl std::fmt::Debug for WorkerContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerContext").field("retry", &self.retry).finish_non_exhaustive()
+    }
+}
+
+/// Poll interval when a quadrant is idle; wake-ups on enqueue make it a fallback only.
+const IDLE_POLL: Duration = Duration::from_millis(250);
+
+/// Runs one quadrant's pool until `stop` fires, then drains it as described above.
+pub async fn run_pool(
+    ctx: Arc<WorkerContext>,
+    quadrant: Quadrant,
+    pool: PoolSettings,
+    stop: CancellationToken,
+    grace: Duration,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(pool.concurrency));
+    let hard_stop = CancellationToken::new();
+    let mut running = JoinSet::new();
+    tracing::info!(quadrant = %quadrant, concurrency = pool.concurrency, "worker pool started");
+    loop {
+        while running.try_join_next().is_some() {}
+        let first = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            _ = stop.cancelled() => break,
+        };
+        let free = slots.available_permits() + 1;
+        let deliveries = match ctx.queue.dequeue(quadrant, free, pool.lease).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(quadrant = %quadrant, error.message = %e, "dequeue failed; backing off");
+                drop(first);
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {},
+                    _ = stop.cancelled() => break,
+                }
+                continue;
+            }
+        };
+        if deliveries.is_empty() {
+            drop(first);
+            tokio::select! {
+                _ = ctx.queue.wait_for_jobs(quadrant, IDLE_POLL) => {},
+                _ = stop.cancelled() => break,
+            }
+            continue;
+        }
+        let mut first = Some(first);
+        for delivery in deliveries {
+            // Only this loop takes permits, so the ones counted as free are still there.
+            let permit = match first.take() {
+                Some(p) => p,
+                None => slots.clone().acquire_owned().await.expect("the semaphore is never closed"),
+            };
+            let (ctx, hard_stop) = (ctx.clone(), hard_stop.clone());
+            running.spawn(async move {
+                run_delivery(&ctx, delivery, pool.lease, &hard_stop).await;
+                drop(permit);
+            });
+        }
+    }
+    let in_flight = running.len();
+    if in_flight > 0 {
+        tracing::info!(quadrant = %quadrant, in_flight, grace_ms = grace.as_millis() as u64, "draining worker pool");
+    }
+    let drained = tokio::time::timeout(grace, async { while running.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(quadrant = %quadrant, remaining = running.len(), "grace period over; releasing unfinished jobs");
+        hard_stop.cancel();
+        while running.join_next().await.is_some() {}
+    }
+    tracing::info!(quadrant = %quadrant, "worker pool stopped");
+}
+
+/// What happened to a job attempt, for the metrics line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Completed,
+    Retrying,
+    DeadLettered,
+    /// The ack to the queue failed; the lease will expire and the job run again.
+    Unacknowledged,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Retrying => "retrying",
+            Outcome::DeadLettered => "dead_lettered",
+            Outcome::Unacknowledged => "unacknowledged",
+        }
+    }
+}
+
+/// Runs one delivery to its end: complete, retry, dead-letter, or (on hard stop) release.
+pub async fn run_delivery(ctx: &WorkerContext, delivery: Delivery, lease: Duration, hard_stop: &CancellationToken) {
+    let job = Arc::new(delivery.job.clone());
+    let span = tracing::info_span!(
+        "job",
+        correlation_id = %job.correlation_id,
+        command = %job.command.command,
+        attempt = delivery.attempt,
+    );
+    async {
+        let mut stamps = JobStamps {
+            router_received_ns: job.router_received_ns,
+            enqueue_started_ns: job.enqueue_started_ns,
+            enqueued_ns: delivery.enqueued_ns,
+            dequeued_ns: delivery.dequeued_ns,
+            ..JobStamps::default()
+        };
+        let result = tokio::select! {
+            r = execute(ctx, &job, &delivery, lease, &mut stamps) => r,
+            _ = hard_stop.cancelled() => {
+                match ctx.queue.release(&delivery).await {
+                    Ok(()) => tracing::info!("job released back to the queue at shutdown"),
+                    Err(e) => tracing::error!(error.message = %e, "could not release job at shutdown; its lease will expire"),
+                }
+                return;
+            }
+        };
+        let (quadrant, responses) = (job.quadrant, stamps.responses.len());
+        let outcome = conclude(ctx, &job, &delivery, &result).await;
+        stamps.done_ns = now_unix_ns();
+        let t = StageTimings::from_stamps(&stamps);
+        if outcome == Outcome::Completed {
+            ctx.bot.e2e.record(now_unix_secs(), t.last_response_e2e_ms.unwrap_or(t.total_e2e_ms));
+        }
+        let (error_type, error_message) = match &result {
+            Ok(()) => (None, None),
+            Err(e) => (Some(e.error_type()), Some(e.to_string())),
+        };
+        tracing::info!(
+            correlationId = %job.correlation_id,
+            jobId = %job.job_id,
+            command = %job.command.command,
+            component = quadrant.component(),
+            quadrant = quadrant.as_str(),
+            totalE2eMs = t.total_e2e_ms,
+            workerDurationMs = t.worker_duration_ms,
+            queueWaitMs = t.queue_wait_ms,
+            syncResponseMs = t.sync_response_ms,
+            asyncResponseMs = t.async_response_ms,
+            success = result.is_ok(),
+            errorType = error_type,
+            errorMessage = error_message,
+            attempt = delivery.attempt,
+            routerMs = t.router_ms,
+            enqueueMs = t.enqueue_ms,
+            handlerMs = t.handler_ms,
+            firstResponseE2eMs = t.first_response_e2e_ms,
+            lastResponseE2eMs = t.last_response_e2e_ms,
+            responses = responses as u64,
+            outcome = outcome.as_str(),
+            "{}",
+            chatops_core::contract::WORKER_METRICS_MESSAGE
+        );
+    }
+    .instrument(span)
+    .await
+}
+
+/// Looks up the command, checks the response_url, and runs the handler under its timeout
+/// while keeping the lease alive.
+async fn execute(
+    ctx: &WorkerContext,
+    job: &Arc<Job>,
+    delivery: &Delivery,
+    lease: Duration,
+    stamps: &mut JobStamps,
+) -> Result<(), HandlerError> {
+    let spec =
+        ctx.bot.registry.get(&job.command.command).cloned().ok_or_else(|| {
+            HandlerError::Failed(format!("{} is no longer a registered command", job.command.command))
+        })?;
+    let handler =
+        ctx.bot.registry.handler(&spec).ok_or_else(|| HandlerError::Failed(format!("no handler for {}", spec.name)))?;
+    // Checked again here: the allow-list may have changed since the router accepted it.
+    let url = ctx
+        .allowed_hosts
+        .check(&job.command.response_url)
+        .map_err(|e| HandlerError::Failed(format!("response_url refused: {e}")))?;
+    let responder = ctx.client.responder(url);
+    let hctx = HandlerContext::new(job.clone(), spec.clone(), delivery.attempt, ctx.bot.clone(), responder.clone());
+    stamps.handler_started_ns = now_unix_ns();
+    let task = tokio::spawn(async move { handler.handle(&hctx).await });
+    let abort = task.abort_handle();
+    let _abort_on_drop = AbortOnDrop(abort.clone());
+    let deadline = tokio::time::sleep(spec.timeout);
+    tokio::pin!(deadline, task);
+    let mut extend = tokio::time::interval_at(tokio::time::Instant::now() + lease / 3, lease / 3);
+    let result = loop {
+        tokio::select! {
+            joined = &mut task => break match joined {
+                Ok(r) => r,
+                Err(e) if e.is_panic() => Err(HandlerError::Panicked(panic_message(e.into_panic()))),
+                Err(_) => Err(HandlerError::Failed("handler task was cancelled".into())),
+            },
+            _ = &mut deadline => {
+                abort.abort();
+                break Err(HandlerError::Timeout(spec.timeout));
+            }
+            _ = extend.tick() => {
+                if let Err(e) = ctx.queue.extend_lease(delivery, lease).await {
+                    tracing::warn!(error.message = %e, "could not extend the job's lease");
+                }
+            }
+        }
+    };
+    stamps.handler_finished_ns = now_unix_ns();
+    stamps.responses = responder.stamps();
+    result
+}
+
+/// Aborts the handler task if `execute` itself is dropped (hard stop at shutdown).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic payload".to_owned()
+    }
+}
+
+/// Acknowledges the attempt to the queue and, when the job has failed for good, tells the
+/// user (best effort).
+async fn conclude(ctx: &WorkerContext, job: &Job, delivery: &Delivery, result: &Result<(), HandlerError>) -> Outcome {
+    let error = match result {
+        Ok(()) => {
+            return match ctx.queue.complete(delivery).await {
+                Ok(()) => Outcome::Completed,
+                Err(e) => {
+                    tracing::error!(error.message = %e, "could not mark job done; it may run again");
+                    Outcome::Unacknowledged
+                }
+            };
+        }
+        Err(e) => e,
+    };
+    let retry_in = (error.is_retryable(job.quadrant) && delivery.attempt < job.max_attempts)
+        .then(|| ctx.retry.backoff(delivery.attempt));
+    let outcome = match ctx.queue.fail(delivery, &error.to_string(), retry_in).await {
+        Ok(FailOutcome::Retrying) => Outcome::Retrying,
+        Ok(FailOutcome::DeadLettered) => Outcome::DeadLettered,
+        Err(e) => {
+            tracing::error!(error.message = %e, "could not record the failed attempt; its lease will expire");
+            return Outcome::Unacknowledged;
+        }
+    };
+    if outcome == Outcome::DeadLettered && !matches!(error, HandlerError::Respond(_)) {
+        notify_failure(ctx, job, error).await;
+    }
+    outcome
+}
+
+async fn notify_failure(ctx: &WorkerContext, job: &Job, error: &HandlerError) {
+    let Ok(url) = ctx.allowed_hosts.check(&job.command.response_url) else { return };
+    let reason = match error {
+        // Internal details (panic messages) stay in the logs.
+        HandlerError::Panicked(_) => "an internal error".to_owned(),
+        other => other.to_string(),
+    };
+    let text = format!("{} failed: {reason}. Correlation id: `{}`.", job.command.command, job.correlation_id);
+    if let Err(e) = ctx.client.responder(url).post(&SlackMessage::ephemeral(text)).await {
+        tracing::warn!(error.message = %e, "could not tell the user about the failure");
+    }
+}

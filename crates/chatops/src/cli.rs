@@ -1,0 +1,167 @@
+//! The command line: one binary, one subcommand per job. Each `*Args` struct is the clap
+//! definition of one subcommand; `--help` on any of them is its documentation.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "chatops",
+    version,
+    about = "A Slack ChatOps bot with end-to-end performance tracking, and the tools to load-test, analyse and report on it.",
+    long_about = "A Slack ChatOps bot with end-to-end performance tracking, and the tools to load-test, analyse and report on it.\n\n\
+                  Quick start: SLACK_SIGNING_SECRET=... chatops serve\n\
+                  Every subcommand explains itself with --help."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the bot: the Slack ingress and the worker pools in one process, on the embedded
+    /// SQLite queue in --data-dir.
+    Serve(ServeArgs),
+    /// Print the Slack signature (v0=...) of a request body, as Slack computes it.
+    Sign(SignArgs),
+    /// Send one signed slash command to a bot and print the ack and every response it posts.
+    Send(SendArgs),
+    /// List, redrive or purge the dead-letter queue of a data directory.
+    Dlq(DlqArgs),
+}
+
+/// Where the signing secret comes from. The secret is never accepted as a plain flag on
+/// `serve`, so it does not show up in `ps` output or shell history.
+#[derive(Debug, Clone, Args)]
+pub struct SecretArgs {
+    /// Read the Slack signing secret from this file (trailing newline ignored). Without it,
+    /// the SLACK_SIGNING_SECRET environment variable is used.
+    #[arg(long, value_name = "FILE", env = "CHATOPS_SIGNING_SECRET_FILE")]
+    pub signing_secret_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// TOML config file; only the keys it sets change the built-in defaults
+    /// (see config/default.toml for every key).
+    #[arg(long, value_name = "FILE", env = "CHATOPS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address of the Slack ingress [default from config: 127.0.0.1:3000].
+    #[arg(long, value_name = "ADDR", env = "CHATOPS_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the embedded queue (queue.db) [default from config: ./data].
+    #[arg(long, value_name = "DIR", env = "CHATOPS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Also append the JSON log lines to this file.
+    #[arg(long, value_name = "PATH", env = "CHATOPS_LOG_FILE")]
+    pub log_file: Option<PathBuf>,
+    /// Allow response_url posts to this host as well as https://hooks.slack.com (over http
+    /// or https, any port), e.g. 127.0.0.1 for local testing. Repeatable.
+    #[arg(
+        long = "allow-response-host",
+        value_name = "HOST",
+        env = "CHATOPS_ALLOW_RESPONSE_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allow_response_hosts: Vec<String>,
+    /// Queue durability: full (fsync every commit; survives power loss) or normal (survives
+    /// a process crash) [default from config: full].
+    #[arg(long, value_name = "MODE", env = "CHATOPS_DURABILITY")]
+    pub durability: Option<String>,
+    /// Do not write log lines to stdout (use with --log-file).
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub secret: SecretArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SignArgs {
+    /// Signing secret [env: SLACK_SIGNING_SECRET].
+    #[arg(long, env = "SLACK_SIGNING_SECRET", hide_env_values = true)]
+    pub secret: String,
+    /// Request timestamp in unix seconds [default: now].
+    #[arg(long)]
+    pub timestamp: Option<u64>,
+    /// The exact request body to sign.
+    #[arg(long)]
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SendArgs {
+    /// The command, with its slash: /echo.
+    pub command: String,
+    /// The command's text (the words after it).
+    pub text: Vec<String>,
+    /// The bot's slash-command endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:3000/slack/commands")]
+    pub url: String,
+    /// Signing secret [env: SLACK_SIGNING_SECRET].
+    #[arg(long, env = "SLACK_SIGNING_SECRET", hide_env_values = true)]
+    pub secret: String,
+    /// Stop waiting for responses after this long.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub wait: std::time::Duration,
+    /// Stop as soon as this many responses arrived (e.g. 2 for /echo).
+    #[arg(long)]
+    pub expect: Option<usize>,
+    /// Slack user id to send as.
+    #[arg(long, default_value = "U0LOCAL")]
+    pub user_id: String,
+    /// Address the local response receiver binds to (the bot must allow its host with
+    /// --allow-response-host).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub receiver: SocketAddr,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DlqArgs {
+    #[command(subcommand)]
+    pub action: DlqAction,
+    /// Data directory of the bot (the one given to serve --data-dir).
+    #[arg(long, global = true, value_name = "DIR", env = "CHATOPS_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum DlqAction {
+    /// Show dead-lettered jobs: id, command, attempts, last error.
+    List {
+        /// Show at most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put dead-lettered jobs back on their queue with a fresh attempt count.
+    Redrive {
+        /// The id shown by `dlq list`.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Redrive every dead letter.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Delete every dead letter.
+    Purge {
+        /// Confirm the deletion.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

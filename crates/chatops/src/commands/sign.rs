@@ -1,0 +1,17 @@
+//! `chatops sign`: prints `v0=<hex>` for a body, then the headers to send with it.
+
+use std::process::ExitCode;
+
+use chatops_core::slack::SlackSigner;
+use chatops_core::slack::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
+
+use crate::cli::SignArgs;
+
+pub fn run(args: SignArgs) -> anyhow::Result<ExitCode> {
+    let timestamp = args.timestamp.unwrap_or_else(chatops_core::time::now_unix_secs).to_string();
+    let signature = SlackSigner::new(args.secret.as_bytes()).sign(&timestamp, args.body.as_bytes());
+    println!("{signature}");
+    println!("{TIMESTAMP_HEADER}: {timestamp}");
+    println!("{SIGNATURE_HEADER}: {signature}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,21 @@
+//! The `chatops` command line: wires the library crates into subcommands. Anything with
+//! logic of its own lives in a library crate; this crate parses flags, builds settings,
+//! starts runtimes and maps outcomes to exit codes.
+
+pub mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use cli::{Cli, Command};
+
+/// Runs one subcommand. `Err` means "could not run" (exit 2); a subcommand that ran and
+/// found problems (a failed threshold, a regression) returns exit code 1 itself.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => commands::serve::run(args).await,
+        Command::Sign(args) => commands::sign::run(args),
+        Command::Send(args) => commands::send::run(args).await,
+        Command::Dlq(args) => commands::dlq::run(args).await,
+    }
+}
