@@ -1,0 +1,2 @@
+//! Run with `cargo bench -p chatops-analyze --bench parse`.
+fn main() {}

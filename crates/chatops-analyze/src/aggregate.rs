@@ -1,0 +1,714 @@
+//! The streaming aggregator: feeds on lines one at a time and keeps only bounded state
+//! (distributions per figure and group, capped key sets, at most 1000 time bins), then
+//! produces the [`MetricsSummary`] parts. Memory does not grow with the number of lines.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chatops_core::Stage;
+
+use crate::dist::{Dist, Precision, round_us};
+use crate::join::Joiner;
+use crate::line::{LineKind, LineParser, RouterLine, WorkerLine};
+use crate::metric::Metric;
+use crate::summary::{
+    BinPoint, E2eBreakdown, Group, Groups, LineCounts, RouterTotals, Segment, StageStats, TimeBins, WorkerTotals,
+};
+
+/// Distinct keys kept per grouping dimension (and per error-type table); further keys are
+/// counted under [`OTHER_KEY`], so hostile logs with random command names stay bounded.
+pub const MAX_KEYS: usize = 200;
+/// Where keys beyond [`MAX_KEYS`] are counted.
+pub const OTHER_KEY: &str = "(other)";
+/// Longest key kept; longer keys are cut at a character boundary.
+const MAX_KEY_LEN: usize = 120;
+/// Most time bins; the bin width doubles until the data fits.
+pub const MAX_BINS: i64 = 1000;
+
+/// Lines are kept when their timestamp lies in `[start, end]` (unix ns; open when `None`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowNs {
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+}
+
+impl WindowNs {
+    fn is_open(&self) -> bool {
+        self.start.is_none() && self.end.is_none()
+    }
+}
+
+/// The aggregator's state.
+#[derive(Debug)]
+pub struct Aggregator {
+    parser: LineParser,
+    window: WindowNs,
+    pub(crate) lines: LineCounts,
+    router: RouterAcc,
+    worker: WorkerAcc,
+    all: GroupAcc,
+    dims: [Dimension; 5],
+    bins: Option<Bins>,
+    join: Option<Joiner>,
+    first_ns: Option<i64>,
+    last_ns: Option<i64>,
+}
+
+const DIM_COMPONENT: usize = 0;
+const DIM_COMMAND: usize = 1;
+const DIM_QUADRANT: usize = 2;
+const DIM_STATUS: usize = 3;
+const DIM_OUTCOME: usize = 4;
+
+impl Aggregator {
+    /// `bin_ns`: time-bin width in nanoseconds (`--bin`), if any.
+    pub fn new(window: WindowNs, bin_ns: Option<i64>, join: Option<Joiner>) -> Self {
+        Aggregator {
+            parser: LineParser::new(),
+            window,
+            lines: LineCounts::default(),
+            router: RouterAcc::default(),
+            worker: WorkerAcc::default(),
+            all: GroupAcc::default(),
+            dims: Default::default(),
+            bins: bin_ns.filter(|&w| w > 0).map(Bins::new),
+            join,
+            first_ns: None,
+            last_ns: None,
+        }
+    }
+
+    /// Feeds one line (without its newline).
+    pub fn feed(&mut self, line: &[u8]) {
+        self.lines.total += 1;
+        match self.parser.parse(line) {
+            LineKind::NotJson => self.lines.not_json += 1,
+            LineKind::NotMetric => self.lines.not_metric += 1,
+            LineKind::Malformed => self.lines.malformed += 1,
+            LineKind::Router(r) => {
+                if self.keep(r.ts_ns) {
+                    self.add_router(&r);
+                }
+            }
+            LineKind::Worker(w) => {
+                if self.keep(w.ts_ns) {
+                    self.add_worker(&w);
+                }
+            }
+        }
+    }
+
+    /// Counts lines skipped by the reader for being too long.
+    pub fn add_oversized(&mut self, n: u64) {
+        self.lines.oversized += n;
+    }
+
+    pub fn add_read_error(&mut self) {
+        self.lines.read_errors += 1;
+    }
+
+    fn keep(&mut self, ts_ns: Option<i64>) -> bool {
+        let Some(ts) = ts_ns else {
+            if self.window.is_open() {
+                return true;
+            }
+            self.lines.no_timestamp += 1;
+            return false;
+        };
+        if self.window.start.is_some_and(|s| ts < s) || self.window.end.is_some_and(|e| ts > e) {
+            self.lines.outside_window += 1;
+            return false;
+        }
+        self.first_ns = Some(self.first_ns.map_or(ts, |f| f.min(ts)));
+        self.last_ns = Some(self.last_ns.map_or(ts, |l| l.max(ts)));
+        true
+    }
+
+    fn add_router(&mut self, r: &RouterLine<'_>) {
+        self.lines.router += 1;
+        let mut status_buf = [0u8; 3];
+        let status = status_str(r.status_code, &mut status_buf);
+        let error_type = r.error_type.as_deref().unwrap_or("unknown");
+        self.router.requests += 1;
+        count(&mut self.router.by_status, status);
+        if !r.success {
+            self.router.errors += 1;
+            count(&mut self.router.errors_by_status, status);
+            count(&mut self.router.errors_by_type, error_type);
+        }
+        let outcome = outcome_key(r.success, r.error_type.as_deref());
+
+        self.all.add_router(r);
+        self.dims[DIM_COMMAND].group(r.command.as_deref().unwrap_or("(none)")).add_router(r);
+        if let Some(q) = r.quadrant.as_deref() {
+            self.dims[DIM_QUADRANT].group(q).add_router(r);
+        }
+        self.dims[DIM_STATUS].group(status).add_router(r);
+        self.dims[DIM_OUTCOME].group(outcome).add_router(r);
+
+        if let (Some(bins), Some(ts)) = (&mut self.bins, r.ts_ns) {
+            let b = bins.bin(ts);
+            b.router_lines += 1;
+            b.router_errors += u64::from(!r.success);
+            b.router.record(r.duration_ms);
+        }
+        if let (Some(join), Some(id)) = (&mut self.join, r.correlation_id.as_deref()) {
+            join.add_router(id, r);
+        }
+    }
+
+    fn add_worker(&mut self, w: &WorkerLine<'_>) {
+        self.lines.worker += 1;
+        self.worker.attempts += 1;
+        self.worker.retries += u64::from(w.attempt > 1);
+        if !w.success {
+            self.worker.failures += 1;
+            count(&mut self.worker.errors_by_type, w.error_type.as_deref().unwrap_or("unknown"));
+        }
+        let outcome = outcome_key(w.success, w.error_type.as_deref());
+        let segments = e2e_segments(w);
+
+        let segs = segments.as_ref();
+        self.all.add_worker(w, segs);
+        if let Some(c) = w.component.as_deref() {
+            self.dims[DIM_COMPONENT].group(c).add_worker(w, segs);
+        }
+        self.dims[DIM_COMMAND].group(w.command.as_deref().unwrap_or("(none)")).add_worker(w, segs);
+        if let Some(q) = w.quadrant.as_deref() {
+            self.dims[DIM_QUADRANT].group(q).add_worker(w, segs);
+        }
+        self.dims[DIM_OUTCOME].group(outcome).add_worker(w, segments.as_ref());
+
+        if let (Some(bins), Some(ts)) = (&mut self.bins, w.ts_ns) {
+            let b = bins.bin(ts);
+            b.worker_lines += 1;
+            b.worker_failures += u64::from(!w.success);
+            if let Some(v) = w.get(Metric::QueueWait) {
+                b.queue_wait.record(v);
+            }
+            if let Some(v) = w.get(Metric::TotalE2e) {
+                b.e2e.record(v);
+            }
+        }
+        if let (Some(join), Some(id)) = (&mut self.join, w.correlation_id.as_deref()) {
+            join.add_worker(id, w);
+        }
+    }
+
+    /// The summary parts: line counts, totals, stages, breakdown, groups, bins, the join, and
+    /// the first/last kept timestamps (epoch ms).
+    pub fn finish(self) -> Aggregated {
+        let mut router = RouterTotals {
+            requests: self.router.requests,
+            errors: self.router.errors,
+            error_rate: ratio(self.router.errors, self.router.requests),
+            by_status: self.router.by_status.into_map(),
+            errors_by_status: self.router.errors_by_status.into_map(),
+            errors_by_type: self.router.errors_by_type.into_map(),
+        };
+        router.error_rate = round_rate(router.error_rate);
+        let worker = WorkerTotals {
+            attempts: self.worker.attempts,
+            failures: self.worker.failures,
+            failure_rate: round_rate(ratio(self.worker.failures, self.worker.attempts)),
+            retries: self.worker.retries,
+            errors_by_type: self.worker.errors_by_type.into_map(),
+        };
+        let [component, command, quadrant, status, outcome] = self.dims.map(Dimension::into_groups);
+        Aggregated {
+            lines: self.lines,
+            router,
+            worker,
+            stages: self.all.stage_stats(),
+            e2e_breakdown: self.all.breakdown.finish().unwrap_or_default(),
+            groups: Groups {
+                by_component: component,
+                by_command: command,
+                by_quadrant: quadrant,
+                by_status: status,
+                by_outcome: outcome,
+            },
+            bins: self.bins.map(Bins::finish),
+            join: self.join,
+            first_ms: self.first_ns.map(|n| n.div_euclid(1_000_000)),
+            last_ms: self.last_ns.map(|n| n.div_euclid(1_000_000)),
+        }
+    }
+}
+
+/// What [`Aggregator::finish`] returns.
+#[derive(Debug)]
+pub struct Aggregated {
+    pub lines: LineCounts,
+    pub router: RouterTotals,
+    pub worker: WorkerTotals,
+    pub stages: Vec<StageStats>,
+    pub e2e_breakdown: E2eBreakdown,
+    pub groups: Groups,
+    pub bins: Option<TimeBins>,
+    pub join: Option<Joiner>,
+    pub first_ms: Option<i64>,
+    pub last_ms: Option<i64>,
+}
+
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
+}
+
+/// Rates are shown to 1e-6, enough for a million requests and free of float noise.
+fn round_rate(r: f64) -> f64 {
+    (r * 1e6).round() / 1e6
+}
+
+fn outcome_key(success: bool, error_type: Option<&str>) -> &str {
+    if success { "success" } else { error_type.unwrap_or("error") }
+}
+
+fn status_str(code: Option<u16>, buf: &mut [u8; 3]) -> &str {
+    match code {
+        Some(c @ 100..=999) => {
+            buf[0] = b'0' + (c / 100) as u8;
+            buf[1] = b'0' + (c / 10 % 10) as u8;
+            buf[2] = b'0' + (c % 10) as u8;
+            std::str::from_utf8(buf).expect("ascii digits")
+        }
+        _ => "unknown",
+    }
+}
+
+fn cut_key(key: &str) -> &str {
+    if key.len() <= MAX_KEY_LEN {
+        return key;
+    }
+    let mut end = MAX_KEY_LEN;
+    while !key.is_char_boundary(end) {
+        end -= 1;
+    }
+    &key[..end]
+}
+
+/// A counter by key with at most [`MAX_KEYS`] keys.
+#[derive(Debug, Default)]
+struct Counter(HashMap<Box<str>, u64>);
+
+impl Counter {
+    fn into_map(self) -> BTreeMap<String, u64> {
+        self.0.into_iter().map(|(k, v)| (k.into(), v)).collect()
+    }
+}
+
+fn count(c: &mut Counter, key: &str) {
+    let key = cut_key(key);
+    if let Some(n) = c.0.get_mut(key) {
+        *n += 1;
+    } else if c.0.len() < MAX_KEYS {
+        c.0.insert(key.into(), 1);
+    } else {
+        *c.0.entry(OTHER_KEY.into()).or_default() += 1;
+    }
+}
+
+#[derive(Debug, Default)]
+struct RouterAcc {
+    requests: u64,
+    errors: u64,
+    by_status: Counter,
+    errors_by_status: Counter,
+    errors_by_type: Counter,
+}
+
+#[derive(Debug, Default)]
+struct WorkerAcc {
+    attempts: u64,
+    failures: u64,
+    retries: u64,
+    errors_by_type: Counter,
+}
+
+/// One grouping dimension: its groups by key, at most [`MAX_KEYS`] + `(other)`.
+#[derive(Debug, Default)]
+struct Dimension {
+    index: HashMap<Box<str>, usize>,
+    groups: Vec<(Box<str>, GroupAcc)>,
+}
+
+impl Dimension {
+    fn group(&mut self, key: &str) -> &mut GroupAcc {
+        let key = cut_key(key);
+        let idx = match self.index.get(key) {
+            Some(&i) => i,
+            None => {
+                let key = if self.index.len() < MAX_KEYS { key } else { OTHER_KEY };
+                match self.index.get(key) {
+                    Some(&i) => i,
+                    None => {
+                        self.groups.push((key.into(), GroupAcc::default()));
+                        self.index.insert(key.into(), self.groups.len() - 1);
+                        self.groups.len() - 1
+                    }
+                }
+            }
+        };
+        &mut self.groups[idx].1
+    }
+
+    fn into_groups(self) -> Vec<Group> {
+        let mut out: Vec<Group> = self
+            .groups
+            .into_iter()
+            .map(|(key, g)| Group {
+                key: key.into(),
+                router_lines: g.router_lines,
+                router_errors: g.router_errors,
+                worker_lines: g.worker_lines,
+                worker_failures: g.worker_failures,
+                stages: g.stage_stats(),
+                e2e_breakdown: g.breakdown.finish(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
+    }
+}
+
+/// Everything kept per group: counts, one distribution per figure (created on first use),
+/// and the breakdown sums.
+#[derive(Debug, Default)]
+struct GroupAcc {
+    router_lines: u64,
+    router_errors: u64,
+    worker_lines: u64,
+    worker_failures: u64,
+    dists: [Option<Dist>; 11],
+    breakdown: BreakdownAcc,
+}
+
+impl GroupAcc {
+    fn record(&mut self, m: Metric, v: f64) {
+        self.dists[m.index()].get_or_insert_with(|| Dist::new(Precision::Fine)).record(v);
+    }
+
+    fn add_router(&mut self, r: &RouterLine<'_>) {
+        self.router_lines += 1;
+        self.router_errors += u64::from(!r.success);
+        self.record(Metric::RouterDuration, r.duration_ms);
+    }
+
+    fn add_worker(&mut self, w: &WorkerLine<'_>, segments: Option<&LineSegments>) {
+        self.worker_lines += 1;
+        self.worker_failures += u64::from(!w.success);
+        for (i, v) in w.values.iter().enumerate() {
+            if let Some(v) = *v {
+                self.dists[i].get_or_insert_with(|| Dist::new(Precision::Fine)).record(v);
+            }
+        }
+        if let Some(s) = segments {
+            self.breakdown.add(s);
+        }
+    }
+
+    fn stage_stats(&self) -> Vec<StageStats> {
+        Metric::ALL
+            .iter()
+            .filter_map(|&m| {
+                let d = self.dists[m.index()].as_ref()?;
+                Some(StageStats { metric: m, stage: m.stage(), label: m.label().to_owned(), stats: d.summary() })
+            })
+            .collect()
+    }
+}
+
+/// Names of the E2E breakdown segments, in order; the last is the remainder.
+const SEGMENTS: [(Option<Stage>, &str); 7] = [
+    (Some(Stage::Router), "router"),
+    (Some(Stage::Enqueue), "durable enqueue"),
+    (Some(Stage::QueueWait), "queue wait"),
+    (Some(Stage::Handler), "handler"),
+    (Some(Stage::SyncResponse), "sync response"),
+    (Some(Stage::AsyncResponse), "async response"),
+    (None, "other (unattributed)"),
+];
+
+/// One worker line's E2E time split into [`SEGMENTS`], plus the total.
+#[derive(Debug, Clone, Copy)]
+struct LineSegments {
+    parts: [f64; 7],
+    total: f64,
+}
+
+fn e2e_segments(w: &WorkerLine<'_>) -> Option<LineSegments> {
+    let total = w.get(Metric::TotalE2e)?;
+    let v = |m| w.get(m).unwrap_or(0.0);
+    let handler_total = w.get(Metric::Handler).or(w.get(Metric::WorkerDuration)).unwrap_or(0.0);
+    let (sync, asyn) = (v(Metric::SyncResponse), v(Metric::AsyncResponse));
+    let (router, enqueue, queue_wait) = (v(Metric::Router), v(Metric::Enqueue), v(Metric::QueueWait));
+    let other = total - (router + enqueue + queue_wait + handler_total);
+    Some(LineSegments { parts: [router, enqueue, queue_wait, handler_total - sync - asyn, sync, asyn, other], total })
+}
+
+#[derive(Debug, Default)]
+struct BreakdownAcc {
+    lines: u64,
+    sums: [f64; 7],
+    total: f64,
+}
+
+impl BreakdownAcc {
+    fn add(&mut self, s: &LineSegments) {
+        self.lines += 1;
+        for (sum, part) in self.sums.iter_mut().zip(s.parts) {
+            *sum += part;
+        }
+        self.total += s.total;
+    }
+
+    fn finish(&self) -> Option<E2eBreakdown> {
+        if self.lines == 0 {
+            return None;
+        }
+        let n = self.lines as f64;
+        let total_mean = self.total / n;
+        let segments = SEGMENTS
+            .iter()
+            .zip(self.sums)
+            .map(|(&(stage, label), sum)| Segment {
+                name: stage.map_or("other", Stage::as_str).to_owned(),
+                label: label.to_owned(),
+                mean_ms: round_us(sum / n),
+                share_pct: if total_mean > 0.0 { (sum / n / total_mean * 1e4).round() / 100.0 } else { 0.0 },
+            })
+            .collect();
+        Some(E2eBreakdown { lines: self.lines, total_mean_ms: round_us(total_mean), segments })
+    }
+}
+
+/// Time bins keyed by `ts.div_euclid(width)`.
+#[derive(Debug)]
+struct Bins {
+    requested_ns: i64,
+    width_ns: i64,
+    map: BTreeMap<i64, BinAcc>,
+}
+
+#[derive(Debug)]
+struct BinAcc {
+    router_lines: u64,
+    router_errors: u64,
+    worker_lines: u64,
+    worker_failures: u64,
+    router: Dist,
+    queue_wait: Dist,
+    e2e: Dist,
+}
+
+impl BinAcc {
+    fn new() -> Self {
+        BinAcc {
+            router_lines: 0,
+            router_errors: 0,
+            worker_lines: 0,
+            worker_failures: 0,
+            router: Dist::new(Precision::Coarse),
+            queue_wait: Dist::new(Precision::Coarse),
+            e2e: Dist::new(Precision::Coarse),
+        }
+    }
+
+    fn merge(&mut self, o: &BinAcc) {
+        self.router_lines += o.router_lines;
+        self.router_errors += o.router_errors;
+        self.worker_lines += o.worker_lines;
+        self.worker_failures += o.worker_failures;
+        self.router.merge(&o.router);
+        self.queue_wait.merge(&o.queue_wait);
+        self.e2e.merge(&o.e2e);
+    }
+}
+
+impl Bins {
+    fn new(width_ns: i64) -> Self {
+        Bins { requested_ns: width_ns, width_ns, map: BTreeMap::new() }
+    }
+
+    fn bin(&mut self, ts: i64) -> &mut BinAcc {
+        let mut key = ts.div_euclid(self.width_ns);
+        if !self.map.contains_key(&key) {
+            while self.span_with(key) > MAX_BINS {
+                self.widen();
+                key = ts.div_euclid(self.width_ns);
+            }
+        }
+        self.map.entry(key).or_insert_with(BinAcc::new)
+    }
+
+    fn span_with(&self, key: i64) -> i64 {
+        let (Some((&lo, _)), Some((&hi, _))) = (self.map.first_key_value(), self.map.last_key_value()) else {
+            return 1;
+        };
+        hi.max(key).saturating_sub(lo.min(key)).saturating_add(1)
+    }
+
+    /// Doubles the width, merging pairs of bins: `floor(floor(t / w) / 2) == floor(t / 2w)`.
+    fn widen(&mut self) {
+        self.width_ns = self.width_ns.saturating_mul(2);
+        let old = std::mem::take(&mut self.map);
+        for (k, b) in old {
+            match self.map.entry(k.div_euclid(2)) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(b);
+                }
+                std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().merge(&b),
+            }
+        }
+    }
+
+    fn finish(self) -> TimeBins {
+        let mut points = Vec::new();
+        if let (Some(&lo), Some(&hi)) = (self.map.keys().next(), self.map.keys().next_back()) {
+            let empty = BinAcc::new();
+            for k in lo..=hi {
+                let b = self.map.get(&k).unwrap_or(&empty);
+                points.push(BinPoint {
+                    start_ms: (i128::from(k) * i128::from(self.width_ns)).div_euclid(1_000_000) as i64,
+                    router_lines: b.router_lines,
+                    router_errors: b.router_errors,
+                    worker_lines: b.worker_lines,
+                    worker_failures: b.worker_failures,
+                    router: b.router.summary(),
+                    queue_wait: b.queue_wait.summary(),
+                    e2e: b.e2e.summary(),
+                });
+            }
+        }
+        TimeBins {
+            width_ms: (self.width_ns / 1_000_000) as u64,
+            requested_width_ms: (self.requested_ns / 1_000_000) as u64,
+            points,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router_line(ts: &str, cmd: &str, status: u16, duration: f64) -> String {
+        format!(
+            r#"{{"timestamp":"{ts}","message":"Router performance metrics","command":"{cmd}","statusCode":{status},"duration":{duration},"success":{}}}"#,
+            status < 400
+        )
+    }
+
+    fn feed_all(agg: &mut Aggregator, lines: &[String]) {
+        for l in lines {
+            agg.feed(l.as_bytes());
+        }
+    }
+
+    #[test]
+    fn window_bounds_are_inclusive_and_counted() {
+        let ns = |s| chatops_core::time::parse_rfc3339_ns(s).unwrap();
+        let window = WindowNs { start: Some(ns("2026-01-01T00:00:01Z")), end: Some(ns("2026-01-01T00:00:02Z")) };
+        let mut agg = Aggregator::new(window, None, None);
+        feed_all(
+            &mut agg,
+            &[
+                router_line("2026-01-01T00:00:00.999Z", "/a", 200, 1.0),
+                router_line("2026-01-01T00:00:01Z", "/a", 200, 2.0),
+                router_line("2026-01-01T00:00:02Z", "/a", 200, 3.0),
+                router_line("2026-01-01T00:00:02.001Z", "/a", 200, 4.0),
+                r#"{"message":"Router performance metrics","duration":5}"#.to_owned(),
+            ],
+        );
+        let out = agg.finish();
+        assert_eq!((out.lines.router, out.lines.outside_window, out.lines.no_timestamp), (2, 2, 1));
+        assert_eq!(out.stages[0].stats.mean, 2.5);
+        assert_eq!(out.first_ms, Some(ns("2026-01-01T00:00:01Z") / 1_000_000));
+    }
+
+    #[test]
+    fn caps_the_number_of_groups_per_dimension() {
+        let mut agg = Aggregator::new(WindowNs::default(), None, None);
+        let lines: Vec<String> =
+            (0..MAX_KEYS + 50).map(|i| router_line("2026-01-01T00:00:00Z", &format!("/c{i}"), 200, 1.0)).collect();
+        feed_all(&mut agg, &lines);
+        feed_all(&mut agg, &[router_line("2026-01-01T00:00:00Z", "/c0", 200, 1.0)]);
+        let out = agg.finish();
+        assert_eq!(out.groups.by_command.len(), MAX_KEYS + 1);
+        let other = out.groups.by_command.iter().find(|g| g.key == OTHER_KEY).unwrap();
+        assert_eq!(other.router_lines, 50);
+        let c0 = out.groups.by_command.iter().find(|g| g.key == "/c0").unwrap();
+        assert_eq!(c0.router_lines, 2, "known keys keep counting after the cap");
+    }
+
+    #[test]
+    fn cuts_overlong_keys_at_a_character_boundary() {
+        let long = "é".repeat(200);
+        assert!(cut_key(&long).len() <= MAX_KEY_LEN && cut_key(&long).chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn widens_bins_so_that_at_most_a_thousand_exist_and_keeps_every_count() {
+        let mut agg = Aggregator::new(WindowNs::default(), Some(1_000_000_000), None);
+        // 5000 seconds of one line per second: 1 s bins would be 5000.
+        for s in 0..5000i64 {
+            let ts = chatops_core::time::format_rfc3339_ms(1_700_000_000_000 + s * 1000);
+            agg.feed(router_line(&ts, "/a", 200, 1.0).as_bytes());
+        }
+        let bins = agg.finish().bins.unwrap();
+        assert!(bins.points.len() as i64 <= MAX_BINS, "{}", bins.points.len());
+        assert_eq!(bins.width_ms, 8000);
+        assert_eq!(bins.requested_width_ms, 1000);
+        assert_eq!(bins.points.iter().map(|p| p.router_lines).sum::<u64>(), 5000);
+        assert!(bins.points.windows(2).all(|w| w[1].start_ms - w[0].start_ms == 8000));
+    }
+
+    #[test]
+    fn fills_empty_bins_between_data() {
+        let mut agg = Aggregator::new(WindowNs::default(), Some(10_000_000_000), None);
+        feed_all(
+            &mut agg,
+            &[router_line("2026-01-01T00:00:05Z", "/a", 200, 1.0), router_line("2026-01-01T00:00:35Z", "/a", 500, 3.0)],
+        );
+        let bins = agg.finish().bins.unwrap();
+        let counts: Vec<(u64, u64)> = bins.points.iter().map(|p| (p.router_lines, p.router_errors)).collect();
+        assert_eq!(counts, [(1, 0), (0, 0), (0, 0), (1, 1)]);
+        assert_eq!(bins.points[0].start_ms % 10_000, 0);
+    }
+
+    #[test]
+    fn a_stray_line_far_away_widens_bins_instead_of_exhausting_memory() {
+        let mut agg = Aggregator::new(WindowNs::default(), Some(1_000_000), None);
+        feed_all(
+            &mut agg,
+            &[router_line("1971-01-01T00:00:00Z", "/a", 200, 1.0), router_line("2026-01-01T00:00:00Z", "/a", 200, 1.0)],
+        );
+        let bins = agg.finish().bins.unwrap();
+        assert!(bins.points.len() as i64 <= MAX_BINS);
+        assert_eq!(bins.points.iter().map(|p| p.router_lines).sum::<u64>(), 2);
+    }
+
+    #[test]
+    fn breakdown_segments_sum_to_the_mean_total() {
+        let mut agg = Aggregator::new(WindowNs::default(), None, None);
+        agg.feed(br#"{"message":"Performance metrics","totalE2eMs":10,"routerMs":1,"enqueueMs":2,"queueWaitMs":3,"handlerMs":3.5,"syncResponseMs":1,"asyncResponseMs":0.5,"workerDurationMs":3.8}"#);
+        agg.feed(br#"{"message":"Performance metrics","totalE2eMs":20,"queueWaitMs":5,"workerDurationMs":15}"#);
+        let b = agg.finish().e2e_breakdown;
+        assert_eq!(b.lines, 2);
+        assert_eq!(b.total_mean_ms, 15.0);
+        let means: Vec<(&str, f64)> = b.segments.iter().map(|s| (s.name.as_str(), s.mean_ms)).collect();
+        assert_eq!(
+            means,
+            [
+                ("router", 0.5),
+                ("enqueue", 1.0),
+                ("queue_wait", 4.0),
+                ("handler", 8.5),
+                ("sync_response", 0.5),
+                ("async_response", 0.25),
+                ("other", 0.25)
+            ]
+        );
+        let share: f64 = b.segments.iter().map(|s| s.share_pct).sum();
+        assert!((share - 100.0).abs() < 0.05, "{share}");
+    }
+}
