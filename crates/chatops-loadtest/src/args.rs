@@ -1,0 +1,198 @@
+//! Command-line arguments of `chatops loadtest` and `chatops mock-slack` (clap derive), for
+//! the `chatops` binary to flatten into its subcommands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// `chatops loadtest`: open-model load test of a Slack bot, with client-observed E2E.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Exit codes: 0 all thresholds hold, 1 a threshold failed, 2 profile or argument error.")]
+pub struct LoadtestArgs {
+    /// Built-in profile (smoke, minimal, light, standard, full) or an Artillery-style YAML file.
+    #[arg(long, value_name = "NAME|FILE", required_unless_present = "list_profiles")]
+    pub profile: Option<String>,
+
+    /// List the built-in profiles and exit.
+    #[arg(long)]
+    pub list_profiles: bool,
+
+    /// Base URL of the bot (overrides the profile's config.target).
+    #[arg(long, value_name = "URL", conflicts_with = "spawn")]
+    pub target: Option<String>,
+
+    /// Slack signing secret used to sign every request.
+    #[arg(long, env = "SLACK_SIGNING_SECRET", hide_env_values = true, value_name = "SECRET", value_parser = parse_secret)]
+    pub signing_secret: Option<SecretString>,
+
+    /// Read the signing secret from this file (first line); takes precedence over --signing-secret.
+    #[arg(long, value_name = "FILE")]
+    pub signing_secret_file: Option<PathBuf>,
+
+    /// Start an embedded `chatops serve` (temporary data dir, random secret) and target it.
+    #[arg(long)]
+    pub spawn: bool,
+
+    /// Multiply every arrival rate (and arrivalCount) by this factor.
+    #[arg(long, value_name = "X", default_value_t = 1.0, value_parser = parse_positive)]
+    pub rate_scale: f64,
+
+    /// Multiply every phase duration by this factor.
+    #[arg(long, value_name = "X", default_value_t = 1.0, value_parser = parse_positive)]
+    pub duration_scale: f64,
+
+    /// Most requests in flight; arrivals beyond it are dropped and counted, never delayed.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_in_flight: u64,
+
+    /// Per-request HTTP timeout (overrides config.http.timeout), e.g. 10s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    pub timeout: Option<Duration>,
+
+    /// After the last phase, wait at most this long for outstanding answers at the receiver.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration_arg)]
+    pub drain_timeout: Duration,
+
+    /// Answers count when they arrive within this time of the request's scheduled send;
+    /// this also bounds the memory kept per request.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration_arg)]
+    pub response_window: Duration,
+
+    /// Do not run the response receiver (response_url fields are sent as written).
+    #[arg(long)]
+    pub no_receiver: bool,
+
+    /// Address the response receiver listens on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub receiver_listen: SocketAddr,
+
+    /// Base URL the bot must post answers to, when not the receiver's own address
+    /// (e.g. through a tunnel); requests get `<URL>/hook/<request-id>`.
+    #[arg(long, value_name = "URL")]
+    pub receiver_url: Option<String>,
+
+    /// Results file [default: results/test-YYYYMMDD-HHMMSS.json].
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Also write one NDJSON line per request (id, command, times) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub record_requests: Option<PathBuf>,
+
+    /// Fail when the error rate exceeds this percentage.
+    #[arg(long, value_name = "PERCENT")]
+    pub max_error_rate: Option<f64>,
+
+    /// Fail when the ack p95 (ms, from scheduled time) exceeds this.
+    #[arg(long, value_name = "MS")]
+    pub p95: Option<f64>,
+
+    /// Fail when the ack p99 (ms, from scheduled time) exceeds this.
+    #[arg(long, value_name = "MS")]
+    pub p99: Option<f64>,
+
+    /// Fail when the first-response E2E p95 (ms) exceeds this.
+    #[arg(long, value_name = "MS")]
+    pub e2e_p95: Option<f64>,
+
+    /// Fail when the first-response E2E p99 (ms) exceeds this.
+    #[arg(long, value_name = "MS")]
+    pub e2e_p99: Option<f64>,
+
+    /// Fail when more commands than this get no answer at the receiver.
+    #[arg(long, value_name = "N")]
+    pub max_lost: Option<u64>,
+
+    /// No live line and no summary table (failed thresholds are still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Print the results JSON to stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `chatops mock-slack`: a stand-alone response_url receiver that prints each post.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MockSlackArgs {
+    /// Address to listen on; posts go to http://ADDR/hook/<id>.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+
+    /// Exit after this many posts.
+    #[arg(long, value_name = "N")]
+    pub max_posts: Option<u64>,
+
+    /// Print each post's raw body instead of its message text.
+    #[arg(long)]
+    pub raw: bool,
+}
+
+fn parse_secret(s: &str) -> Result<SecretString, String> {
+    if s.is_empty() {
+        return Err("the signing secret is empty".into());
+    }
+    Ok(SecretString::from(s))
+}
+
+fn parse_positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 1e6 => Ok(v),
+        _ => Err(format!("`{s}` is not a positive number")),
+    }
+}
+
+fn parse_duration_arg(s: &str) -> Result<Duration, String> {
+    crate::profile::parse_duration(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: LoadtestArgs,
+    }
+
+    fn parse(argv: &[&str]) -> Result<LoadtestArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("loadtest").chain(argv.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn defaults_are_sensible() {
+        let a = parse(&["--profile", "smoke"]).unwrap();
+        assert_eq!(a.rate_scale, 1.0);
+        assert_eq!(a.drain_timeout, Duration::from_secs(30));
+        assert_eq!(a.receiver_listen.port(), 0);
+        assert!(a.receiver_listen.ip().is_loopback());
+    }
+
+    #[test]
+    fn refuses_bad_arguments() {
+        for argv in [
+            &[][..],
+            &["--profile", "smoke", "--rate-scale", "0"],
+            &["--profile", "smoke", "--rate-scale", "-1"],
+            &["--profile", "smoke", "--duration-scale", "NaN"],
+            &["--profile", "smoke", "--drain-timeout", "soon"],
+            &["--profile", "smoke", "--max-in-flight", "0"],
+            &["--profile", "smoke", "--target", "http://x", "--spawn"],
+            &["--profile", "smoke", "--signing-secret", ""],
+            &["--profile", "smoke", "--receiver-listen", "not-an-addr"],
+        ] {
+            assert!(parse(argv).is_err(), "{argv:?}");
+        }
+        assert!(parse(&["--list-profiles"]).is_ok());
+    }
+
+    #[test]
+    fn debug_output_hides_the_secret() {
+        let a = parse(&["--profile", "smoke", "--signing-secret", "s3cr3t-value"]).unwrap();
+        assert!(!format!("{a:?}").contains("s3cr3t-value"));
+    }
+}

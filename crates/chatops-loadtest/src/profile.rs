@@ -1,0 +1,908 @@
+//! Load profiles: Artillery-shaped YAML (`config.target`, `config.phases`, `config.http`,
+//! `config.ensure`, `scenarios[].flow`) parsed strictly, plus the built-in profiles by name.
+//!
+//! The YAML is read into raw serde structs that deny unknown fields, so a key we do not
+//! understand is an error that names the key and its line (serde-saphyr reports both),
+//! never silently ignored. The raw structs are then checked and converted into a
+//! [`Profile`] with typed values: durations, compiled templates, compiled request specs,
+//! parsed `ensure` conditions. Errors found in that second step carry the line of the value
+//! through `serde_saphyr::Spanned`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::ensure::{Condition, Op};
+use crate::request::{BodySpec, CommandKey, FormField, RequestSpec};
+use crate::template::{Env, Template};
+
+/// Largest profile file accepted; real ones are a few kilobytes.
+pub const MAX_PROFILE_BYTES: usize = 1024 * 1024;
+/// Highest arrival rate a phase may ask for after scaling (arrivals per second).
+pub const MAX_RATE: f64 = 1_000_000.0;
+/// Longest phase after scaling.
+pub const MAX_PHASE: Duration = Duration::from_secs(7 * 24 * 3600);
+const MAX_PHASES: usize = 1000;
+const MAX_SCENARIOS: usize = 1000;
+const MAX_STEPS: usize = 100;
+
+/// Why a profile could not be loaded. Every variant is a usage error (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("unknown profile `{0}`: not a built-in profile ({names}) and no such file", names = builtin_names().join(", "))]
+    NotFound(String),
+    #[error("reading profile {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{0}: profile is larger than {MAX_PROFILE_BYTES} bytes")]
+    TooLarge(String),
+    #[error("{source_name}: {message}")]
+    Yaml { source_name: String, message: String },
+    #[error("{source_name}: line {line}: {message}")]
+    Invalid { source_name: String, line: u64, message: String },
+    #[error("{0}")]
+    Scale(String),
+}
+
+/// A checked profile, ready to schedule and fire.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// The built-in name or the file path it came from.
+    pub source: String,
+    /// `config.target`, rendered (templates in the target are resolved once).
+    pub target: Option<String>,
+    pub phases: Vec<Phase>,
+    pub http: HttpSettings,
+    pub ensure: Vec<Condition>,
+    pub scenarios: Vec<Scenario>,
+    /// Things accepted but not acted on (e.g. `config.processor`).
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phase {
+    pub name: String,
+    pub duration: Duration,
+    pub load: Load,
+    /// Artillery's `maxVusers`: a cap on requests in flight during this phase.
+    pub max_in_flight: Option<usize>,
+}
+
+/// How arrivals are spread over a phase.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Load {
+    /// `arrivalRate` (and `rampTo`): per-second rate, constant when `from == to`,
+    /// otherwise a linear ramp.
+    Rate { from: f64, to: f64 },
+    /// `arrivalCount`: this many arrivals spread evenly over the phase.
+    Count(u64),
+    /// `pause`: no arrivals.
+    Pause,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HttpSettings {
+    /// Per-request timeout (`config.http.timeout`, Artillery's default 10 s).
+    pub timeout: Duration,
+    /// Idle keep-alive connections kept to the target (`config.http.pool`).
+    pub pool: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings { timeout: Duration::from_secs(10), pool: 1024 }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub weight: u32,
+    pub flow: Vec<Step>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Step {
+    Request(Box<RequestSpec>),
+    /// Artillery's `think: N`: the virtual user waits before its next step.
+    Think(Duration),
+}
+
+/// One line of `--list-profiles`.
+#[derive(Debug, Clone, Copy)]
+pub struct BuiltinProfile {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub yaml: &'static str,
+}
+
+/// The built-in profiles, in the order `--list-profiles` shows them.
+pub const BUILTIN: &[BuiltinProfile] = &[
+    BuiltinProfile {
+        name: "smoke",
+        summary: "≈5 s: 5 s at 2/s of /echo (for tests and a quick check)",
+        yaml: include_str!("../profiles/smoke.yml"),
+    },
+    BuiltinProfile {
+        name: "minimal",
+        summary: "≈60 s: 5 s at 1/s (cold start), 25 s at 2/s, 10 s ramp 3→6/s, 20 s at 2/s of /echo",
+        yaml: include_str!("../profiles/minimal.yml"),
+    },
+    BuiltinProfile {
+        name: "light",
+        summary: "≈7 min: 30 s at 2/s, 120 s ramp 5→20, 180 s at 20, 60 s ramp 20→40, 30 s at 5 of /echo",
+        yaml: include_str!("../profiles/light.yml"),
+    },
+    BuiltinProfile {
+        name: "standard",
+        summary: "≈7 min, echo only: 30 s at 2/s, 120 s ramp 5→30, 180 s at 30, 60 s ramp 30→50, 30 s at 5",
+        yaml: include_str!("../profiles/standard.yml"),
+    },
+    BuiltinProfile {
+        name: "full",
+        summary: "≈12 min, /echo 40 /status 30 /deploy 20 /build 10: 60 s at 2/s, 180 s ramp 5→20, 300 s at 20, \
+                  120 s ramp 20→45, 60 s at 5",
+        yaml: include_str!("../profiles/full.yml"),
+    },
+];
+
+pub fn builtin_names() -> Vec<&'static str> {
+    BUILTIN.iter().map(|p| p.name).collect()
+}
+
+impl Profile {
+    /// A built-in name, or else a file path.
+    pub fn load(name_or_path: &str, env: &dyn Env) -> Result<Profile, ProfileError> {
+        if let Some(b) = BUILTIN.iter().find(|b| b.name == name_or_path) {
+            return Profile::parse(b.yaml, b.name, env);
+        }
+        let path = Path::new(name_or_path);
+        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ProfileError::NotFound(name_or_path.to_owned()),
+            _ => ProfileError::Io { path: name_or_path.to_owned(), source: e },
+        })?;
+        if meta.len() > MAX_PROFILE_BYTES as u64 {
+            return Err(ProfileError::TooLarge(name_or_path.to_owned()));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ProfileError::Io { path: name_or_path.to_owned(), source })?;
+        Profile::parse(&text, name_or_path, env)
+    }
+
+    /// Parses YAML text; `source_name` names it in errors and in the results.
+    pub fn parse(text: &str, source_name: &str, env: &dyn Env) -> Result<Profile, ProfileError> {
+        if text.len() > MAX_PROFILE_BYTES {
+            return Err(ProfileError::TooLarge(source_name.to_owned()));
+        }
+        let raw: RawProfile = serde_saphyr::from_str_with_options(text, yaml_options()).map_err(|e| {
+            ProfileError::Yaml { source_name: source_name.to_owned(), message: one_line(&e.to_string()) }
+        })?;
+        Builder { source_name, env, notes: Vec::new() }.build(raw)
+    }
+
+    /// Applies `--rate-scale` and `--duration-scale`. Counts (`arrivalCount`) scale with
+    /// both, so that a count phase keeps its rate when its duration is scaled.
+    pub fn scale(&mut self, rate: f64, duration: f64) -> Result<(), ProfileError> {
+        if !(rate.is_finite() && rate > 0.0 && duration.is_finite() && duration > 0.0) {
+            return Err(ProfileError::Scale("--rate-scale and --duration-scale must be positive numbers".into()));
+        }
+        for p in &mut self.phases {
+            p.duration = p.duration.mul_f64(duration);
+            p.load = match p.load {
+                Load::Rate { from, to } => Load::Rate { from: from * rate, to: to * rate },
+                Load::Count(n) => Load::Count((n as f64 * rate * duration).round() as u64),
+                Load::Pause => Load::Pause,
+            };
+            check_phase_limits(p).map_err(|m| ProfileError::Scale(format!("phase `{}` after scaling: {m}", p.name)))?;
+        }
+        Ok(())
+    }
+
+    /// Total planned test time.
+    pub fn total_duration(&self) -> Duration {
+        self.phases.iter().map(|p| p.duration).sum()
+    }
+}
+
+fn check_phase_limits(p: &Phase) -> Result<(), String> {
+    if p.duration.is_zero() {
+        return Err("duration must be more than zero".into());
+    }
+    if p.duration > MAX_PHASE {
+        return Err(format!("duration is longer than {} s", MAX_PHASE.as_secs()));
+    }
+    let peak = match p.load {
+        Load::Rate { from, to } => from.max(to),
+        Load::Count(n) => n as f64 / p.duration.as_secs_f64(),
+        Load::Pause => 0.0,
+    };
+    if peak > MAX_RATE {
+        return Err(format!("arrival rate {peak:.0}/s is above the limit of {MAX_RATE:.0}/s"));
+    }
+    Ok(())
+}
+
+fn yaml_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = 32;
+    budget.max_nodes = 100_000;
+    budget.max_aliases = 1000;
+    budget.max_anchors = 1000;
+    budget.max_total_scalar_bytes = 4 * MAX_PROFILE_BYTES;
+    budget.max_documents = 1;
+    let mut opts = serde_saphyr::Options::default();
+    opts.budget = Some(budget);
+    opts.with_snippet = false;
+    opts
+}
+
+/// serde-saphyr messages may span lines; a CLI error reads better on one.
+fn one_line(msg: &str) -> String {
+    let msg = msg.strip_prefix("error: ").unwrap_or(msg);
+    msg.lines().next().unwrap_or(msg).trim().to_owned()
+}
+
+// ---- raw YAML shape ------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    config: RawConfig,
+    #[serde(default)]
+    scenarios: Vec<Spanned<RawScenario>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    target: Option<Spanned<String>>,
+    #[serde(default)]
+    phases: Vec<Spanned<RawPhase>>,
+    http: Option<RawHttp>,
+    ensure: Option<Spanned<RawEnsure>>,
+    processor: Option<Spanned<String>>,
+    plugins: Option<RawPlugins>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugins {
+    ensure: Option<Spanned<RawEnsure>>,
+    #[serde(rename = "metrics-by-endpoint")]
+    metrics_by_endpoint: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawPhase {
+    duration: Option<RawDuration>,
+    arrival_rate: Option<f64>,
+    ramp_to: Option<f64>,
+    arrival_count: Option<f64>,
+    pause: Option<RawDuration>,
+    name: Option<String>,
+    max_vusers: Option<u64>,
+}
+
+/// A number of seconds, or text such as `30s`, `2m`, `1h 30m`, `500ms`.
+#[derive(Deserialize, Clone)]
+#[serde(untagged)]
+enum RawDuration {
+    Secs(f64),
+    Text(String),
+}
+
+impl RawDuration {
+    fn to_duration(&self) -> Result<Duration, String> {
+        match self {
+            RawDuration::Secs(s) if s.is_finite() && *s >= 0.0 && *s <= MAX_PHASE.as_secs_f64() => {
+                Ok(Duration::from_secs_f64(*s))
+            }
+            RawDuration::Secs(s) => Err(format!("duration {s} is out of range")),
+            RawDuration::Text(t) => parse_duration(t),
+        }
+    }
+}
+
+/// `30`, `30s`, `2m`, `1h30m`, `250ms` → Duration. Bare numbers are seconds (Artillery).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        return RawDuration::Secs(secs).to_duration();
+    }
+    let d = humantime::parse_duration(t).map_err(|e| format!("`{t}` is not a duration ({e}); use e.g. 30, 30s, 2m"))?;
+    if d > MAX_PHASE {
+        return Err(format!("duration `{t}` is out of range"));
+    }
+    Ok(d)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    timeout: Option<RawDuration>,
+    pool: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawEnsure {
+    max_error_rate: Option<f64>,
+    p50: Option<f64>,
+    median: Option<f64>,
+    p90: Option<f64>,
+    p95: Option<f64>,
+    p99: Option<f64>,
+    max: Option<f64>,
+    min: Option<f64>,
+    #[serde(default)]
+    thresholds: Vec<Spanned<BTreeMap<String, f64>>>,
+    #[serde(default)]
+    conditions: Vec<Spanned<RawCondition>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCondition {
+    expression: Spanned<String>,
+    strict: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: Option<String>,
+    weight: Option<u32>,
+    flow: Vec<Spanned<RawStep>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+enum RawStep {
+    Get(RawRequest),
+    Post(RawRequest),
+    Put(RawRequest),
+    Patch(RawRequest),
+    Delete(RawRequest),
+    Think(RawDuration),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawRequest {
+    url: Spanned<String>,
+    name: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, Spanned<Scalar>>,
+    body: Option<Spanned<String>>,
+    form: Option<Spanned<BTreeMap<String, Spanned<Scalar>>>>,
+    before_request: Option<Spanned<OneOrMany>>,
+    after_response: Option<Spanned<OneOrMany>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn names(&self) -> Vec<&str> {
+        match self {
+            OneOrMany::One(s) => vec![s.as_str()],
+            OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// A YAML scalar read as text (header and form values may be written as numbers).
+struct Scalar(String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_owned()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+// ---- conversion into a checked profile -----------------------------------------------------
+
+struct Builder<'a> {
+    source_name: &'a str,
+    env: &'a dyn Env,
+    notes: Vec<String>,
+}
+
+impl Builder<'_> {
+    fn err<T>(&self, line: u64, message: impl Into<String>) -> Result<T, ProfileError> {
+        Err(ProfileError::Invalid { source_name: self.source_name.to_owned(), line, message: message.into() })
+    }
+
+    fn template(&self, s: &Spanned<String>, what: &str) -> Result<Template, ProfileError> {
+        Template::compile(&s.value, self.env).or_else(|e| self.err(s.referenced.line(), format!("{what}: {e}")))
+    }
+
+    fn build(mut self, raw: RawProfile) -> Result<Profile, ProfileError> {
+        let cfg = raw.config;
+        let target = match &cfg.target {
+            Some(t) => {
+                let rendered = self.template(t, "config.target")?;
+                let Some(text) = rendered.as_static() else {
+                    return self
+                        .err(t.referenced.line(), "config.target may use only $env/$processEnvironment templates");
+                };
+                Some(text.to_owned())
+            }
+            None => None,
+        };
+        if cfg.phases.is_empty() {
+            return self.err(1, "config.phases is missing or empty: at least one phase is needed");
+        }
+        if cfg.phases.len() > MAX_PHASES {
+            return self.err(cfg.phases[MAX_PHASES].referenced.line(), format!("more than {MAX_PHASES} phases"));
+        }
+        let phases = cfg.phases.iter().enumerate().map(|(i, p)| self.phase(i, p)).collect::<Result<Vec<_>, _>>()?;
+        let mut http = HttpSettings::default();
+        if let Some(h) = &cfg.http {
+            if let Some(t) = &h.timeout {
+                http.timeout = t.to_duration().or_else(|m| self.err(0, format!("config.http.timeout: {m}")))?;
+                if http.timeout.is_zero() {
+                    return self.err(0, "config.http.timeout must be more than zero");
+                }
+            }
+            if let Some(pool) = h.pool {
+                http.pool = usize::try_from(pool).unwrap_or(usize::MAX).clamp(1, 100_000);
+            }
+        }
+        let mut ensure = Vec::new();
+        if let Some(e) = &cfg.ensure {
+            self.ensure(e, &mut ensure)?;
+        }
+        if let Some(plugins) = &cfg.plugins {
+            if let Some(e) = &plugins.ensure {
+                self.ensure(e, &mut ensure)?;
+            }
+            if plugins.metrics_by_endpoint.is_some() {
+                self.notes.push("plugin metrics-by-endpoint accepted: per-command breakdowns are always kept".into());
+            }
+        }
+        if let Some(p) = &cfg.processor {
+            self.notes.push(format!(
+                "config.processor ({}) ignored: generateSlackSignature and captureMetrics are built in",
+                p.value
+            ));
+        }
+        if raw.scenarios.is_empty() {
+            return self.err(1, "scenarios is missing or empty: at least one scenario with a flow is needed");
+        }
+        if raw.scenarios.len() > MAX_SCENARIOS {
+            return self.err(raw.scenarios[MAX_SCENARIOS].referenced.line(), "too many scenarios");
+        }
+        let scenarios =
+            raw.scenarios.iter().enumerate().map(|(i, s)| self.scenario(i, s)).collect::<Result<Vec<_>, _>>()?;
+        if scenarios.iter().all(|s| s.weight == 0) {
+            return self.err(raw.scenarios[0].referenced.line(), "every scenario has weight 0");
+        }
+        Ok(Profile { source: self.source_name.to_owned(), target, phases, http, ensure, scenarios, notes: self.notes })
+    }
+
+    fn phase(&self, idx: usize, p: &Spanned<RawPhase>) -> Result<Phase, ProfileError> {
+        let line = p.referenced.line();
+        let r = &p.value;
+        let name = r.name.clone().unwrap_or_else(|| format!("phase {}", idx + 1));
+        let dur = |d: &RawDuration, what: &str| d.to_duration().or_else(|m| self.err(line, format!("{what}: {m}")));
+        let nonneg = |v: f64, what: &str| {
+            if v.is_finite() && v >= 0.0 { Ok(v) } else { self.err(line, format!("{what} must be a number ≥ 0")) }
+        };
+        let phase = if let Some(pause) = &r.pause {
+            if r.duration.is_some() || r.arrival_rate.is_some() || r.arrival_count.is_some() || r.ramp_to.is_some() {
+                return self.err(line, "a `pause` phase takes no duration, arrivalRate, arrivalCount or rampTo");
+            }
+            Phase { name, duration: dur(pause, "pause")?, load: Load::Pause, max_in_flight: None }
+        } else {
+            let Some(d) = &r.duration else {
+                return self.err(line, "phase needs `duration` (or is a `pause`)");
+            };
+            let duration = dur(d, "duration")?;
+            let load = match (r.arrival_rate, r.ramp_to, r.arrival_count) {
+                (Some(rate), ramp, None) => {
+                    let from = nonneg(rate, "arrivalRate")?;
+                    let to = match ramp {
+                        Some(t) => nonneg(t, "rampTo")?,
+                        None => from,
+                    };
+                    Load::Rate { from, to }
+                }
+                (None, Some(to), None) => Load::Rate { from: 0.0, to: nonneg(to, "rampTo")? },
+                (None, None, Some(n)) => {
+                    let n = nonneg(n, "arrivalCount")?;
+                    if n.fract() != 0.0 || n > 1e12 {
+                        return self.err(line, "arrivalCount must be a whole number");
+                    }
+                    Load::Count(n as u64)
+                }
+                (None, None, None) => return self.err(line, "phase needs arrivalRate, rampTo or arrivalCount"),
+                _ => return self.err(line, "arrivalCount cannot be combined with arrivalRate or rampTo"),
+            };
+            let max_in_flight = r.max_vusers.map(|m| usize::try_from(m).unwrap_or(usize::MAX).max(1));
+            Phase { name, duration, load, max_in_flight }
+        };
+        check_phase_limits(&phase).or_else(|m| self.err(line, m))?;
+        Ok(phase)
+    }
+
+    fn ensure(&self, e: &Spanned<RawEnsure>, out: &mut Vec<Condition>) -> Result<(), ProfileError> {
+        let line = e.referenced.line();
+        let r = &e.value;
+        let short = [
+            ("http.response_time.median", r.median.or(r.p50)),
+            ("http.response_time.p90", r.p90),
+            ("http.response_time.p95", r.p95),
+            ("http.response_time.p99", r.p99),
+            ("http.response_time.max", r.max),
+            ("http.response_time.min", r.min),
+            ("error_rate", r.max_error_rate),
+        ];
+        for (metric, limit) in short {
+            if let Some(limit) = limit {
+                let c = Condition::single(metric, Op::Le, limit).or_else(|m| self.err(line, m))?;
+                out.push(c);
+            }
+        }
+        for t in &r.thresholds {
+            // Artillery: "check that a metric's value is less-than the defined value".
+            for (metric, limit) in &t.value {
+                let c = Condition::single(metric, Op::Lt, *limit).or_else(|m| self.err(t.referenced.line(), m))?;
+                out.push(c);
+            }
+        }
+        for c in &r.conditions {
+            let expr = &c.value.expression;
+            let cond = Condition::parse(&expr.value, c.value.strict.unwrap_or(true))
+                .or_else(|m| self.err(expr.referenced.line(), m))?;
+            out.push(cond);
+        }
+        Ok(())
+    }
+
+    fn scenario(&self, idx: usize, s: &Spanned<RawScenario>) -> Result<Scenario, ProfileError> {
+        let name = s.value.name.clone().unwrap_or_else(|| format!("scenario {}", idx + 1));
+        if s.value.flow.is_empty() {
+            return self.err(s.referenced.line(), format!("scenario `{name}` has an empty flow"));
+        }
+        if s.value.flow.len() > MAX_STEPS {
+            return self.err(s.referenced.line(), format!("scenario `{name}` has more than {MAX_STEPS} steps"));
+        }
+        let mut flow = Vec::new();
+        for step in &s.value.flow {
+            let line = step.referenced.line();
+            let (method, req) = match &step.value {
+                RawStep::Think(d) => {
+                    let d = d.to_duration().or_else(|m| self.err(line, format!("think: {m}")))?;
+                    flow.push(Step::Think(d));
+                    continue;
+                }
+                RawStep::Get(r) => (hyper::Method::GET, r),
+                RawStep::Post(r) => (hyper::Method::POST, r),
+                RawStep::Put(r) => (hyper::Method::PUT, r),
+                RawStep::Patch(r) => (hyper::Method::PATCH, r),
+                RawStep::Delete(r) => (hyper::Method::DELETE, r),
+            };
+            flow.push(Step::Request(Box::new(self.request(method, req)?)));
+        }
+        Ok(Scenario { name, weight: s.value.weight.unwrap_or(1), flow })
+    }
+
+    fn request(&self, method: hyper::Method, r: &RawRequest) -> Result<RequestSpec, ProfileError> {
+        let url = self.template(&r.url, "url")?;
+        let mut sign_default_body = false;
+        if let Some(b) = &r.before_request {
+            for f in b.value.names() {
+                match f {
+                    "generateSlackSignature" => sign_default_body = true,
+                    other => {
+                        return self.err(
+                            b.referenced.line(),
+                            format!("beforeRequest `{other}` is not built in (only generateSlackSignature is)"),
+                        );
+                    }
+                }
+            }
+        }
+        if let Some(a) = &r.after_response {
+            for f in a.value.names() {
+                if f != "captureMetrics" {
+                    return self.err(
+                        a.referenced.line(),
+                        format!("afterResponse `{f}` is not built in (only captureMetrics is)"),
+                    );
+                }
+            }
+        }
+        let mut headers = Vec::new();
+        for (name, value) in &r.headers {
+            let line = value.referenced.line();
+            let header = hyper::header::HeaderName::from_bytes(name.as_bytes())
+                .or_else(|_| self.err(line, format!("`{name}` is not a valid header name")))?;
+            let tpl = Template::compile(&value.value.0, self.env)
+                .or_else(|e| self.err(line, format!("header {name}: {e}")))?;
+            if let Some(v) = tpl.as_static()
+                && hyper::header::HeaderValue::from_str(v).is_err()
+            {
+                return self.err(line, format!("header {name}: value is not a valid header value"));
+            }
+            headers.push((header, tpl));
+        }
+        let body = match (&r.body, &r.form) {
+            (Some(_), Some(f)) => return self.err(f.referenced.line(), "a request takes `body` or `form`, not both"),
+            (Some(b), None) if !b.value.is_empty() => BodySpec::from_text(&b.value, self.env)
+                .or_else(|e| self.err(b.referenced.line(), format!("body: {e}")))?,
+            (None, Some(f)) => {
+                let mut fields = Vec::new();
+                for (k, v) in &f.value {
+                    let value = Template::compile(&v.value.0, self.env)
+                        .or_else(|e| self.err(v.referenced.line(), format!("form field {k}: {e}")))?;
+                    fields.push(FormField::new(k, value, true));
+                }
+                BodySpec::Form(fields)
+            }
+            _ if sign_default_body => BodySpec::default_echo(),
+            _ => BodySpec::Empty,
+        };
+        let label = r.name.clone().unwrap_or_else(|| format!("{method} {}", r.url.value));
+        let command = body.command_key().unwrap_or(CommandKey::Static(label.clone()));
+        Ok(RequestSpec::new(method, url, headers, body, command, label))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env() -> HashMap<String, String> {
+        HashMap::from([("BOT_URL".to_owned(), "http://127.0.0.1:3999".to_owned())])
+    }
+
+    fn parse(yaml: &str) -> Result<Profile, ProfileError> {
+        Profile::parse(yaml, "test.yml", &env())
+    }
+
+    const REPRESENTATIVE: &str = r#"
+config:
+  target: "{{ $processEnvironment.BOT_URL }}"
+  processor: "./slack-processor.js"
+  phases:
+    - duration: 10
+      arrivalRate: 1
+      rampTo: 5
+      name: Warm up
+    - pause: 2s
+    - duration: 1m
+      arrivalRate: 5
+      name: Sustained
+    - duration: 5
+      arrivalCount: 20
+  http:
+    timeout: 5
+    pool: 50
+  ensure:
+    maxErrorRate: 1
+    p95: 500
+    thresholds:
+      - http.response_time.p99: 800
+    conditions:
+      - expression: "e2e.p99 < 2000 and vusers.failed == 0"
+        strict: false
+scenarios:
+  - name: echo
+    weight: 3
+    flow:
+      - post:
+          url: "/slack/commands"
+          headers:
+            Content-Type: application/x-www-form-urlencoded
+          body: "token=x&team_id=T1&user_id=U{{ $randomString(8) }}&command=%2Fecho&text=hi+{{ $randomNumber(1, 100) }}&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2F1%2F2&trigger_id={{ $uuid }}"
+          beforeRequest: generateSlackSignature
+          afterResponse: captureMetrics
+  - name: default body
+    weight: 1
+    flow:
+      - post:
+          url: "/slack/commands"
+          beforeRequest: [generateSlackSignature]
+      - think: 1
+      - get:
+          url: "/healthz"
+"#;
+
+    #[test]
+    fn parses_a_representative_artillery_config() {
+        let p = parse(REPRESENTATIVE).unwrap();
+        assert_eq!(p.target.as_deref(), Some("http://127.0.0.1:3999"));
+        assert_eq!(p.phases.len(), 4);
+        assert_eq!(p.phases[0].load, Load::Rate { from: 1.0, to: 5.0 });
+        assert_eq!(p.phases[0].name, "Warm up");
+        assert_eq!(
+            p.phases[1],
+            Phase { name: "phase 2".into(), duration: Duration::from_secs(2), load: Load::Pause, max_in_flight: None }
+        );
+        assert_eq!(p.phases[2].duration, Duration::from_secs(60));
+        assert_eq!(p.phases[3].load, Load::Count(20));
+        assert_eq!(p.http, HttpSettings { timeout: Duration::from_secs(5), pool: 50 });
+        let conds: Vec<_> = p.ensure.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(
+            conds,
+            [
+                "http.response_time.p95 <= 500",
+                "error_rate <= 1",
+                "http.response_time.p99 < 800",
+                "e2e.p99 < 2000 and vusers.failed == 0"
+            ]
+        );
+        assert!(!p.ensure[3].strict);
+        assert!(p.notes.iter().any(|n| n.contains("slack-processor.js") && n.contains("ignored")), "{:?}", p.notes);
+        assert_eq!(p.scenarios.len(), 2);
+        assert_eq!((p.scenarios[0].weight, p.scenarios[1].weight), (3, 1));
+        assert_eq!(p.scenarios[1].flow.len(), 3);
+        let Step::Request(first) = &p.scenarios[0].flow[0] else { panic!() };
+        assert_eq!(first.command_name(), Some("/echo"));
+        let Step::Request(default_body) = &p.scenarios[1].flow[0] else { panic!() };
+        assert_eq!(default_body.command_name(), Some("/echo"), "generateSlackSignature fills an /echo body");
+    }
+
+    #[test]
+    fn every_builtin_profile_parses_and_matches_the_issue() {
+        let env = HashMap::new();
+        for b in BUILTIN {
+            let p = Profile::parse(b.yaml, b.name, &env).unwrap_or_else(|e| panic!("{}: {e}", b.name));
+            assert!(p.target.is_some(), "{}", b.name);
+        }
+        let secs = |name: &str| {
+            let p = Profile::load(name, &env).unwrap();
+            p.total_duration().as_secs()
+        };
+        assert_eq!(secs("smoke"), 5);
+        assert_eq!(secs("minimal"), 60);
+        assert_eq!(secs("light"), 420);
+        assert_eq!(secs("standard"), 420);
+        assert_eq!(secs("full"), 720);
+        let full = Profile::load("full", &env).unwrap();
+        let weights: Vec<_> = full.scenarios.iter().map(|s| (s.name.as_str(), s.weight)).collect();
+        assert_eq!(weights, [("echo", 40), ("status", 30), ("deploy", 20), ("build", 10)]);
+        let minimal = Profile::load("minimal", &env).unwrap();
+        assert_eq!(minimal.phases[2].load, Load::Rate { from: 3.0, to: 6.0 });
+    }
+
+    /// Each unknown key is refused with its name and line.
+    #[test]
+    fn unknown_keys_are_errors_with_their_line() {
+        let base = "config:\n  target: http://127.0.0.1:1\n  phases:\n    - duration: 1\n      arrivalRate: 1\nscenarios:\n  - flow:\n      - post:\n          url: /x\n";
+        let cases = [
+            ("top level", format!("{base}before:\n  flow: []\n"), "before", 10),
+            ("config", base.replace("  phases:", "  variables:\n    a: 1\n  phases:"), "variables", 3),
+            (
+                "phase",
+                base.replace("      arrivalRate: 1\n", "      arrivalRate: 1\n      arivalRate: 2\n"),
+                "arivalRate",
+                6,
+            ),
+            ("http", base.replace("  phases:", "  http:\n    extendedMetrics: true\n  phases:"), "extendedMetrics", 4),
+            ("ensure", base.replace("  phases:", "  ensure:\n    p98: 10\n  phases:"), "p98", 4),
+            ("scenario", base.replace("  - flow:", "  - engine: ws\n    flow:"), "engine", 7),
+            ("request", format!("{base}          json: {{a: 1}}\n"), "json", 10),
+            ("step", base.replace("      - post:", "      - loop:"), "loop", 8),
+            ("plugin", base.replace("  phases:", "  plugins:\n    expect: {}\n  phases:"), "expect", 4),
+        ];
+        for (what, yaml, key, line) in cases {
+            let err = parse(&yaml).unwrap_err().to_string();
+            assert!(err.contains(key), "{what}: {err}");
+            assert!(err.contains(&format!("line {line}")), "{what}: expected line {line}: {err}");
+            assert!(err.starts_with("test.yml: "), "{what}: {err}");
+        }
+    }
+
+    #[test]
+    fn semantic_errors_name_the_line() {
+        let base = "config:\n  target: http://127.0.0.1:1\n  phases:\n    - duration: 1\n      arrivalRate: 1\nscenarios:\n  - flow:\n      - post:\n          url: /x\n";
+        let cases = [
+            (base.replace("arrivalRate: 1", "arrivalRate: -1"), 4, "arrivalRate"),
+            (base.replace("arrivalRate: 1", "arrivalRate: 1\n      arrivalCount: 3"), 4, "arrivalCount"),
+            (base.replace("duration: 1", "duration: forever"), 4, "forever"),
+            (base.replace("arrivalRate: 1", "arrivalRate: 5000000"), 4, "limit"),
+            (format!("{base}          beforeRequest: setUser\n"), 10, "setUser"),
+            (format!("{base}          afterResponse: logIt\n"), 10, "logIt"),
+            (format!("{base}          body: \"text={{{{ user }}}}\"\n"), 10, "user"),
+            (format!("{base}          headers:\n            \"bad header\": x\n"), 11, "header"),
+            (
+                base.replace("  phases:", "  ensure:\n    conditions:\n      - expression: p99 <\n  phases:"),
+                5,
+                "number",
+            ),
+            (base.replace("url: /x", "url: \"{{ $env.UNSET_VAR }}\""), 9, "UNSET_VAR"),
+        ];
+        for (yaml, line, needle) in cases {
+            let err = parse(&yaml).unwrap_err().to_string();
+            assert!(err.contains(&format!("line {line}")), "expected line {line}: {err}");
+            assert!(err.contains(needle), "expected `{needle}`: {err}");
+        }
+    }
+
+    #[test]
+    fn refuses_malformed_and_hostile_yaml() {
+        let cases = [
+            "",
+            "config: [",
+            "- just a list",
+            "config:\n  phases: []\nscenarios: []\n",
+            "config:\n  target: x\n  target: y\n",
+            "\u{0}\u{1}binary",
+            // A billion-laughs style alias bomb is stopped by the parse budget.
+            "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n",
+        ];
+        for yaml in cases {
+            assert!(parse(yaml).is_err(), "{yaml:?}");
+        }
+        let deep = format!("config: {}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(parse(&deep).is_err());
+        let huge = format!("config:\n  target: \"{}\"\n", "a".repeat(MAX_PROFILE_BYTES));
+        assert!(matches!(parse(&huge), Err(ProfileError::TooLarge(_))));
+    }
+
+    #[test]
+    fn oversized_profile_file_is_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.yml");
+        std::fs::write(&path, vec![b'#'; MAX_PROFILE_BYTES + 1]).unwrap();
+        let err = Profile::load(path.to_str().unwrap(), &env()).unwrap_err();
+        assert!(matches!(err, ProfileError::TooLarge(_)), "{err}");
+        assert!(matches!(Profile::load("no-such-profile", &env()), Err(ProfileError::NotFound(_))));
+    }
+
+    #[test]
+    fn scaling_multiplies_rates_and_durations() {
+        let mut p = Profile::load("minimal", &HashMap::new()).unwrap();
+        p.scale(10.0, 0.5).unwrap();
+        assert_eq!(p.total_duration(), Duration::from_secs(30));
+        assert_eq!(p.phases[2].load, Load::Rate { from: 30.0, to: 60.0 });
+        assert!(p.scale(0.0, 1.0).is_err());
+        assert!(p.scale(f64::NAN, 1.0).is_err());
+        assert!(p.scale(1e9, 1.0).is_err(), "scaled rate above the limit");
+    }
+
+    #[test]
+    fn durations_accept_numbers_and_units() {
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        for bad in ["", "-1", "soon", "1e30", "NaN", "100000000h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,854 @@
+//! The recorder: one task that owns every histogram and counter of a run, fed by events
+//! from the request tasks (`Done`, `Dropped`) and the response receiver (`Response`).
+//!
+//! One owner means no locks on the hot path: senders only push a small event on a channel.
+//! Per-request state lives in a ring indexed by request sequence number, 32 bytes a slot,
+//! for as long as the request may still get answers (its *response window*); then the slot
+//! is finalized: E2E latencies recorded, counted lost if its answer never came, written to
+//! the `--record-requests` file. Memory therefore stays bounded by rate × window, whatever
+//! the test length. Time-series intervals are summarised and dropped the same way, and
+//! histograms use HDR (3 significant digits for totals, 2 for the 1 s/10 s series).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chatops_core::results::{Breakdown, Counters, Summaries, TimePoint, TimeSeries};
+use chatops_core::stats::{LatencySummary, MAX_TRACKED_US, new_histogram};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most distinct commands (or scenarios) broken down; the rest are grouped as `(other)`.
+pub const MAX_BREAKDOWN_KEYS: usize = 64;
+const OTHER: &str = "(other)";
+
+/// Why a request got no HTTP answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Timeout,
+    Connect,
+    Io,
+    BodyTooLarge,
+    BadRequest,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Io => "io",
+            ErrorKind::BodyTooLarge => "body_too_large",
+            ErrorKind::BadRequest => "bad_request",
+        }
+    }
+
+    fn code(self) -> u8 {
+        self as u8 + 1
+    }
+
+    fn from_code(c: u8) -> Option<ErrorKind> {
+        [ErrorKind::Timeout, ErrorKind::Connect, ErrorKind::Io, ErrorKind::BodyTooLarge, ErrorKind::BadRequest]
+            .get(usize::from(c).checked_sub(1)?)
+            .copied()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Status(u16),
+    Error(ErrorKind),
+}
+
+/// The command of a finished request: an index into the plan's static names, or a name
+/// decoded from a templated body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CmdRef {
+    Known(u16),
+    Name(Box<str>),
+}
+
+/// A request that finished (answered or failed). Times are ns from the test start.
+#[derive(Debug, Clone)]
+pub struct Done {
+    pub seq: u64,
+    pub sched_ns: u64,
+    pub sent_ns: u64,
+    pub done_ns: u64,
+    pub outcome: Outcome,
+    pub cmd: CmdRef,
+    pub scen: u16,
+    pub expects_response: bool,
+}
+
+#[derive(Debug)]
+pub enum Event {
+    Done(Done),
+    /// An arrival the in-flight cap refused.
+    Dropped {
+        sched_ns: u64,
+    },
+    /// A post at the receiver for request `seq`.
+    Response {
+        seq: u64,
+        at_ns: u64,
+    },
+    /// A post at the receiver that named no request of this run.
+    Unmatched,
+}
+
+/// Counters the console reads while the test runs.
+#[derive(Debug, Default)]
+pub struct Live {
+    pub sent: AtomicU64,
+    pub errors: AtomicU64,
+    pub dropped: AtomicU64,
+    pub responses: AtomicU64,
+    pub lost: AtomicU64,
+    pub in_flight: AtomicU64,
+    /// Acknowledged requests that expect an answer and have none yet.
+    pub awaiting_first: AtomicU64,
+    /// ns from start of the latest receiver post.
+    pub last_response_ns: AtomicU64,
+    pub ack_p99_us: AtomicU64,
+    pub e2e_p99_us: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RecorderConfig {
+    pub start: Instant,
+    pub start_epoch_ms: i64,
+    pub run_tag: String,
+    pub commands: Vec<String>,
+    pub scenarios: Vec<String>,
+    pub interval: Duration,
+    /// How long after its scheduled time a request may still get answers.
+    pub response_window: Duration,
+    pub http_timeout: Duration,
+}
+
+/// What the recorder hands back when the run is over.
+#[derive(Debug)]
+pub struct RecorderOutput {
+    pub counters: Counters,
+    pub summaries: Summaries,
+    pub by_command: BTreeMap<String, Breakdown>,
+    pub by_scenario: BTreeMap<String, Breakdown>,
+    /// Intervals without the target rate, which the caller fills from the schedule.
+    pub time_series: TimeSeries,
+    pub record_error: Option<std::io::Error>,
+}
+
+/// Sent to end the recording: the planned test length, to bound the time series.
+#[derive(Debug)]
+pub struct Finish {
+    pub test_duration: Duration,
+    pub reply: oneshot::Sender<RecorderOutput>,
+}
+
+const DONE: u8 = 1;
+const EXPECTS: u8 = 2;
+const NONE32: u32 = u32::MAX;
+
+/// Per-request state while answers may still come. Response arrivals are stored in 10 µs
+/// units from the test start (u32 covers 11 h) because they may come before the `Done`
+/// event that tells the scheduled time.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    sched_us: u64,
+    sent_delta_us: u32,
+    ack_delta_us: u32,
+    first_10us: u32,
+    last_10us: u32,
+    n_resp: u16,
+    status: u16,
+    err: u8,
+    flags: u8,
+    cmd: u8,
+    scen: u8,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot {
+            sched_us: 0,
+            sent_delta_us: 0,
+            ack_delta_us: 0,
+            first_10us: NONE32,
+            last_10us: 0,
+            n_resp: 0,
+            status: 0,
+            err: 0,
+            flags: 0,
+            cmd: 0,
+            scen: 0,
+        }
+    }
+}
+
+impl Slot {
+    fn acked_ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+fn precise_hist() -> Histogram<u64> {
+    new_histogram()
+}
+
+fn coarse_hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_TRACKED_US, 2).expect("static histogram bounds are valid")
+}
+
+fn rec_us(h: &mut Histogram<u64>, us: u64) {
+    h.saturating_record(us.clamp(1, MAX_TRACKED_US));
+}
+
+#[derive(Debug)]
+struct BreakdownAcc {
+    requests: u64,
+    errors: u64,
+    lost: u64,
+    responses: u64,
+    ack: Histogram<u64>,
+    first: Histogram<u64>,
+    last: Histogram<u64>,
+}
+
+impl BreakdownAcc {
+    fn new() -> Self {
+        BreakdownAcc {
+            requests: 0,
+            errors: 0,
+            lost: 0,
+            responses: 0,
+            ack: precise_hist(),
+            first: precise_hist(),
+            last: precise_hist(),
+        }
+    }
+
+    fn summary(&self) -> Breakdown {
+        Breakdown {
+            requests: self.requests,
+            errors: self.errors,
+            lost: self.lost,
+            responses: self.responses,
+            ack: LatencySummary::from_histogram(&self.ack),
+            first_response: LatencySummary::from_histogram(&self.first),
+            last_response: LatencySummary::from_histogram(&self.last),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct IntervalAcc {
+    sent: u64,
+    errors: u64,
+    dropped: u64,
+    ack: Histogram<u64>,
+    e2e: Histogram<u64>,
+}
+
+impl IntervalAcc {
+    fn new() -> Self {
+        IntervalAcc { sent: 0, errors: 0, dropped: 0, ack: coarse_hist(), e2e: coarse_hist() }
+    }
+}
+
+/// One line of `--record-requests`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestRecord<'a> {
+    id: String,
+    scenario: &'a str,
+    command: &'a str,
+    /// Unix epoch milliseconds.
+    scheduled_ms: f64,
+    sent_ms: f64,
+    ack_status: Option<u16>,
+    error: Option<&'static str>,
+    /// Scheduled → HTTP answer.
+    ack_ms: f64,
+    /// Sent → HTTP answer.
+    service_ms: f64,
+    responses: u16,
+    /// Scheduled → first / last post at the receiver.
+    first_response_ms: Option<f64>,
+    last_response_ms: Option<f64>,
+}
+
+pub struct Recorder {
+    cfg: RecorderConfig,
+    live: Arc<Live>,
+    counters: Counters,
+    ack: Histogram<u64>,
+    service: Histogram<u64>,
+    first: Histogram<u64>,
+    last: Histogram<u64>,
+    ring: VecDeque<Slot>,
+    base_seq: u64,
+    intervals: VecDeque<IntervalAcc>,
+    base_interval: u64,
+    points: Vec<TimePoint>,
+    commands: Vec<(String, BreakdownAcc)>,
+    command_idx: HashMap<String, u8>,
+    scenarios: Vec<(String, BreakdownAcc)>,
+    record: Option<Box<dyn Write + Send>>,
+    record_error: Option<std::io::Error>,
+    /// The unfinished ring front and since when it has blocked the ring (µs from start).
+    front_wait: Option<(u64, u64)>,
+}
+
+impl Recorder {
+    pub fn new(cfg: RecorderConfig, live: Arc<Live>, record: Option<Box<dyn Write + Send>>) -> Self {
+        let mut r = Recorder {
+            live,
+            counters: Counters::default(),
+            ack: precise_hist(),
+            service: precise_hist(),
+            first: precise_hist(),
+            last: precise_hist(),
+            ring: VecDeque::new(),
+            base_seq: 0,
+            intervals: VecDeque::new(),
+            base_interval: 0,
+            points: Vec::new(),
+            commands: Vec::new(),
+            command_idx: HashMap::new(),
+            scenarios: Vec::new(),
+            record,
+            record_error: None,
+            front_wait: None,
+            cfg,
+        };
+        for name in r.cfg.commands.clone() {
+            r.intern_command(&name);
+        }
+        let mut names: Vec<String> = r.cfg.scenarios.iter().take(MAX_BREAKDOWN_KEYS).cloned().collect();
+        if r.cfg.scenarios.len() > MAX_BREAKDOWN_KEYS {
+            names.push(OTHER.into());
+        }
+        r.scenarios = names.into_iter().map(|n| (n, BreakdownAcc::new())).collect();
+        r
+    }
+
+    /// Runs until `finish` arrives, then returns the output through it.
+    pub async fn run(mut self, mut events: mpsc::UnboundedReceiver<Event>, finish: oneshot::Receiver<Finish>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut buf = Vec::with_capacity(1024);
+        tokio::pin!(finish);
+        loop {
+            tokio::select! {
+                biased;
+                n = events.recv_many(&mut buf, 1024) => {
+                    if n == 0 {
+                        // Every sender is gone; wait for the finish message.
+                        let Ok(f) = (&mut finish).await else { return };
+                        self.finish(f);
+                        return;
+                    }
+                    for e in buf.drain(..) {
+                        self.handle(e);
+                    }
+                }
+                _ = tick.tick() => self.maintain(),
+                f = &mut finish => {
+                    let Ok(f) = f else { return };
+                    while let Ok(e) = events.try_recv() {
+                        self.handle(e);
+                    }
+                    self.finish(f);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.cfg.start.elapsed().as_nanos() as u64
+    }
+
+    fn intern_command(&mut self, name: &str) -> u8 {
+        if let Some(i) = self.command_idx.get(name) {
+            return *i;
+        }
+        if self.commands.len() < MAX_BREAKDOWN_KEYS {
+            let i = self.commands.len() as u8;
+            self.commands.push((name.to_owned(), BreakdownAcc::new()));
+            self.command_idx.insert(name.to_owned(), i);
+            return i;
+        }
+        let i = self.commands.len() as u8;
+        self.commands.push((OTHER.to_owned(), BreakdownAcc::new()));
+        self.command_idx.insert(OTHER.to_owned(), i);
+        // Every later unknown name lands in `(other)`.
+        self.command_idx.insert(name.to_owned(), i);
+        i
+    }
+
+    fn command_index(&mut self, cmd: &CmdRef) -> u8 {
+        match cmd {
+            CmdRef::Known(i) if usize::from(*i) < self.cfg.commands.len() => {
+                let name = self.cfg.commands[usize::from(*i)].clone();
+                self.intern_command(&name)
+            }
+            CmdRef::Known(_) => self.intern_command(OTHER),
+            CmdRef::Name(n) => {
+                if self.commands.len() > MAX_BREAKDOWN_KEYS && !self.command_idx.contains_key(&**n) {
+                    return self.command_idx[OTHER];
+                }
+                self.intern_command(n)
+            }
+        }
+    }
+
+    fn slot(&mut self, seq: u64) -> Option<&mut Slot> {
+        let idx = usize::try_from(seq.checked_sub(self.base_seq)?).ok()?;
+        if idx >= self.ring.len() {
+            self.ring.resize(idx + 1, Slot::default());
+        }
+        self.ring.get_mut(idx)
+    }
+
+    fn interval(&mut self, ns: u64) -> Option<&mut IntervalAcc> {
+        let idx = ns / self.cfg.interval.as_nanos() as u64;
+        let rel = usize::try_from(idx.checked_sub(self.base_interval)?).ok()?;
+        if rel >= self.intervals.len() {
+            self.intervals.resize_with(rel + 1, IntervalAcc::new);
+        }
+        self.intervals.get_mut(rel)
+    }
+
+    fn handle(&mut self, e: Event) {
+        match e {
+            Event::Done(d) => self.on_done(d),
+            Event::Dropped { sched_ns } => {
+                self.counters.scheduled += 1;
+                self.counters.dropped += 1;
+                self.live.dropped.fetch_add(1, Ordering::Relaxed);
+                if let Some(i) = self.interval(sched_ns) {
+                    i.dropped += 1;
+                }
+            }
+            Event::Response { seq, at_ns } => self.on_response(seq, at_ns),
+            Event::Unmatched => self.counters.unmatched_responses += 1,
+        }
+    }
+
+    fn on_done(&mut self, d: Done) {
+        let cmd = self.command_index(&d.cmd);
+        let scen = usize::from(d.scen).min(self.scenarios.len().saturating_sub(1));
+        let ack_us = d.done_ns.saturating_sub(d.sched_ns) / 1000;
+        let service_us = d.done_ns.saturating_sub(d.sent_ns) / 1000;
+        self.counters.scheduled += 1;
+        self.counters.requests += 1;
+        let (status, err, is_error) = match d.outcome {
+            Outcome::Status(code) => {
+                *self.counters.acks.entry(code.to_string()).or_default() += 1;
+                let class = match code {
+                    200..=399 => None,
+                    400..=499 => Some("status_4xx"),
+                    _ => Some("status_5xx"),
+                };
+                if let Some(c) = class {
+                    *self.counters.errors.entry(c.to_owned()).or_default() += 1;
+                }
+                (code, 0, class.is_some())
+            }
+            Outcome::Error(kind) => {
+                *self.counters.errors.entry(kind.as_str().to_owned()).or_default() += 1;
+                (0, kind.code(), true)
+            }
+        };
+        self.live.sent.fetch_add(1, Ordering::Relaxed);
+        if is_error {
+            self.live.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        // Only answered requests have an ack latency; a timeout is an error, not a latency.
+        if matches!(d.outcome, Outcome::Status(_)) {
+            rec_us(&mut self.ack, ack_us);
+            rec_us(&mut self.service, service_us);
+            rec_us(&mut self.commands[usize::from(cmd)].1.ack, ack_us);
+            rec_us(&mut self.scenarios[scen].1.ack, ack_us);
+        }
+        {
+            let c = &mut self.commands[usize::from(cmd)].1;
+            c.requests += 1;
+            c.errors += u64::from(is_error);
+            let s = &mut self.scenarios[scen].1;
+            s.requests += 1;
+            s.errors += u64::from(is_error);
+        }
+        if let Some(i) = self.interval(d.sched_ns) {
+            if matches!(d.outcome, Outcome::Status(_)) {
+                rec_us(&mut i.ack, ack_us);
+            }
+            i.errors += u64::from(is_error);
+        }
+        if let Some(i) = self.interval(d.sent_ns) {
+            i.sent += 1;
+        }
+        let live = Arc::clone(&self.live);
+        let Some(slot) = self.slot(d.seq) else { return };
+        slot.sched_us = d.sched_ns / 1000;
+        slot.sent_delta_us = u32::try_from(d.sent_ns.saturating_sub(d.sched_ns) / 1000).unwrap_or(u32::MAX);
+        slot.ack_delta_us = u32::try_from(ack_us).unwrap_or(u32::MAX);
+        slot.status = status;
+        slot.err = err;
+        slot.flags |= DONE | if d.expects_response { EXPECTS } else { 0 };
+        slot.cmd = cmd;
+        slot.scen = scen as u8;
+        if d.expects_response && slot.acked_ok() && slot.n_resp == 0 {
+            live.awaiting_first.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn on_response(&mut self, seq: u64, at_ns: u64) {
+        if seq < self.base_seq {
+            self.counters.late_responses += 1;
+            return;
+        }
+        self.counters.responses += 1;
+        self.live.responses.fetch_add(1, Ordering::Relaxed);
+        self.live.last_response_ns.fetch_max(at_ns, Ordering::Relaxed);
+        let live = Arc::clone(&self.live);
+        let Some(slot) = self.slot(seq) else { return };
+        let at = u32::try_from(at_ns / 10_000).unwrap_or(u32::MAX - 1);
+        slot.n_resp = slot.n_resp.saturating_add(1);
+        slot.first_10us = slot.first_10us.min(at);
+        slot.last_10us = slot.last_10us.max(at);
+        if slot.n_resp == 1 && slot.flags & (DONE | EXPECTS) == DONE | EXPECTS && slot.acked_ok() {
+            live.awaiting_first.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Finalizes slots whose window has passed, closes old intervals, refreshes live p99s.
+    fn maintain(&mut self) {
+        let now_us = self.now_ns() / 1000;
+        let window_us = self.cfg.response_window.as_micros() as u64;
+        // A slot never completed by its request task is given up on well after its timeout.
+        let stuck_us = window_us + self.cfg.http_timeout.as_micros() as u64 + 10_000_000;
+        while let Some(front) = self.ring.front().copied() {
+            let ready = if front.flags & DONE != 0 {
+                front.flags & EXPECTS == 0 || now_us.saturating_sub(front.sched_us) > window_us
+            } else {
+                match self.front_wait {
+                    Some((seq, since)) if seq == self.base_seq => now_us.saturating_sub(since) > stuck_us,
+                    _ => {
+                        self.front_wait = Some((self.base_seq, now_us));
+                        false
+                    }
+                }
+            };
+            if !ready {
+                break;
+            }
+            let slot = self.ring.pop_front().expect("front exists");
+            self.finalize(self.base_seq, slot);
+            self.base_seq += 1;
+        }
+        let interval_ns = self.cfg.interval.as_nanos() as u64;
+        let lag_ns = (self.cfg.response_window + self.cfg.http_timeout + Duration::from_secs(2)).as_nanos() as u64;
+        let close_before = self.now_ns().saturating_sub(lag_ns) / interval_ns;
+        while self.base_interval < close_before {
+            self.close_front_interval();
+        }
+        let p99 = |h: &Histogram<u64>| if h.is_empty() { 0 } else { h.value_at_quantile(0.99) };
+        self.live.ack_p99_us.store(p99(&self.ack), Ordering::Relaxed);
+        self.live.e2e_p99_us.store(p99(&self.first), Ordering::Relaxed);
+    }
+
+    fn close_front_interval(&mut self) {
+        let acc = self.intervals.pop_front().unwrap_or_else(IntervalAcc::new);
+        let secs = self.cfg.interval.as_secs_f64();
+        let q = |h: &Histogram<u64>, q: f64| if h.is_empty() { 0.0 } else { h.value_at_quantile(q) as f64 / 1000.0 };
+        self.points.push(TimePoint {
+            offset_ms: self.base_interval * self.cfg.interval.as_millis() as u64,
+            target_rate: 0.0,
+            achieved_rate: acc.sent as f64 / secs,
+            requests: acc.sent,
+            errors: acc.errors,
+            dropped: acc.dropped,
+            ack_p50: q(&acc.ack, 0.5),
+            ack_p95: q(&acc.ack, 0.95),
+            ack_p99: q(&acc.ack, 0.99),
+            e2e_p50: q(&acc.e2e, 0.5),
+            e2e_p95: q(&acc.e2e, 0.95),
+            e2e_p99: q(&acc.e2e, 0.99),
+        });
+        self.base_interval += 1;
+    }
+
+    fn finalize(&mut self, seq: u64, slot: Slot) {
+        let cmd = usize::from(slot.cmd).min(self.commands.len().saturating_sub(1));
+        let scen = usize::from(slot.scen).min(self.scenarios.len().saturating_sub(1));
+        let done = slot.flags & DONE != 0;
+        if !done && slot.n_resp == 0 {
+            return;
+        }
+        let sched_10us = slot.sched_us / 10;
+        let e2e = |at: u32| (u64::from(at).saturating_sub(sched_10us)) * 10;
+        let (first_us, last_us) = if slot.n_resp > 0 && done {
+            (Some(e2e(slot.first_10us)), Some(e2e(slot.last_10us)))
+        } else {
+            (None, None)
+        };
+        if let (Some(f), Some(l)) = (first_us, last_us) {
+            rec_us(&mut self.first, f);
+            rec_us(&mut self.last, l);
+            for acc in [&mut self.commands[cmd].1, &mut self.scenarios[scen].1] {
+                rec_us(&mut acc.first, f);
+                rec_us(&mut acc.last, l);
+                acc.responses += u64::from(slot.n_resp);
+            }
+            if let Some(i) = self.interval(slot.sched_us * 1000) {
+                rec_us(&mut i.e2e, f);
+            }
+        }
+        if done && slot.flags & EXPECTS != 0 && slot.acked_ok() && slot.n_resp == 0 {
+            self.counters.lost += 1;
+            self.commands[cmd].1.lost += 1;
+            self.scenarios[scen].1.lost += 1;
+            self.live.lost.fetch_add(1, Ordering::Relaxed);
+            self.live.awaiting_first.fetch_sub(1, Ordering::Relaxed);
+        }
+        if self.record.is_some() && done {
+            let start_ms = self.cfg.start_epoch_ms as f64;
+            let ms = |us: u64| us as f64 / 1000.0;
+            let rec = RequestRecord {
+                id: format!("{}-{seq}", self.cfg.run_tag),
+                scenario: &self.scenarios[scen].0,
+                command: &self.commands[cmd].0,
+                scheduled_ms: start_ms + ms(slot.sched_us),
+                sent_ms: start_ms + ms(slot.sched_us + u64::from(slot.sent_delta_us)),
+                ack_status: (slot.status != 0).then_some(slot.status),
+                error: ErrorKind::from_code(slot.err).map(ErrorKind::as_str),
+                ack_ms: ms(u64::from(slot.ack_delta_us)),
+                service_ms: ms(u64::from(slot.ack_delta_us.saturating_sub(slot.sent_delta_us))),
+                responses: slot.n_resp,
+                first_response_ms: first_us.map(ms),
+                last_response_ms: last_us.map(ms),
+            };
+            let line = serde_json::to_vec(&rec).expect("a record always serializes");
+            if let Some(w) = self.record.as_mut()
+                && let Err(e) = w.write_all(&line).and_then(|()| w.write_all(b"\n"))
+            {
+                // Stop writing after the first failure (e.g. disk full) and report it once.
+                self.record = None;
+                self.record_error = Some(e);
+            }
+        }
+    }
+
+    fn finish(mut self, f: Finish) {
+        while let Some(slot) = self.ring.pop_front() {
+            self.finalize(self.base_seq, slot);
+            self.base_seq += 1;
+        }
+        let interval_ns = self.cfg.interval.as_nanos() as u64;
+        let n_intervals = (f.test_duration.as_nanos() as u64).div_ceil(interval_ns).max(1);
+        while self.base_interval < n_intervals {
+            self.close_front_interval();
+        }
+        if let Some(w) = self.record.as_mut()
+            && let Err(e) = w.flush()
+        {
+            self.record_error = Some(e);
+        }
+        let breakdown = |v: &[(String, BreakdownAcc)]| {
+            v.iter().filter(|(_, a)| a.requests > 0).map(|(n, a)| (n.clone(), a.summary())).collect()
+        };
+        let out = RecorderOutput {
+            summaries: Summaries {
+                ack: LatencySummary::from_histogram(&self.ack),
+                service_time: LatencySummary::from_histogram(&self.service),
+                first_response: LatencySummary::from_histogram(&self.first),
+                last_response: LatencySummary::from_histogram(&self.last),
+            },
+            by_command: breakdown(&self.commands),
+            by_scenario: breakdown(&self.scenarios),
+            time_series: TimeSeries { interval_ms: self.cfg.interval.as_millis() as u64, points: self.points },
+            counters: self.counters,
+            record_error: self.record_error,
+        };
+        let _ = f.reply.send(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(window: Duration) -> RecorderConfig {
+        RecorderConfig {
+            start: Instant::now(),
+            start_epoch_ms: 1_700_000_000_000,
+            run_tag: "t".into(),
+            commands: vec!["/echo".into()],
+            scenarios: vec!["echo".into()],
+            interval: Duration::from_secs(1),
+            response_window: window,
+            http_timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn done(seq: u64, sched_ms: u64, ack_ms: u64, outcome: Outcome) -> Event {
+        Event::Done(Done {
+            seq,
+            sched_ns: sched_ms * 1_000_000,
+            sent_ns: sched_ms * 1_000_000,
+            done_ns: (sched_ms + ack_ms) * 1_000_000,
+            outcome,
+            cmd: CmdRef::Known(0),
+            scen: 0,
+            expects_response: true,
+        })
+    }
+
+    async fn finish(rec: Recorder, events: Vec<Event>) -> RecorderOutput {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ftx, frx) = oneshot::channel();
+        let task = tokio::spawn(rec.run(rx, frx));
+        for e in events {
+            tx.send(e).unwrap();
+        }
+        let (reply, out) = oneshot::channel();
+        ftx.send(Finish { test_duration: Duration::from_secs(2), reply }).unwrap();
+        task.await.unwrap();
+        out.await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn responses_before_or_after_the_ack_give_the_same_e2e() {
+        let rec = Recorder::new(cfg(Duration::from_secs(60)), Arc::default(), None);
+        let out = finish(
+            rec,
+            vec![
+                // Request 0: answer arrives after the ack.
+                done(0, 100, 5, Outcome::Status(200)),
+                Event::Response { seq: 0, at_ns: 150_000_000 },
+                Event::Response { seq: 0, at_ns: 180_000_000 },
+                // Request 1: answer arrives before the ack is recorded.
+                Event::Response { seq: 1, at_ns: 250_000_000 },
+                done(1, 200, 70, Outcome::Status(200)),
+                // Request 2: acked, never answered.
+                done(2, 300, 5, Outcome::Status(200)),
+                // Request 3: failed; no answer expected of it, so not lost.
+                done(3, 400, 1000, Outcome::Error(ErrorKind::Timeout)),
+                Event::Response { seq: 99, at_ns: 1 },
+                Event::Unmatched,
+            ],
+        )
+        .await;
+        let c = &out.counters;
+        assert_eq!((c.requests, c.responses, c.lost), (4, 4, 1));
+        assert_eq!(c.errors.get("timeout"), Some(&1));
+        assert_eq!(c.unmatched_responses, 1);
+        let f = out.summaries.first_response;
+        assert_eq!(f.count, 2);
+        assert!((f.min - 50.0).abs() < 0.1 && (f.max - 50.0).abs() < 0.1, "{f:?}");
+        let l = out.summaries.last_response;
+        assert!((l.max - 80.0).abs() < 0.1, "{l:?}");
+        assert_eq!(out.summaries.ack.count, 3, "the timeout has no ack latency");
+        assert_eq!(out.by_command["/echo"].lost, 1);
+        assert_eq!(out.time_series.points.len(), 2);
+        assert_eq!(out.time_series.points[0].requests, 4);
+    }
+
+    #[tokio::test]
+    async fn status_codes_classify_errors() {
+        let rec = Recorder::new(cfg(Duration::from_secs(60)), Arc::default(), None);
+        let out = finish(
+            rec,
+            vec![
+                done(0, 1, 1, Outcome::Status(200)),
+                done(1, 1, 1, Outcome::Status(401)),
+                done(2, 1, 1, Outcome::Status(503)),
+            ],
+        )
+        .await;
+        assert_eq!(out.counters.errors.get("status_4xx"), Some(&1));
+        assert_eq!(out.counters.errors.get("status_5xx"), Some(&1));
+        assert_eq!(out.counters.acks.get("401"), Some(&1));
+        assert_eq!(out.counters.lost, 1, "only the acknowledged request is lost; refused ones are errors");
+    }
+
+    #[tokio::test]
+    async fn templated_commands_beyond_the_cap_are_grouped() {
+        let rec = Recorder::new(cfg(Duration::from_secs(60)), Arc::default(), None);
+        let events = (0..200u64)
+            .map(|i| {
+                Event::Done(Done {
+                    seq: i,
+                    sched_ns: 0,
+                    sent_ns: 0,
+                    done_ns: 1_000_000,
+                    outcome: Outcome::Status(200),
+                    cmd: CmdRef::Name(format!("/c{i}").into()),
+                    scen: 7,
+                    expects_response: false,
+                })
+            })
+            .collect();
+        let out = finish(rec, events).await;
+        assert!(out.by_command.len() <= MAX_BREAKDOWN_KEYS + 1, "{}", out.by_command.len());
+        assert_eq!(out.by_command.values().map(|b| b.requests).sum::<u64>(), 200);
+        assert!(out.by_command.contains_key(OTHER));
+        assert_eq!(out.by_scenario["echo"].requests, 200, "out-of-range scenario index is clamped");
+    }
+
+    #[tokio::test]
+    async fn slots_leave_memory_once_their_window_passes() {
+        let mut rec = Recorder::new(cfg(Duration::ZERO), Arc::default(), None);
+        for seq in 0..10_000 {
+            rec.handle(done(seq, 0, 1, Outcome::Status(200)));
+        }
+        assert_eq!(rec.ring.len(), 10_000);
+        std::thread::sleep(Duration::from_millis(5));
+        rec.maintain();
+        assert!(rec.ring.is_empty());
+        assert_eq!(rec.counters.lost, 10_000);
+        rec.handle(Event::Response { seq: 5, at_ns: 1 });
+        assert_eq!(rec.counters.late_responses, 1);
+    }
+
+    #[tokio::test]
+    async fn records_one_ndjson_line_per_request() {
+        let buf = Arc::new(std::sync::Mutex::new(Vec::new()));
+        struct Shared(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl Write for Shared {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let rec = Recorder::new(cfg(Duration::from_secs(60)), Arc::default(), Some(Box::new(Shared(buf.clone()))));
+        finish(
+            rec,
+            vec![
+                done(0, 10, 2, Outcome::Status(200)),
+                Event::Response { seq: 0, at_ns: 30_000_000 },
+                done(1, 20, 2, Outcome::Error(ErrorKind::Connect)),
+            ],
+        )
+        .await;
+        let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["id"], "t-0");
+        assert_eq!(lines[0]["command"], "/echo");
+        assert_eq!(lines[0]["ackStatus"], 200);
+        assert_eq!(lines[0]["firstResponseMs"], 20.0);
+        assert_eq!(lines[0]["scheduledMs"], 1_700_000_000_010.0);
+        assert_eq!(lines[1]["error"], "connect");
+        assert!(lines[1]["ackStatus"].is_null());
+    }
+}

@@ -1,0 +1,308 @@
+//! Artillery-style `{{ ... }}` templates in profile strings: compiled once when the profile
+//! is loaded, rendered once per request.
+//!
+//! Supported expressions: `$randomNumber(a, b)` (inclusive integers), `$randomString(n)`
+//! (ASCII letters and digits), `$uuid` (v4), `$processEnvironment.NAME` and `$env.NAME`.
+//! Environment variables are read at compile time, because they cannot change during a run;
+//! a template that names an unset variable is an error rather than an empty string, so a
+//! forgotten `export` fails before the first request instead of sending garbage. Anything
+//! else inside `{{ }}` (Artillery variables, JavaScript) is refused with its text.
+
+/// Longest template source accepted (a request body is rarely more than a few hundred bytes).
+pub const MAX_TEMPLATE_LEN: usize = 64 * 1024;
+/// Longest `$randomString(n)`.
+pub const MAX_RANDOM_STRING: usize = 4096;
+/// Most `{{ }}` expressions in one template.
+pub const MAX_EXPRESSIONS: usize = 256;
+
+/// Why a template did not compile. The profile loader adds the file line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("`{{{{` without a closing `}}}}`")]
+    Unclosed,
+    #[error(
+        "unknown template expression `{{{{ {0} }}}}` (supported: $randomNumber(a, b), $randomString(n), $uuid, $processEnvironment.NAME, $env.NAME)"
+    )]
+    Unknown(String),
+    #[error("bad arguments in `{{{{ {0} }}}}`: {1}")]
+    BadArguments(String, &'static str),
+    #[error("environment variable `{0}` is not set")]
+    MissingEnv(String),
+    #[error("template is longer than {MAX_TEMPLATE_LEN} bytes")]
+    TooLong,
+    #[error("template has more than {MAX_EXPRESSIONS} expressions")]
+    TooManyExpressions,
+}
+
+/// Where templates read environment variables from: the process, or a map in tests (the
+/// 2024 edition makes `std::env::set_var` unsafe, and this crate forbids unsafe code).
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl<S: std::hash::BuildHasher> Env for std::collections::HashMap<String, String, S> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Piece {
+    Lit(Box<str>),
+    RandomNumber { lo: i64, hi: i64 },
+    RandomString(usize),
+    Uuid,
+}
+
+/// A compiled template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    pieces: Vec<Piece>,
+    /// Bytes a rendering usually takes, to size the output buffer once.
+    size_hint: usize,
+}
+
+impl Template {
+    /// A template that always renders `text` (no `{{ }}` processing).
+    pub fn literal(text: &str) -> Self {
+        let pieces = if text.is_empty() { vec![] } else { vec![Piece::Lit(text.into())] };
+        Template { pieces, size_hint: text.len() }
+    }
+
+    pub fn compile(src: &str, env: &dyn Env) -> Result<Self, TemplateError> {
+        if src.len() > MAX_TEMPLATE_LEN {
+            return Err(TemplateError::TooLong);
+        }
+        let mut pieces = Vec::new();
+        let mut lit = String::new();
+        let mut rest = src;
+        let mut n_expr = 0;
+        while let Some(open) = rest.find("{{") {
+            lit.push_str(&rest[..open]);
+            let after = &rest[open + 2..];
+            let close = after.find("}}").ok_or(TemplateError::Unclosed)?;
+            n_expr += 1;
+            if n_expr > MAX_EXPRESSIONS {
+                return Err(TemplateError::TooManyExpressions);
+            }
+            let expr = after[..close].trim();
+            match compile_expr(expr, env)? {
+                Piece::Lit(s) => lit.push_str(&s),
+                piece => {
+                    if !lit.is_empty() {
+                        pieces.push(Piece::Lit(std::mem::take(&mut lit).into()));
+                    }
+                    pieces.push(piece);
+                }
+            }
+            rest = &after[close + 2..];
+        }
+        lit.push_str(rest);
+        if !lit.is_empty() {
+            pieces.push(Piece::Lit(lit.into()));
+        }
+        let size_hint = pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Lit(s) => s.len(),
+                Piece::RandomNumber { .. } => 20,
+                Piece::RandomString(n) => *n,
+                Piece::Uuid => 36,
+            })
+            .sum();
+        Ok(Template { pieces, size_hint })
+    }
+
+    /// The text when the template has no per-request parts.
+    pub fn as_static(&self) -> Option<&str> {
+        match self.pieces.as_slice() {
+            [] => Some(""),
+            [Piece::Lit(s)] => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn size_hint(&self) -> usize {
+        self.size_hint
+    }
+
+    /// Appends one rendering to `out`.
+    pub fn render_into(&self, out: &mut String) {
+        for piece in &self.pieces {
+            match piece {
+                Piece::Lit(s) => out.push_str(s),
+                Piece::RandomNumber { lo, hi } => {
+                    use std::fmt::Write;
+                    let _ = write!(out, "{}", fastrand::i64(*lo..=*hi));
+                }
+                Piece::RandomString(n) => out.extend((0..*n).map(|_| fastrand::alphanumeric())),
+                Piece::Uuid => {
+                    let id = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid();
+                    out.push_str(id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()));
+                }
+            }
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(self.size_hint);
+        self.render_into(&mut out);
+        out
+    }
+}
+
+fn compile_expr(expr: &str, env: &dyn Env) -> Result<Piece, TemplateError> {
+    let unknown = || TemplateError::Unknown(expr.chars().take(80).collect());
+    if expr == "$uuid" || expr == "$uuid()" || expr == "$randomUUID" || expr == "$randomUUID()" {
+        return Ok(Piece::Uuid);
+    }
+    for prefix in ["$processEnvironment.", "$env."] {
+        if let Some(name) = expr.strip_prefix(prefix) {
+            if !is_env_name(name) {
+                return Err(TemplateError::BadArguments(expr.into(), "not a variable name"));
+            }
+            let value = env.var(name).ok_or_else(|| TemplateError::MissingEnv(name.into()))?;
+            return Ok(Piece::Lit(value.into()));
+        }
+    }
+    if let Some(args) = call_args(expr, "$randomNumber") {
+        let bad = |why| TemplateError::BadArguments(expr.into(), why);
+        let [lo, hi] = args.as_slice() else { return Err(bad("expects two integers")) };
+        let lo: i64 = lo.parse().map_err(|_| bad("expects two integers"))?;
+        let hi: i64 = hi.parse().map_err(|_| bad("expects two integers"))?;
+        if lo > hi {
+            return Err(bad("the first number must not exceed the second"));
+        }
+        return Ok(Piece::RandomNumber { lo, hi });
+    }
+    if let Some(args) = call_args(expr, "$randomString") {
+        let bad = |why| TemplateError::BadArguments(expr.into(), why);
+        let n = match args.as_slice() {
+            [] => 10,
+            [n] => n.parse::<usize>().map_err(|_| bad("expects a length"))?,
+            _ => return Err(bad("expects one length")),
+        };
+        if n == 0 || n > MAX_RANDOM_STRING {
+            return Err(bad("length must be 1..=4096"));
+        }
+        return Ok(Piece::RandomString(n));
+    }
+    Err(unknown())
+}
+
+/// `name(a, b)` → `["a", "b"]`; `name()` → `[]`; anything else → None.
+fn call_args<'a>(expr: &'a str, name: &str) -> Option<Vec<&'a str>> {
+    let inner = expr.strip_prefix(name)?.trim_start().strip_prefix('(')?.strip_suffix(')')?.trim();
+    if inner.is_empty() {
+        return Some(vec![]);
+    }
+    Some(inner.split(',').map(str::trim).collect())
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && name.len() <= 256
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env() -> HashMap<String, String> {
+        HashMap::from([("TARGET".to_owned(), "http://127.0.0.1:9".to_owned())])
+    }
+
+    fn compile(src: &str) -> Result<Template, TemplateError> {
+        Template::compile(src, &env())
+    }
+
+    #[test]
+    fn plain_text_is_static() {
+        let t = compile("command=/echo&text=hi").unwrap();
+        assert_eq!(t.as_static(), Some("command=/echo&text=hi"));
+        assert_eq!(compile("").unwrap().as_static(), Some(""));
+    }
+
+    #[test]
+    fn environment_variables_resolve_at_compile_time() {
+        let t = compile("{{ $processEnvironment.TARGET }}/x and {{$env.TARGET}}").unwrap();
+        assert_eq!(t.as_static(), Some("http://127.0.0.1:9/x and http://127.0.0.1:9"));
+    }
+
+    #[test]
+    fn random_number_stays_in_its_inclusive_range() {
+        let t = compile("{{ $randomNumber(-2, 3) }}").unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..2000 {
+            let n: i64 = t.render().parse().unwrap();
+            assert!((-2..=3).contains(&n), "{n}");
+            seen.insert(n);
+        }
+        assert_eq!(seen.len(), 6, "every value of the range comes up: {seen:?}");
+    }
+
+    #[test]
+    fn random_string_has_the_requested_length_and_alphabet() {
+        let t = compile("u={{ $randomString(12) }}.").unwrap();
+        let s = t.render();
+        assert_eq!(s.len(), 2 + 12 + 1);
+        assert!(s[2..14].bytes().all(|b| b.is_ascii_alphanumeric()), "{s}");
+        assert_ne!(t.render(), t.render());
+        assert_eq!(compile("{{ $randomString() }}").unwrap().render().len(), 10);
+    }
+
+    #[test]
+    fn uuid_is_a_fresh_v4_each_time() {
+        let t = compile("{{ $uuid }}").unwrap();
+        let a = uuid::Uuid::parse_str(&t.render()).unwrap();
+        let b = uuid::Uuid::parse_str(&t.render()).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.get_version_num(), 4);
+    }
+
+    #[test]
+    fn refuses_unknown_and_malformed_expressions() {
+        type Check = fn(&TemplateError) -> bool;
+        let cases: &[(&str, Check)] = &[
+            ("{{ userId }}", |e| matches!(e, TemplateError::Unknown(x) if x == "userId")),
+            ("{{ $randomNumber(5) }}", |e| matches!(e, TemplateError::BadArguments(..))),
+            ("{{ $randomNumber(9, 1) }}", |e| matches!(e, TemplateError::BadArguments(..))),
+            ("{{ $randomNumber(a, b) }}", |e| matches!(e, TemplateError::BadArguments(..))),
+            ("{{ $randomString(0) }}", |e| matches!(e, TemplateError::BadArguments(..))),
+            ("{{ $randomString(100000) }}", |e| matches!(e, TemplateError::BadArguments(..))),
+            ("{{ $env.NOPE }}", |e| matches!(e, TemplateError::MissingEnv(n) if n == "NOPE")),
+            ("{{ $env.A-B }}", |e| matches!(e, TemplateError::BadArguments(..))),
+            ("x {{ $uuid", |e| *e == TemplateError::Unclosed),
+        ];
+        for (src, ok) in cases {
+            let err = compile(src).unwrap_err();
+            assert!(ok(&err), "{src}: {err}");
+        }
+    }
+
+    #[test]
+    fn refuses_oversized_templates() {
+        assert_eq!(compile(&"a".repeat(MAX_TEMPLATE_LEN + 1)), Err(TemplateError::TooLong));
+        let many = "{{ $uuid }}".repeat(MAX_EXPRESSIONS + 1);
+        assert_eq!(compile(&many), Err(TemplateError::TooManyExpressions));
+    }
+
+    #[test]
+    fn hostile_text_outside_braces_is_kept_verbatim() {
+        let src = "a}}b{ {c\u{0}\r\n%zz";
+        assert_eq!(compile(src).unwrap().as_static(), Some(src));
+    }
+}

@@ -1,0 +1,1 @@
+//! Integration tests of the load generator against real HTTP servers on loopback.
