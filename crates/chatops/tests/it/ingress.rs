@@ -1,0 +1,372 @@
+//! The router and a worker over real HTTP: the happy path with its log lines, every bad
+//! input with its answer (and nothing enqueued), Slack's special requests, health.
+
+use std::time::Duration;
+
+use chatops_core::Quadrant;
+use serde_json::Value;
+
+use crate::support::*;
+
+async fn queue_total(app: &TestApp) -> u64 {
+    let stats = app.queue.stats().await.unwrap();
+    Quadrant::ALL.iter().map(|&q| stats.quadrant(q).ready + stats.quadrant(q).in_flight).sum::<u64>()
+        + stats.dead_letters
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_is_acked_then_answered_twice_in_order() {
+    let app = spawn_app().await;
+    let slack = SlackReceiver::start().await;
+
+    let sent = std::time::Instant::now();
+    let resp = app.send(&slack, "/echo", "hello <world>", "echo-1").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-request-id"], "echo-1");
+    let ack: Value = resp.json().await.unwrap();
+    assert_eq!(ack, serde_json::json!({"response_type": "ephemeral", "text": "Processing your `/echo` command..."}));
+
+    let posts = slack.wait_for("echo-1", 2, Duration::from_secs(20)).await;
+    assert_eq!(posts.len(), 2, "both answers arrive");
+    assert_eq!(posts[0].body["text"], "sync hello <world>");
+    assert_eq!(posts[1].body["text"], "async hello <world>");
+    assert!(posts[0].at <= posts[1].at, "sync before async");
+    assert!(posts[0].at >= sent);
+    let blocks = posts[1].body["blocks"].as_array().unwrap();
+    assert_eq!(blocks[0]["type"], "section");
+    assert_eq!(blocks[0]["text"]["text"], "async hello &lt;world&gt;", "user text cannot forge mentions");
+    assert_eq!(blocks[1]["elements"][0]["text"], "Requested by <@U0TEST>");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_lines_follow_the_log_contract() {
+    let app = spawn_app().await;
+    let slack = SlackReceiver::start().await;
+    assert_eq!(app.send(&slack, "/echo", "contract", "contract-1").await.status(), 200);
+    slack.wait_for("contract-1", 2, Duration::from_secs(20)).await;
+
+    let router = wait_for_log("contract-1", "Router performance metrics", 1).await;
+    assert_eq!(router.len(), 1, "one router line per request");
+    let r = &router[0];
+    assert_eq!(r["correlationId"], "contract-1");
+    assert_eq!(r["command"], "/echo");
+    assert_eq!(r["statusCode"], 200);
+    assert_eq!(r["success"], true);
+    assert!(r["duration"].as_f64().unwrap() > 0.0);
+    assert!(r["enqueueMs"].as_f64().unwrap() <= r["duration"].as_f64().unwrap());
+
+    let worker = wait_for_log("contract-1", "Performance metrics", 1).await;
+    assert_eq!(worker.len(), 1, "one worker line per attempt");
+    let w = &worker[0];
+    assert_eq!(w["component"], "sr-worker");
+    assert_eq!(w["quadrant"], "short-read");
+    assert_eq!(w["success"], true);
+    assert_eq!(w["attempt"], 1);
+    assert_eq!(w["responses"], 2);
+    let f = |k: &str| w[k].as_f64().unwrap_or_else(|| panic!("{k} missing in {w}"));
+    for k in ["queueWaitMs", "routerMs", "enqueueMs", "handlerMs", "syncResponseMs", "asyncResponseMs"] {
+        assert!(f(k) >= 0.0, "{k} = {}", f(k));
+    }
+    // Stages are measured, not derived: the total covers them and is not their difference.
+    let stages = f("routerMs") + f("enqueueMs") + f("queueWaitMs") + f("workerDurationMs");
+    assert!(f("totalE2eMs") + 0.01 >= stages, "total {} < stages {stages}", f("totalE2eMs"));
+    assert!(f("workerDurationMs") + 0.01 >= f("handlerMs"));
+    assert!(f("handlerMs") + 0.01 >= f("syncResponseMs") + f("asyncResponseMs"));
+    assert!(f("lastResponseE2eMs") >= f("firstResponseE2eMs"));
+    assert!(f("totalE2eMs") >= f("lastResponseE2eMs"));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correlation_id_is_generated_when_the_header_is_missing_or_hostile() {
+    let app = spawn_app().await;
+    let slack = SlackReceiver::start().await;
+    for hostile in ["", "has space", "a\"b", &"x".repeat(200)] {
+        let req = sign(slash("/help", "", &slack.url("gen")).to_form());
+        let resp = http()
+            .post(format!("{}/slack/commands", app.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-slack-request-timestamp", &req.timestamp)
+            .header("x-slack-signature", &req.signature)
+            .header("x-request-id", hostile)
+            .body(req.body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_ne!(id, hostile);
+        assert_eq!(id.len(), 36, "a UUIDv7: {id}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_slack_request_twice_runs_once() {
+    let app = spawn_app().await;
+    let slack = SlackReceiver::start().await;
+    let req = sign(slash("/echo", "once", &slack.url("dup")).to_form());
+    assert_eq!(app.post(&req, "dup-a").await.status(), 200);
+    let second = app.post(&req, "dup-b").await;
+    assert_eq!(second.status(), 200);
+    assert_eq!(second.headers()["x-chatops-duplicate"], "true");
+    slack.wait_for("dup", 2, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(slack.posts("dup").len(), 2, "one job: two posts, not four");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_command_gets_the_list_of_commands_and_is_not_queued() {
+    let app = spawn_app().await;
+    let slack = SlackReceiver::start().await;
+    let resp = app.send(&slack, "/teleport", "me", "unknown-1").await;
+    assert_eq!(resp.status(), 200, "Slack shows non-200 answers as a generic failure");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["response_type"], "ephemeral");
+    let text = body["text"].as_str().unwrap();
+    assert!(text.contains("/teleport") && text.contains("/echo") && text.contains("/deploy"), "{text}");
+    assert_eq!(queue_total(&app).await, 0);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssl_check_is_answered_and_not_queued() {
+    let app = spawn_app().await;
+    let resp = app.post(&sign("ssl_check=1&token=legacy"), "ssl").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(queue_total(&app).await, 0);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_readiness() {
+    let app = spawn_app().await;
+    let health = http().get(format!("{}/healthz", app.base)).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = http().get(format!("{}/readyz", app.base)).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(ready.json::<Value>().await.unwrap()["status"], "ready");
+    app.stop().await;
+}
+
+/// One bad request: what is sent, and the status and error it must get.
+struct BadCase {
+    name: &'static str,
+    status: u16,
+    error: &'static str,
+    content_type: Option<&'static str>,
+    timestamp: Option<String>,
+    signature: Option<String>,
+    body: Vec<u8>,
+}
+
+fn bad_cases(receiver: &SlackReceiver) -> Vec<BadCase> {
+    let good_body = slash("/echo", "x", &receiver.url("bad")).to_form().into_bytes();
+    let signed = |body: Vec<u8>| {
+        let s = sign(body.clone());
+        (Some(s.timestamp), Some(s.signature), body)
+    };
+    let case = |name, status, error, parts: (Option<String>, Option<String>, Vec<u8>)| BadCase {
+        name,
+        status,
+        error,
+        content_type: Some("application/x-www-form-urlencoded"),
+        timestamp: parts.0,
+        signature: parts.1,
+        body: parts.2,
+    };
+    let now = chatops_core::time::now_unix_secs();
+    let signer = chatops_core::slack::SlackSigner::new(SECRET.as_bytes());
+    let at = |ts: u64| {
+        let t = ts.to_string();
+        (Some(t.clone()), Some(signer.sign(&t, &good_body)), good_body.clone())
+    };
+    let (ts, sig, _) = signed(good_body.clone());
+    let with_form = |form: String| signed(form.into_bytes());
+    let hook = receiver.url("bad");
+    vec![
+        case("missing timestamp", 401, "missing_timestamp", (None, sig.clone(), good_body.clone())),
+        case("missing signature", 401, "missing_signature", (ts.clone(), None, good_body.clone())),
+        case("malformed timestamp", 401, "malformed_timestamp", (Some("12ab".into()), sig.clone(), good_body.clone())),
+        case(
+            "malformed signature",
+            401,
+            "malformed_signature",
+            (ts.clone(), Some("v0=nothex".into()), good_body.clone()),
+        ),
+        case(
+            "signature of another body",
+            401,
+            "bad_signature",
+            (ts.clone(), sig.clone(), b"command=%2Fdeploy".to_vec()),
+        ),
+        case("signed with another secret", 401, "bad_signature", {
+            let t = now.to_string();
+            (
+                Some(t.clone()),
+                Some(chatops_core::slack::SlackSigner::new(b"other").sign(&t, &good_body)),
+                good_body.clone(),
+            )
+        }),
+        case("stale timestamp", 401, "stale_timestamp", at(now - 301)),
+        case("future timestamp", 401, "future_timestamp", at(now + 301)),
+        case("oversized body", 413, "payload_too_large", signed(vec![b'a'; 16 * 1024 + 1])),
+        BadCase {
+            content_type: Some("application/json"),
+            ..case("json content type", 415, "unsupported_media_type", signed(good_body.clone()))
+        },
+        BadCase {
+            content_type: None,
+            ..case("no content type", 415, "unsupported_media_type", signed(good_body.clone()))
+        },
+        case("missing command", 400, "invalid_form", with_form(format!("text=x&response_url={hook}"))),
+        case("missing response_url", 400, "invalid_form", with_form("command=%2Fecho&text=x".into())),
+        case(
+            "duplicated command field",
+            400,
+            "invalid_form",
+            with_form(format!("command=%2Fecho&command=%2Fdeploy&response_url={hook}")),
+        ),
+        case("invalid UTF-8", 400, "invalid_form", signed(b"command=%2Fecho&text=\xff\xfe&response_url=x".to_vec())),
+        case(
+            "response_url on a foreign host",
+            400,
+            "response_url_not_allowed",
+            with_form(slash("/echo", "x", "https://evil.example/hook").to_form()),
+        ),
+        case(
+            "response_url lookalike host",
+            400,
+            "response_url_not_allowed",
+            with_form(slash("/echo", "x", "https://hooks.slack.com.evil.example/x").to_form()),
+        ),
+        case(
+            "response_url with credentials",
+            400,
+            "response_url_not_allowed",
+            with_form(slash("/echo", "x", "https://u:p@hooks.slack.com/x").to_form()),
+        ),
+        case(
+            "response_url over file scheme",
+            400,
+            "response_url_not_allowed",
+            with_form(slash("/echo", "x", "file:///etc/passwd").to_form()),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_a_clear_error_and_enqueue_nothing() {
+    let app = spawn_app().await;
+    let slack = SlackReceiver::start().await;
+    for case in bad_cases(&slack) {
+        let mut req = http().post(format!("{}/slack/commands", app.base)).body(case.body.clone());
+        if let Some(ct) = case.content_type {
+            req = req.header("content-type", ct);
+        }
+        if let Some(ts) = &case.timestamp {
+            req = req.header("x-slack-request-timestamp", ts);
+        }
+        if let Some(sig) = &case.signature {
+            req = req.header("x-slack-signature", sig);
+        }
+        let request_id = format!("bad-{}", case.name.replace(' ', "-"));
+        let resp = req.header("x-request-id", &request_id).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), case.status, "{}", case.name);
+        let body: Value = resp.json().await.unwrap_or_else(|e| panic!("{}: body is not JSON: {e}", case.name));
+        assert_eq!(body["ok"], false, "{}: {body}", case.name);
+        assert_eq!(body["error"], case.error, "{}: {body}", case.name);
+        assert!(!body["message"].as_str().unwrap().is_empty(), "{}", case.name);
+        assert_eq!(queue_total(&app).await, 0, "{}: nothing enqueued", case.name);
+        let line = wait_for_log(&request_id, "Router performance metrics", 1).await;
+        assert_eq!(line.len(), 1, "{}: one router line", case.name);
+        assert_eq!(line[0]["statusCode"], case.status, "{}", case.name);
+        assert_eq!(line[0]["success"], false, "{}", case.name);
+        assert_eq!(line[0]["errorType"], case.error, "{}", case.name);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(slack.total_posts(), 0, "no bad request produced a response");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_503_and_says_the_command_was_not_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(dir.path());
+    settings.queue.max_depth = 1;
+    // No worker takes jobs off the long-write queue while this test runs.
+    settings.workers[3].concurrency = 1;
+    let app = spawn_app_with(settings).await;
+    let slack = SlackReceiver::start().await;
+    // /deploy simulates 3 s of work, so the first one holds the only slot.
+    assert_eq!(app.send(&slack, "/deploy", "web", "full-1").await.status(), 200);
+    let resp = app.send(&slack, "/deploy", "api", "full-2").await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "5");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["response_type"], "ephemeral");
+    assert!(body["text"].as_str().unwrap().contains("*not* queued"), "{body}");
+    assert_eq!(body["error"], "queue_full");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_and_check_status_answer_from_the_running_bot() {
+    let app = spawn_app().await;
+    let slack = SlackReceiver::start().await;
+    app.send(&slack, "/echo", "warm", "warm").await;
+    slack.wait_for("warm", 2, Duration::from_secs(20)).await;
+
+    app.send(&slack, "/help", "", "help").await;
+    let help = slack.wait_for("help", 1, Duration::from_secs(20)).await;
+    let text = help[0].body["text"].as_str().unwrap();
+    assert!(text.contains("/deploy") && text.contains("needs approval") && text.contains("long-write"), "{text}");
+
+    wait_for_log("help", "Performance metrics", 1).await;
+    app.send(&slack, "/status", "", "status").await;
+    let status = slack.wait_for("status", 1, Duration::from_secs(20)).await;
+    let text = status[0].body["text"].as_str().unwrap();
+    assert!(text.contains("short-read") && text.contains("dead letters: 0"), "{text}");
+    assert!(text.contains("E2E (last 5 min, 2 jobs)") && text.contains("p99"), "echo and help are counted: {text}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulated_long_command_says_it_is_a_simulation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(dir.path());
+    for c in settings.commands.iter_mut().filter(|c| c.name == "/deploy") {
+        c.handler = chatops_service::registry::HandlerSpec::Simulate { work: Duration::from_millis(200), answers: 3 };
+    }
+    let app = spawn_app_with(settings).await;
+    let slack = SlackReceiver::start().await;
+    app.send(&slack, "/deploy", "web v2", "deploy").await;
+    let posts = slack.wait_for("deploy", 3, Duration::from_secs(20)).await;
+    assert_eq!(posts.len(), 3);
+    for p in &posts {
+        assert!(p.body["text"].as_str().unwrap().starts_with("[simulation] /deploy web v2"), "{}", p.body);
+    }
+    assert!(posts[0].body["text"].as_str().unwrap().contains("Approval required"));
+    let line = wait_for_log("deploy", "Performance metrics", 1).await;
+    assert_eq!(line[0]["component"], "lw-worker");
+    assert!(line[0]["handlerMs"].as_f64().unwrap() >= 200.0);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_the_logs() {
+    let app = spawn_app().await;
+    let slack = SlackReceiver::start().await;
+    let token = "XyZsecretTOKEN123";
+    let url = format!("http://{}/hook/{token}", slack.addr);
+    let body = slash("/echo", "hi", &url).to_form();
+    assert_eq!(app.post(&sign(body), "secret-check").await.status(), 200);
+    slack.wait_for(token, 2, Duration::from_secs(20)).await;
+    wait_for_log("secret-check", "Performance metrics", 1).await;
+    let text = all_log_text();
+    assert!(!text.contains(SECRET), "the signing secret is in the logs");
+    assert!(!text.contains(token), "a response_url token is in the logs");
+    app.stop().await;
+}

@@ -1,0 +1,9 @@
+//! Black-box tests of the `chatops` bot over real HTTP, a real SQLite file and, where a
+//! process must die, the real binary.
+
+mod support;
+
+mod cli;
+mod durability;
+mod ingress;
+mod retries;
