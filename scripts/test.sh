@@ -21,7 +21,7 @@ if [ ${#need[@]} -gt 0 ] && [ -z "${CHATOPS_NO_INSTALL:-}" ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
-# Integration tests of several crates start servers and child processes; two threads
-# per test binary keeps this 2-core machine responsive.
+# Integration tests start servers and child processes; a few threads per test binary
+# keeps this 2-core machine responsive without serialising everything.
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-4}"
 cargo test --workspace --locked "$@"
