@@ -119,9 +119,13 @@ impl Condition {
         for clause in &self.any_of {
             let mut clause_ok = true;
             for cmp in clause {
-                let measured = measure(&cmp.metric, results);
+                // A latency nobody measured (e.g. no answer ever came) cannot hold.
+                let (measured, known) = match measure(&cmp.metric, results) {
+                    Some(v) => (v, true),
+                    None => (0.0, false),
+                };
                 first.get_or_insert((cmp.limit, measured));
-                if !cmp.op.holds(measured, cmp.limit) {
+                if !known || !cmp.op.holds(measured, cmp.limit) {
                     clause_ok = false;
                     first_failed.get_or_insert((cmp.limit, measured));
                 }
@@ -218,11 +222,12 @@ pub fn parse_metric(name: &str) -> Result<Metric, String> {
     })
 }
 
-/// The measured value of a metric (latencies in ms, rates per second, error rate in %).
-pub fn measure(metric: &Metric, r: &LoadTestResults) -> f64 {
+/// The measured value of a metric (latencies in ms, rates per second, error rate in %);
+/// None for a latency with no samples.
+pub fn measure(metric: &Metric, r: &LoadTestResults) -> Option<f64> {
     let c = &r.counters;
     let errors = c.errors.values().sum::<u64>();
-    match metric {
+    Some(match metric {
         Metric::Latency(measure, stat) => {
             let s = match measure {
                 Measure::Ack => &r.summaries.ack,
@@ -230,7 +235,10 @@ pub fn measure(metric: &Metric, r: &LoadTestResults) -> f64 {
                 Measure::FirstResponse => &r.summaries.first_response,
                 Measure::LastResponse => &r.summaries.last_response,
             };
-            s.get(stat).unwrap_or(0.0)
+            if s.count == 0 {
+                return None;
+            }
+            return s.get(stat);
         }
         Metric::ErrorRatePct => c.error_rate() * 100.0,
         Metric::Requests => c.requests as f64,
@@ -245,7 +253,7 @@ pub fn measure(metric: &Metric, r: &LoadTestResults) -> f64 {
             if secs > 0.0 { c.requests as f64 / secs } else { 0.0 }
         }
         Metric::StatusCode(code) => c.acks.get(&code.to_string()).copied().unwrap_or(0) as f64,
-    }
+    })
 }
 
 /// The line printed for a failed condition: what, limit, measured.
@@ -338,6 +346,14 @@ mod tests {
             assert!(Condition::parse(bad, true).is_err(), "{bad}");
         }
         assert!(Condition::parse(&"a".repeat(5000), true).is_err());
+    }
+
+    #[test]
+    fn latency_without_samples_fails() {
+        let mut r = results(1.0, 0, 10);
+        r.summaries.ack.count = 0;
+        let t = Condition::single("http.response_time.p99", Op::Le, 100.0).unwrap().evaluate(&r);
+        assert!(!t.passed);
     }
 
     #[test]

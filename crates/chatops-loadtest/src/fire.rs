@@ -156,9 +156,12 @@ pub struct Engine {
     pub start: Instant,
     pub timeout: Duration,
     pub live: Arc<Live>,
+    /// `config.http.pool`: permits for connections to the target.
+    pub connections: Option<tokio::sync::Semaphore>,
 }
 
-/// The keep-alive HTTP/1 client used against the target.
+/// The keep-alive HTTP/1 client used against the target, keeping up to `pool` idle
+/// connections.
 pub fn new_client(pool: usize) -> Client<HttpConnector, Full<Bytes>> {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
@@ -253,14 +256,31 @@ async fn fire(engine: &Engine, step: &PlanStep, scen: u16, sched_ns: u64) -> u64
         (None, Some(name)) => CmdRef::Name(name.into_boxed_str()),
         (None, None) => CmdRef::Name(step.spec.label.clone().into_boxed_str()),
     };
-    let built = build_request(engine, step, &id, body);
-    let sent_ns = engine.now_ns();
-    let outcome = match built {
-        Ok(req) => match tokio::time::timeout(engine.timeout, send(&engine.client, req)).await {
-            Ok(o) => o,
-            Err(_) => Outcome::Error(ErrorKind::Timeout),
+    // Set once the request leaves; read back when the timeout fires first.
+    let sent_at = AtomicU64::new(0);
+    let sent_and_outcome = async {
+        // With a connection limit, wait for a free connection first: the request is not
+        // sent until then (this wait counts in the ack latency, not in the service time).
+        let _permit = match &engine.connections {
+            Some(sem) => Some(sem.acquire().await.expect("the semaphore is never closed")),
+            None => None,
+        };
+        let built = build_request(engine, step, &id, body);
+        let sent_ns = engine.now_ns();
+        sent_at.store(sent_ns, Ordering::Relaxed);
+        let outcome = match built {
+            Ok(req) => send(&engine.client, req).await,
+            Err(kind) => Outcome::Error(kind),
+        };
+        (sent_ns, outcome)
+    };
+    let (sent_ns, outcome) = match tokio::time::timeout(engine.timeout, sent_and_outcome).await {
+        Ok(r) => r,
+        // Never sent (still waiting for a connection): count the wait as the send time.
+        Err(_) => match sent_at.load(Ordering::Relaxed) {
+            0 => (engine.now_ns(), Outcome::Error(ErrorKind::Timeout)),
+            sent_ns => (sent_ns, Outcome::Error(ErrorKind::Timeout)),
         },
-        Err(kind) => Outcome::Error(kind),
     };
     let done_ns = engine.now_ns();
     let _ = engine.events.send(Event::Done(Done {

@@ -288,7 +288,7 @@ pub async fn run(mut args: LoadtestArgs, spawned: Option<SpawnedBot>) -> Result<
     let (finish_tx, finish_rx) = oneshot::channel();
     let recorder_task = tokio::spawn(recorder.run(events_rx, finish_rx));
     let engine = Arc::new(fire::Engine {
-        client: fire::new_client(profile.http.pool),
+        client: fire::new_client(profile.http.pool.unwrap_or(1024)),
         signer,
         plan,
         hook_prefix,
@@ -298,6 +298,7 @@ pub async fn run(mut args: LoadtestArgs, spawned: Option<SpawnedBot>) -> Result<
         start,
         timeout,
         live: Arc::clone(&live),
+        connections: profile.http.pool.map(tokio::sync::Semaphore::new),
     });
     let live_line = console::start_live_line(Arc::clone(&live), profile.phases.clone(), start, args.quiet);
 

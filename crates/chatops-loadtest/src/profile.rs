@@ -86,13 +86,16 @@ pub enum Load {
 pub struct HttpSettings {
     /// Per-request timeout (`config.http.timeout`, Artillery's default 10 s).
     pub timeout: Duration,
-    /// Idle keep-alive connections kept to the target (`config.http.pool`).
-    pub pool: usize,
+    /// Artillery's `config.http.pool`: at most this many connections to the target.
+    /// Requests beyond it wait in the generator for a free connection; their service time
+    /// starts when they get one, their latency still counts from the scheduled time.
+    /// None: one connection per concurrent request (bounded by the in-flight cap).
+    pub pool: Option<usize>,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        HttpSettings { timeout: Duration::from_secs(10), pool: 1024 }
+        HttpSettings { timeout: Duration::from_secs(10), pool: None }
     }
 }
 
@@ -475,7 +478,7 @@ impl Builder<'_> {
                 }
             }
             if let Some(pool) = h.pool {
-                http.pool = usize::try_from(pool).unwrap_or(usize::MAX).clamp(1, 100_000);
+                http.pool = Some(usize::try_from(pool).unwrap_or(usize::MAX).clamp(1, 100_000));
             }
         }
         let mut ensure = Vec::new();
@@ -753,7 +756,7 @@ scenarios:
         );
         assert_eq!(p.phases[2].duration, Duration::from_secs(60));
         assert_eq!(p.phases[3].load, Load::Count(20));
-        assert_eq!(p.http, HttpSettings { timeout: Duration::from_secs(5), pool: 50 });
+        assert_eq!(p.http, HttpSettings { timeout: Duration::from_secs(5), pool: Some(50) });
         let conds: Vec<_> = p.ensure.iter().map(|c| c.text.as_str()).collect();
         assert_eq!(
             conds,

@@ -1,1 +1,11 @@
-//! Integration tests of the load generator against real HTTP servers on loopback.
+//! Integration tests of the load generator: real runs against HTTP stubs on 127.0.0.1.
+
+mod artillery;
+mod e2e;
+mod helpers;
+mod input;
+mod mock_slack;
+mod omission;
+mod rate;
+mod signing;
+mod thresholds;
