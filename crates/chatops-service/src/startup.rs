@@ -124,7 +124,7 @@ impl Application {
         let stop_ingress = CancellationToken::new();
         let stop_workers = CancellationToken::new();
         let app = ingress::router(ingress);
-        let server = {
+        let mut server = {
             let stop = stop_ingress.clone();
             tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await })
         };
@@ -138,14 +138,23 @@ impl Application {
 
         let server_failed = tokio::select! {
             _ = shutdown => None,
-            r = server => Some(r),
+            r = &mut server => Some(r),
         };
         tracing::info!("shutting down: no new commands are accepted");
         stop_ingress.cancel();
         stop_workers.cancel();
-        for pool in pools {
-            let _ = pool.await;
-        }
+        let ingress_drained = async {
+            if server_failed.is_none() && tokio::time::timeout(INGRESS_DRAIN, &mut server).await.is_err() {
+                tracing::warn!("open connections did not finish within {INGRESS_DRAIN:?}; closing them");
+                server.abort();
+            }
+        };
+        let workers_drained = async {
+            for pool in pools {
+                let _ = pool.await;
+            }
+        };
+        tokio::join!(ingress_drained, workers_drained);
         tracing::info!("chatops stopped");
         match server_failed {
             Some(Ok(Err(e))) => Err(StartupError::Serve(e)),
