@@ -130,6 +130,10 @@ pub struct Summaries {
     pub first_response: LatencySummary,
     /// Scheduled send → last post at the response receiver.
     pub last_response: LatencySummary,
+    /// Scheduled send → actually sent: the delay the generator itself adds (timer
+    /// granularity, rendering, signing, waiting for a free connection under `http.pool`).
+    #[serde(default)]
+    pub send_lag: LatencySummary,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -47,6 +47,10 @@ pub struct LoadtestArgs {
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_in_flight: u64,
 
+    /// Generator threads, each with its own connections (0: one per CPU).
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=64))]
+    pub threads: u64,
+
     /// Per-request HTTP timeout (overrides config.http.timeout), e.g. 10s.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
     pub timeout: Option<Duration>,

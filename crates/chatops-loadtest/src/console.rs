@@ -104,6 +104,7 @@ pub fn summary_table(r: &LoadTestResults) -> String {
     };
     row(&mut out, "ack", &r.summaries.ack);
     row(&mut out, "service time", &r.summaries.service_time);
+    row(&mut out, "send lag", &r.summaries.send_lag);
     row(&mut out, "first response", &r.summaries.first_response);
     row(&mut out, "last response", &r.summaries.last_response);
     if !r.by_command.is_empty() {

@@ -1,29 +1,38 @@
-//! The open-model engine: a scheduler that starts each arrival at its planned time,
-//! whatever the target is doing, and the request tasks that render, sign and send.
+//! The open-model engine: a scheduler that releases each arrival at its planned time,
+//! whatever the target is doing, and connection workers that render, sign and send.
 //!
 //! The scheduler never waits for responses. Each arrival's latency is measured from its
 //! *scheduled* time (the computed slot, not `now()` after waking), so a stalled target shows
 //! in the percentiles instead of silently slowing the generator down (no coordinated
 //! omission); the send → answer time is recorded separately as service time. A cap on
-//! requests in flight protects the generator: arrivals over it are dropped and counted.
+//! requests in flight (queued or sent) protects the generator: arrivals over it are
+//! dropped and counted.
 //!
-//! The hot path is kept cheap: templates are precompiled, the target URI is parsed once
-//! when the step URL is static, the HTTP client is hyper's pooled keep-alive client, and
-//! results go to the recorder as one small channel message per request.
+//! Arrivals go on a queue served by workers, each owning one keep-alive HTTP/1 connection
+//! that it drives itself (hyper's connection API, no separate connection task and no pool
+//! lookups). Workers are added on demand, when arrivals wait and no worker is idle, up to
+//! `config.http.pool` connections (Artillery's meaning of `pool`) or 1024. An arrival
+//! waiting for a worker has not been sent: that wait counts in its latency and in the send
+//! lag, not in the service time. Templates are precompiled and the request path and Host
+//! header are resolved once, so the per-request work is rendering, one HMAC and the I/O.
 
+use std::future::{Future, poll_fn};
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chatops_core::slack::SlackSigner;
 use chatops_core::slack::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use hyper::client::conn::http1::{Connection, SendRequest};
+use hyper::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue};
 use hyper::{Request, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::profile::{Phase, Profile, Step};
@@ -33,6 +42,8 @@ use crate::schedule;
 
 /// Largest HTTP answer read from the target; the bot's acks are tiny.
 pub const MAX_ACK_BODY: usize = 1024 * 1024;
+/// Connections opened at most when the profile sets no `config.http.pool`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 const FORM_TYPE: HeaderValue = HeaderValue::from_static("application/x-www-form-urlencoded");
@@ -40,8 +51,8 @@ const FORM_TYPE: HeaderValue = HeaderValue::from_static("application/x-www-form-
 /// A flow step with what can be resolved before the run.
 struct PlanStep {
     spec: RequestSpec,
-    /// The full URI when the step's URL has no templates.
-    uri: Option<Uri>,
+    /// The origin-form path and query when the step's URL has no templates.
+    path: Option<Uri>,
     cmd: Option<u16>,
 }
 
@@ -58,6 +69,8 @@ pub struct Plan {
     pub commands: Vec<String>,
     pub scenario_names: Vec<String>,
     target: String,
+    /// `host:port` of the target, sent as the Host header and used to connect.
+    pub authority: String,
 }
 
 /// The target is not a usable base URL.
@@ -90,8 +103,27 @@ fn join(target: &str, url: &str) -> String {
     }
 }
 
+fn authority_with_port(uri: &Uri) -> Option<String> {
+    let a = uri.authority()?;
+    Some(format!("{}:{}", a.host(), a.port_u16().unwrap_or(80)))
+}
+
+/// The origin-form path of a step URL; absolute URLs must name the target's host.
+fn step_path(target: &str, authority: &str, url: &str) -> Result<Uri, String> {
+    let full = join(target, url);
+    let uri: Uri = full.parse().map_err(|e| format!("`{full}` is not a URL: {e}"))?;
+    if authority_with_port(&uri).as_deref() != Some(authority) || uri.scheme_str() != Some("http") {
+        return Err(format!("`{full}` is not on the target {authority} (one target per test)"));
+    }
+    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+    pq.parse().map_err(|e| format!("`{pq}`: {e}"))
+}
+
 impl Plan {
     pub fn new(profile: &Profile, target: &str) -> Result<Plan, TargetError> {
+        let target_uri: Uri = target.parse().map_err(|e| TargetError(format!("target `{target}`: {e}")))?;
+        let authority =
+            authority_with_port(&target_uri).ok_or_else(|| TargetError(format!("target `{target}` has no host")))?;
         let mut commands: Vec<String> = Vec::new();
         let mut scenarios = Vec::new();
         let mut cumulative = Vec::new();
@@ -102,13 +134,11 @@ impl Plan {
                 match step {
                     Step::Think(d) => items.push(PlanItem::Think(*d)),
                     Step::Request(spec) => {
-                        let uri = match spec.url.as_static() {
-                            Some(url) => {
-                                let full = join(target, url);
-                                Some(full.parse::<Uri>().map_err(|e| {
-                                    TargetError(format!("step `{}`: `{full}` is not a URL: {e}", spec.label))
-                                })?)
-                            }
+                        let path = match spec.url.as_static() {
+                            Some(url) => Some(
+                                step_path(target, &authority, url)
+                                    .map_err(|m| TargetError(format!("step `{}`: {m}", spec.label)))?,
+                            ),
                             None => None,
                         };
                         let cmd = match &spec.command {
@@ -121,7 +151,7 @@ impl Plan {
                             }),
                             CommandKey::Dynamic => None,
                         };
-                        items.push(PlanItem::Request(Box::new(PlanStep { spec: (**spec).clone(), uri, cmd })));
+                        items.push(PlanItem::Request(Box::new(PlanStep { spec: (**spec).clone(), path, cmd })));
                     }
                 }
             }
@@ -130,7 +160,7 @@ impl Plan {
             scenarios.push(items);
         }
         let scenario_names = profile.scenarios.iter().map(|s| s.name.clone()).collect();
-        Ok(Plan { scenarios, cumulative, commands, scenario_names, target: target.to_owned() })
+        Ok(Plan { scenarios, cumulative, commands, scenario_names, target: target.to_owned(), authority })
     }
 
     fn pick(&self) -> usize {
@@ -143,9 +173,8 @@ impl Plan {
     }
 }
 
-/// Everything a request task needs, shared by all of them.
+/// Everything the shards share.
 pub struct Engine {
-    pub client: Client<HttpConnector, Full<Bytes>>,
     pub signer: SlackSigner,
     pub plan: Plan,
     /// Form-encoded `http://receiver/hook/` prefix, when the receiver is on.
@@ -156,50 +185,129 @@ pub struct Engine {
     pub start: Instant,
     pub timeout: Duration,
     pub live: Arc<Live>,
-    /// `config.http.pool`: permits for connections to the target.
-    pub connections: Option<tokio::sync::Semaphore>,
+    /// The target's resolved addresses.
+    pub addrs: Vec<SocketAddr>,
+    pub max_connections: usize,
+    host: HeaderValue,
 }
 
-/// The keep-alive HTTP/1 client used against the target, keeping up to `pool` idle
-/// connections.
-pub fn new_client(pool: usize) -> Client<HttpConnector, Full<Bytes>> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.enforce_http(true);
-    Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_max_idle_per_host(pool)
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build(connector)
+pub struct EngineConfig {
+    pub signer: SlackSigner,
+    pub plan: Plan,
+    pub hook_prefix: Option<String>,
+    pub run_tag: String,
+    pub issued: Arc<AtomicU64>,
+    pub events: mpsc::UnboundedSender<Event>,
+    pub start: Instant,
+    pub timeout: Duration,
+    pub live: Arc<Live>,
+    pub addrs: Vec<SocketAddr>,
+    pub max_connections: usize,
 }
 
 impl Engine {
+    pub fn new(c: EngineConfig) -> Result<Arc<Engine>, TargetError> {
+        let host = HeaderValue::from_str(&c.plan.authority)
+            .map_err(|_| TargetError(format!("`{}` is not a valid Host header", c.plan.authority)))?;
+        Ok(Arc::new(Engine {
+            signer: c.signer,
+            plan: c.plan,
+            hook_prefix: c.hook_prefix,
+            run_tag: c.run_tag,
+            issued: c.issued,
+            events: c.events,
+            start: c.start,
+            timeout: c.timeout,
+            live: c.live,
+            addrs: c.addrs,
+            max_connections: c.max_connections.max(1),
+            host,
+        }))
+    }
+
     fn now_ns(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64
     }
 }
 
-/// Starts every arrival of the phases at its time; returns when the last one has started
-/// (or `stop` fires). Requests still in flight keep running.
-pub async fn run_schedule(
+/// One shard's arrival queue and its workers (connections).
+struct Shard {
+    queue: tokio::sync::Mutex<mpsc::UnboundedReceiver<u64>>,
+    queued: AtomicUsize,
+    idle: AtomicUsize,
+    workers: AtomicUsize,
+    max_workers: usize,
+}
+
+/// Runs the schedule on `threads` shards, each an OS thread with its own single-threaded
+/// runtime and its own connections, taking every `threads`-th arrival. Nothing crosses
+/// threads on the hot path but atomics and the recorder's channel, so wakeups stay local.
+/// Returns (on a blocking thread) whether the schedule completed, once every shard's
+/// requests have finished.
+pub async fn run_sharded(
     engine: &Arc<Engine>,
     phases: &[Phase],
+    threads: usize,
     max_in_flight: u64,
-    stop: &tokio::sync::Notify,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> bool {
+    // A connection limit below the thread count caps the threads: `pool: 1` means one
+    // connection in all.
+    let n = threads.clamp(1, 64).min(engine.max_connections);
+    let handles: Vec<_> = (0..n)
+        .map(|idx| {
+            let engine = Arc::clone(engine);
+            let phases = phases.to_vec();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name(format!("loadtest-{idx}"))
+                .spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("a single-threaded runtime can be built");
+                    rt.block_on(run_shard(engine, phases, idx, n, max_in_flight, stop))
+                })
+                .expect("a shard thread can be spawned")
+        })
+        .collect();
+    tokio::task::spawn_blocking(move || handles.into_iter().map(|h| h.join().unwrap_or(false)).fold(true, |a, b| a & b))
+        .await
+        .unwrap_or(false)
+}
+
+async fn run_shard(
+    engine: Arc<Engine>,
+    phases: Vec<Phase>,
+    idx: usize,
+    n: usize,
+    max_in_flight: u64,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let shard = Arc::new(Shard {
+        queue: tokio::sync::Mutex::new(rx),
+        queued: AtomicUsize::new(0),
+        idle: AtomicUsize::new(0),
+        workers: AtomicUsize::new(0),
+        max_workers: engine.max_connections.div_ceil(n).max(1),
+    });
+    let mut workers = tokio::task::JoinSet::new();
     let caps: Vec<u64> =
         phases.iter().map(|p| p.max_in_flight.map_or(max_in_flight, |c| (c as u64).min(max_in_flight))).collect();
     let mut now = Instant::now();
-    let stopped = stop.notified();
-    tokio::pin!(stopped);
-    for arrival in schedule::arrivals(phases) {
+    let mut completed = true;
+    for arrival in schedule::arrivals(&phases).skip(idx).step_by(n) {
         let due = engine.start + Duration::from_nanos(arrival.offset_ns);
         if due > now {
             now = Instant::now();
             if due > now {
                 tokio::select! {
                     _ = tokio::time::sleep_until(due.into()) => {}
-                    _ = &mut stopped => return false,
+                    _ = stop.changed() => {
+                        completed = false;
+                        break;
+                    }
                 }
                 now = Instant::now();
             }
@@ -209,23 +317,45 @@ pub async fn run_schedule(
             continue;
         }
         engine.live.in_flight.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(run_arrival(Arc::clone(engine), arrival.offset_ns));
+        let queued = shard.queued.fetch_add(1, Ordering::AcqRel) + 1;
+        let _ = tx.send(arrival.offset_ns);
+        // Add a worker (a connection) when arrivals wait and nobody is free to take them.
+        if queued > shard.idle.load(Ordering::Acquire) && shard.workers.load(Ordering::Relaxed) < shard.max_workers {
+            shard.workers.fetch_add(1, Ordering::Relaxed);
+            workers.spawn(worker(Arc::clone(&engine), Arc::clone(&shard)));
+        }
+        // Let workers run between arrivals due at the same moment.
+        if shard.queued.load(Ordering::Relaxed) > 64 {
+            tokio::task::yield_now().await;
+        }
     }
-    true
+    // Workers finish what is queued, then stop.
+    drop(tx);
+    while workers.join_next().await.is_some() {}
+    completed
 }
 
-/// Decrements the in-flight count however the arrival's task ends.
-struct InFlight(Arc<Engine>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.live.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
+/// One keep-alive connection, driven by the worker that owns it.
+struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+    driver: Pin<Box<Connection<TokioIo<TcpStream>, Full<Bytes>>>>,
 }
 
-async fn run_arrival(engine: Arc<Engine>, sched_ns: u64) {
-    let guard = InFlight(engine);
-    let engine = &guard.0;
+async fn worker(engine: Arc<Engine>, shard: Arc<Shard>) {
+    let mut conn: Option<Conn> = None;
+    loop {
+        shard.idle.fetch_add(1, Ordering::AcqRel);
+        let job = shard.queue.lock().await.recv().await;
+        shard.idle.fetch_sub(1, Ordering::AcqRel);
+        let Some(sched_ns) = job else { break };
+        shard.queued.fetch_sub(1, Ordering::AcqRel);
+        run_arrival(&engine, &mut conn, sched_ns).await;
+        engine.live.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+    shard.workers.fetch_sub(1, Ordering::Relaxed);
+}
+
+async fn run_arrival(engine: &Engine, conn: &mut Option<Conn>, sched_ns: u64) {
     let scen = engine.plan.pick();
     let mut due_ns = sched_ns;
     for item in &engine.plan.scenarios[scen] {
@@ -235,19 +365,77 @@ async fn run_arrival(engine: Arc<Engine>, sched_ns: u64) {
                 due_ns = engine.now_ns();
             }
             PlanItem::Request(step) => {
-                due_ns = fire(engine, step, scen as u16, due_ns).await;
+                due_ns = fire(engine, conn, step, scen as u16, due_ns).await;
             }
         }
     }
 }
 
+/// Why an exchange did not give a status.
+enum ExchangeError {
+    /// The kept-alive connection was closed before the request went out: reconnect.
+    Stale,
+    Failed(ErrorKind),
+}
+
+async fn connect(engine: &Engine) -> Result<Conn, ErrorKind> {
+    let stream = TcpStream::connect(engine.addrs.as_slice()).await.map_err(|_| ErrorKind::Connect)?;
+    let _ = stream.set_nodelay(true);
+    let (sender, driver) = hyper::client::conn::http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|_| ErrorKind::Connect)?;
+    Ok(Conn { sender, driver: Box::pin(driver) })
+}
+
+/// Sends one request on the connection and reads the whole answer, driving the connection
+/// in this task meanwhile.
+async fn exchange(conn: &mut Conn, req: Request<Full<Bytes>>) -> Result<u16, ExchangeError> {
+    let Conn { sender, driver } = conn;
+    let ready = poll_fn(|cx| {
+        if driver.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(false);
+        }
+        sender.poll_ready(cx).map(|r| r.is_ok())
+    })
+    .await;
+    if !ready {
+        return Err(ExchangeError::Stale);
+    }
+    let answer = async {
+        let resp = sender.send_request(req).await.map_err(|_| ErrorKind::Io)?;
+        let status = resp.status().as_u16();
+        match Limited::new(resp.into_body(), MAX_ACK_BODY).collect().await {
+            Ok(_) => Ok(status),
+            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(ErrorKind::BodyTooLarge),
+            Err(_) => Err(ErrorKind::Io),
+        }
+    };
+    tokio::pin!(answer);
+    let mut driver_done = false;
+    poll_fn(|cx| {
+        if let Poll::Ready(r) = answer.as_mut().poll(cx) {
+            return Poll::Ready(r.map_err(ExchangeError::Failed));
+        }
+        if !driver_done && driver.as_mut().poll(cx).is_ready() {
+            driver_done = true;
+            // The connection ended: the answer may have completed with it.
+            if let Poll::Ready(r) = answer.as_mut().poll(cx) {
+                return Poll::Ready(r.map_err(ExchangeError::Failed));
+            }
+            return Poll::Ready(Err(ExchangeError::Failed(ErrorKind::Io)));
+        }
+        Poll::Pending
+    })
+    .await
+}
+
 /// Sends one request and reports it; returns when it finished (ns from start).
-async fn fire(engine: &Engine, step: &PlanStep, scen: u16, sched_ns: u64) -> u64 {
+async fn fire(engine: &Engine, conn: &mut Option<Conn>, step: &PlanStep, scen: u16, sched_ns: u64) -> u64 {
+    use std::fmt::Write;
     let seq = engine.issued.fetch_add(1, Ordering::AcqRel);
     let mut id = String::with_capacity(engine.run_tag.len() + 21);
-    id.push_str(&engine.run_tag);
-    id.push('-');
-    id.push_str(&seq.to_string());
+    let _ = write!(id, "{}-{seq}", engine.run_tag);
     let mut body = String::with_capacity(step.spec.body.size_hint());
     let hook = engine.hook_prefix.as_deref().map(|p| HookTarget { encoded_prefix: p, request_id: &id });
     let info = step.spec.body.render_into(hook, &mut body);
@@ -256,33 +444,53 @@ async fn fire(engine: &Engine, step: &PlanStep, scen: u16, sched_ns: u64) -> u64
         (None, Some(name)) => CmdRef::Name(name.into_boxed_str()),
         (None, None) => CmdRef::Name(step.spec.label.clone().into_boxed_str()),
     };
-    // Set once the request leaves; read back when the timeout fires first.
+    let body = Bytes::from(body);
+    let id = Bytes::from(id);
+    // Set when the request leaves; read back when the timeout fires first.
     let sent_at = AtomicU64::new(0);
-    let sent_and_outcome = async {
-        // With a connection limit, wait for a free connection first: the request is not
-        // sent until then (this wait counts in the ack latency, not in the service time).
-        let _permit = match &engine.connections {
-            Some(sem) => Some(sem.acquire().await.expect("the semaphore is never closed")),
-            None => None,
-        };
-        let built = build_request(engine, step, &id, body);
-        let sent_ns = engine.now_ns();
-        sent_at.store(sent_ns, Ordering::Relaxed);
-        let outcome = match built {
-            Ok(req) => send(&engine.client, req).await,
-            Err(kind) => Outcome::Error(kind),
-        };
-        (sent_ns, outcome)
+    let attempt = async {
+        for retry in [false, true] {
+            if conn.is_none() {
+                *conn = Some(connect(engine).await?);
+            }
+            let req = build_request(engine, step, id.clone(), body.clone())?;
+            sent_at.store(engine.now_ns(), Ordering::Relaxed);
+            let live = conn.as_mut().expect("connected above");
+            match exchange(live, req).await {
+                Ok(status) => {
+                    if live.sender.is_closed() {
+                        *conn = None;
+                    }
+                    return Ok(status);
+                }
+                Err(ExchangeError::Stale) if !retry => *conn = None,
+                Err(ExchangeError::Stale) => {
+                    *conn = None;
+                    return Err(ErrorKind::Io);
+                }
+                Err(ExchangeError::Failed(kind)) => {
+                    *conn = None;
+                    return Err(kind);
+                }
+            }
+        }
+        Err(ErrorKind::Io)
     };
-    let (sent_ns, outcome) = match tokio::time::timeout(engine.timeout, sent_and_outcome).await {
-        Ok(r) => r,
-        // Never sent (still waiting for a connection): count the wait as the send time.
-        Err(_) => match sent_at.load(Ordering::Relaxed) {
-            0 => (engine.now_ns(), Outcome::Error(ErrorKind::Timeout)),
-            sent_ns => (sent_ns, Outcome::Error(ErrorKind::Timeout)),
-        },
+    let result = tokio::time::timeout(engine.timeout, attempt).await;
+    let outcome = match result {
+        Ok(Ok(status)) => Outcome::Status(status),
+        Ok(Err(kind)) => Outcome::Error(kind),
+        Err(_) => {
+            // The connection is in an unknown state after a timeout: do not reuse it.
+            *conn = None;
+            Outcome::Error(ErrorKind::Timeout)
+        }
     };
     let done_ns = engine.now_ns();
+    let sent_ns = match sent_at.load(Ordering::Relaxed) {
+        0 => done_ns,
+        t => t,
+    };
     let _ = engine.events.send(Event::Done(Done {
         seq,
         sched_ns,
@@ -296,18 +504,20 @@ async fn fire(engine: &Engine, step: &PlanStep, scen: u16, sched_ns: u64) -> u64
     done_ns
 }
 
-fn build_request(engine: &Engine, step: &PlanStep, id: &str, body: String) -> Result<Request<Full<Bytes>>, ErrorKind> {
-    let uri = match &step.uri {
-        Some(u) => u.clone(),
-        None => join(&engine.plan.target, &step.spec.url.render()).parse().map_err(|_| ErrorKind::BadRequest)?,
+fn build_request(engine: &Engine, step: &PlanStep, id: Bytes, body: Bytes) -> Result<Request<Full<Bytes>>, ErrorKind> {
+    let path = match &step.path {
+        Some(p) => p.clone(),
+        None => step_path(&engine.plan.target, &engine.plan.authority, &step.spec.url.render())
+            .map_err(|_| ErrorKind::BadRequest)?,
     };
-    // Slack signs `v0:<timestamp>:<body>` with a fresh timestamp: sign exactly the bytes sent.
+    // Slack signs `v0:<timestamp>:<body>`: sign exactly the bytes sent, just before sending.
     let ts = chatops_core::time::now_unix_secs().to_string();
-    let sig = engine.signer.sign(&ts, body.as_bytes());
-    let mut req = Request::new(Full::new(Bytes::from(body)));
+    let sig = engine.signer.sign(&ts, &body);
+    let mut req = Request::new(Full::new(body));
     *req.method_mut() = step.spec.method.clone();
-    *req.uri_mut() = uri;
+    *req.uri_mut() = path;
     let h = req.headers_mut();
+    h.insert(HOST, engine.host.clone());
     if step.spec.body.is_form() && !step.spec.has_content_type {
         h.insert(CONTENT_TYPE, FORM_TYPE);
     }
@@ -318,26 +528,11 @@ fn build_request(engine: &Engine, step: &PlanStep, id: &str, body: String) -> Re
         };
         h.append(name.clone(), v.map_err(|_| ErrorKind::BadRequest)?);
     }
-    h.insert(TIMESTAMP_HEADER, HeaderValue::from_str(&ts).map_err(|_| ErrorKind::BadRequest)?);
-    h.insert(SIGNATURE_HEADER, HeaderValue::from_str(&sig).map_err(|_| ErrorKind::BadRequest)?);
-    h.insert(REQUEST_ID_HEADER, HeaderValue::from_str(id).map_err(|_| ErrorKind::BadRequest)?);
+    let bad = |_| ErrorKind::BadRequest;
+    h.insert(TIMESTAMP_HEADER, HeaderValue::from_maybe_shared(Bytes::from(ts)).map_err(bad)?);
+    h.insert(SIGNATURE_HEADER, HeaderValue::from_maybe_shared(Bytes::from(sig)).map_err(bad)?);
+    h.insert(REQUEST_ID_HEADER, HeaderValue::from_maybe_shared(id).map_err(bad)?);
     Ok(req)
-}
-
-async fn send(client: &Client<HttpConnector, Full<Bytes>>, req: Request<Full<Bytes>>) -> Outcome {
-    let resp = match client.request(req).await {
-        Ok(r) => r,
-        Err(e) if e.is_connect() => return Outcome::Error(ErrorKind::Connect),
-        Err(_) => return Outcome::Error(ErrorKind::Io),
-    };
-    let status = resp.status().as_u16();
-    match Limited::new(resp.into_body(), MAX_ACK_BODY).collect().await {
-        Ok(_) => Outcome::Status(status),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            Outcome::Error(ErrorKind::BodyTooLarge)
-        }
-        Err(_) => Outcome::Error(ErrorKind::Io),
-    }
 }
 
 #[cfg(test)]
@@ -350,6 +545,13 @@ mod tests {
         for bad in ["https://example.com", "ftp://x", "127.0.0.1:3000", "", "http://", "http://exa mple"] {
             assert!(check_target(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn step_urls_must_stay_on_the_target() {
+        assert_eq!(step_path("http://h:1", "h:1", "/a?b=1").unwrap(), "/a?b=1");
+        assert_eq!(step_path("http://h", "h:80", "http://h:80/x").unwrap(), "/x");
+        assert!(step_path("http://h:1", "h:1", "http://other:1/x").is_err());
     }
 
     #[test]

@@ -226,6 +226,13 @@ pub async fn run(mut args: LoadtestArgs, spawned: Option<SpawnedBot>) -> Result<
         return Err(LoadtestError::Usage("--timeout must be more than zero".into()));
     }
     let plan = fire::Plan::new(&profile, &target).map_err(|e| LoadtestError::Usage(e.0))?;
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(plan.authority.as_str())
+        .await
+        .map_err(|e| LoadtestError::Usage(format!("cannot resolve target {}: {e}", plan.authority)))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(LoadtestError::Usage(format!("target {} resolves to no address", plan.authority)));
+    }
     let results_path = args.resolve_output();
 
     // Everything that can fail on bad input has been checked; now bind and start.
@@ -287,8 +294,7 @@ pub async fn run(mut args: LoadtestArgs, spawned: Option<SpawnedBot>) -> Result<
     );
     let (finish_tx, finish_rx) = oneshot::channel();
     let recorder_task = tokio::spawn(recorder.run(events_rx, finish_rx));
-    let engine = Arc::new(fire::Engine {
-        client: fire::new_client(profile.http.pool.unwrap_or(1024)),
+    let engine = fire::Engine::new(fire::EngineConfig {
         signer,
         plan,
         hook_prefix,
@@ -298,20 +304,23 @@ pub async fn run(mut args: LoadtestArgs, spawned: Option<SpawnedBot>) -> Result<
         start,
         timeout,
         live: Arc::clone(&live),
-        connections: profile.http.pool.map(tokio::sync::Semaphore::new),
-    });
+        addrs,
+        max_connections: profile.http.pool.unwrap_or(fire::DEFAULT_MAX_CONNECTIONS),
+    })
+    .map_err(|e| LoadtestError::Usage(e.0))?;
     let live_line = console::start_live_line(Arc::clone(&live), profile.phases.clone(), start, args.quiet);
 
-    let stop = Arc::new(Notify::new());
-    let ctrl_c = {
-        let stop = Arc::clone(&stop);
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                stop.notify_one();
-            }
-        })
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let ctrl_c = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = stop_tx.send(true);
+        }
+    });
+    let threads = match args.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n as usize,
     };
-    let completed = fire::run_schedule(&engine, &profile.phases, args.max_in_flight, &stop).await;
+    let completed = fire::run_sharded(&engine, &profile.phases, threads, args.max_in_flight, stop_rx).await;
     let drain_limit = if completed { args.drain_timeout } else { Duration::from_secs(1) };
     drain(&engine, &live, &issued, timeout, drain_limit).await;
     ctrl_c.abort();

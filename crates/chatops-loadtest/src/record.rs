@@ -149,6 +149,8 @@ pub struct Finish {
     pub reply: oneshot::Sender<RecorderOutput>,
 }
 
+/// Status codes counted in a flat array (anything above 999 is clamped there).
+const STATUS_SLOTS: usize = 1000;
 const DONE: u8 = 1;
 const EXPECTS: u8 = 2;
 const NONE32: u32 = u32::MAX;
@@ -287,6 +289,7 @@ pub struct Recorder {
     counters: Counters,
     ack: Histogram<u64>,
     service: Histogram<u64>,
+    send_lag: Histogram<u64>,
     first: Histogram<u64>,
     last: Histogram<u64>,
     ring: VecDeque<Slot>,
@@ -299,6 +302,8 @@ pub struct Recorder {
     scenarios: Vec<(String, BreakdownAcc)>,
     record: Option<Box<dyn Write + Send>>,
     record_error: Option<std::io::Error>,
+    status_counts: Vec<u64>,
+    error_counts: [u64; 8],
     /// The unfinished ring front and since when it has blocked the ring (µs from start).
     front_wait: Option<(u64, u64)>,
 }
@@ -310,6 +315,7 @@ impl Recorder {
             counters: Counters::default(),
             ack: precise_hist(),
             service: precise_hist(),
+            send_lag: precise_hist(),
             first: precise_hist(),
             last: precise_hist(),
             ring: VecDeque::new(),
@@ -323,6 +329,8 @@ impl Recorder {
             record,
             record_error: None,
             front_wait: None,
+            status_counts: vec![0; STATUS_SLOTS],
+            error_counts: [0; 8],
             cfg,
         };
         for name in r.cfg.commands.clone() {
@@ -337,26 +345,19 @@ impl Recorder {
     }
 
     /// Runs until `finish` arrives, then returns the output through it.
+    ///
+    /// Events are drained every few milliseconds with `try_recv` rather than awaited one by
+    /// one: a receiver that is not parked in `recv` costs its senders no wakeup, which at
+    /// tens of thousands of requests a second is most of the channel's cost. The latency of
+    /// the recording does not matter; every event carries its own timestamps.
     pub async fn run(mut self, mut events: mpsc::UnboundedReceiver<Event>, finish: oneshot::Receiver<Finish>) {
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut buf = Vec::with_capacity(1024);
+        let mut drain = tokio::time::interval(Duration::from_millis(5));
+        drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_maintenance = Instant::now();
         tokio::pin!(finish);
         loop {
             tokio::select! {
                 biased;
-                n = events.recv_many(&mut buf, 1024) => {
-                    if n == 0 {
-                        // Every sender is gone; wait for the finish message.
-                        let Ok(f) = (&mut finish).await else { return };
-                        self.finish(f);
-                        return;
-                    }
-                    for e in buf.drain(..) {
-                        self.handle(e);
-                    }
-                }
-                _ = tick.tick() => self.maintain(),
                 f = &mut finish => {
                     let Ok(f) = f else { return };
                     while let Ok(e) = events.try_recv() {
@@ -364,6 +365,15 @@ impl Recorder {
                     }
                     self.finish(f);
                     return;
+                }
+                _ = drain.tick() => {
+                    while let Ok(e) = events.try_recv() {
+                        self.handle(e);
+                    }
+                    if last_maintenance.elapsed() >= Duration::from_millis(200) {
+                        self.maintain();
+                        last_maintenance = Instant::now();
+                    }
                 }
             }
         }
@@ -393,10 +403,8 @@ impl Recorder {
 
     fn command_index(&mut self, cmd: &CmdRef) -> u8 {
         match cmd {
-            CmdRef::Known(i) if usize::from(*i) < self.cfg.commands.len() => {
-                let name = self.cfg.commands[usize::from(*i)].clone();
-                self.intern_command(&name)
-            }
+            // Static commands were interned first, in plan order: their index is their slot.
+            CmdRef::Known(i) if usize::from(*i) < self.cfg.commands.len().min(MAX_BREAKDOWN_KEYS) => *i as u8,
             CmdRef::Known(_) => self.intern_command(OTHER),
             CmdRef::Name(n) => {
                 if self.commands.len() > MAX_BREAKDOWN_KEYS && !self.command_idx.contains_key(&**n) {
@@ -447,24 +455,18 @@ impl Recorder {
         let service_us = d.done_ns.saturating_sub(d.sent_ns) / 1000;
         self.counters.scheduled += 1;
         self.counters.requests += 1;
+        // Plain arrays on the hot path; the string-keyed maps are built once at the end.
         let (status, err, is_error) = match d.outcome {
             Outcome::Status(code) => {
-                *self.counters.acks.entry(code.to_string()).or_default() += 1;
-                let class = match code {
-                    200..=399 => None,
-                    400..=499 => Some("status_4xx"),
-                    _ => Some("status_5xx"),
-                };
-                if let Some(c) = class {
-                    *self.counters.errors.entry(c.to_owned()).or_default() += 1;
-                }
-                (code, 0, class.is_some())
+                self.status_counts[usize::from(code).min(STATUS_SLOTS - 1)] += 1;
+                (code, 0, !(200..400).contains(&code))
             }
             Outcome::Error(kind) => {
-                *self.counters.errors.entry(kind.as_str().to_owned()).or_default() += 1;
+                self.error_counts[usize::from(kind.code())] += 1;
                 (0, kind.code(), true)
             }
         };
+        rec_us(&mut self.send_lag, d.sent_ns.saturating_sub(d.sched_ns) / 1000);
         self.live.sent.fetch_add(1, Ordering::Relaxed);
         if is_error {
             self.live.errors.fetch_add(1, Ordering::Relaxed);
@@ -645,7 +647,25 @@ impl Recorder {
         }
     }
 
+    fn fill_status_maps(&mut self) {
+        for (code, n) in self.status_counts.iter().enumerate().filter(|(_, n)| **n > 0) {
+            self.counters.acks.insert(code.to_string(), *n);
+            let class = match code {
+                200..=399 => continue,
+                400..=499 => "status_4xx",
+                _ => "status_5xx",
+            };
+            *self.counters.errors.entry(class.to_owned()).or_default() += n;
+        }
+        for (code, n) in self.error_counts.iter().enumerate().filter(|(_, n)| **n > 0) {
+            if let Some(kind) = ErrorKind::from_code(code as u8) {
+                self.counters.errors.insert(kind.as_str().to_owned(), *n);
+            }
+        }
+    }
+
     fn finish(mut self, f: Finish) {
+        self.fill_status_maps();
         while let Some(slot) = self.ring.pop_front() {
             self.finalize(self.base_seq, slot);
             self.base_seq += 1;
@@ -669,6 +689,7 @@ impl Recorder {
                 service_time: LatencySummary::from_histogram(&self.service),
                 first_response: LatencySummary::from_histogram(&self.first),
                 last_response: LatencySummary::from_histogram(&self.last),
+                send_lag: LatencySummary::from_histogram(&self.send_lag),
             },
             by_command: breakdown(&self.commands),
             by_scenario: breakdown(&self.scenarios),
