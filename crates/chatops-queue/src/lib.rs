@@ -3,7 +3,8 @@
 //! done-record so that a job that already completed is never run again.
 //!
 //! Everything outside this crate sees only the [`Queue`] trait and [`QueueError`]; only this
-//! crate knows about SQLite (the embedded default, [`sqlite::SqliteQueue`]) or NATS.
+//! crate knows about SQLite (the embedded default, [`sqlite::SqliteQueue`]) or NATS
+//! JetStream (the scale-out engine, [`nats::NatsQueue`]).
 //!
 //! The life of a job:
 //!
@@ -18,6 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chatops_core::{Job, Quadrant};
 
+pub mod nats;
 pub mod sqlite;
 
 /// What `enqueue` did.
@@ -48,6 +50,7 @@ pub struct Delivery {
 #[derive(Debug)]
 pub(crate) enum Receipt {
     Sqlite { row_id: i64, attempt: u32 },
+    Nats(Box<async_nats::jetstream::Message>),
 }
 
 /// What `fail` did with the job.

@@ -235,6 +235,7 @@ fn now_ms() -> i64 {
 fn receipt(d: &Delivery) -> (i64, u32) {
     match d.receipt {
         Receipt::Sqlite { row_id, attempt } => (row_id, attempt),
+        Receipt::Nats(_) => unreachable!("a SQLite queue only hands out SQLite deliveries"),
     }
 }
 

@@ -96,3 +96,14 @@ async fn normal_durability_opens_and_stores() {
     assert!(matches!(q.enqueue(&job("n", Quadrant::ShortRead)).await.unwrap(), Enqueued::Stored { .. }));
     q.ping().await.unwrap();
 }
+
+#[tokio::test]
+async fn released_job_does_not_use_an_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = SqliteQueue::open(SqliteSettings::new(dir.path().join("queue.db")), OpenMode::Owner).unwrap();
+    q.enqueue(&job("rel", Quadrant::LongWrite)).await.unwrap();
+    let d = q.dequeue(Quadrant::LongWrite, 1, LEASE).await.unwrap().pop().unwrap();
+    q.release(&d).await.unwrap();
+    let again = q.dequeue(Quadrant::LongWrite, 1, LEASE).await.unwrap().pop().unwrap();
+    assert_eq!(again.attempt, 1);
+}

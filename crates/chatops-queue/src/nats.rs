@@ -1,0 +1,653 @@
+//! The scale-out engine: NATS JetStream. Routers and workers run as separate processes on
+//! any number of machines; the broker is the queue.
+//!
+//! Layout (names carry a configurable prefix, `CHATOPS` by default):
+//!
+//! - stream `<P>_JOBS`, subjects `<p>.jobs.{sr,sw,lr,lw}`: file storage, work-queue
+//!   retention, at most `max_depth` messages per subject (new ones refused, so the router
+//!   answers 503), and a duplicate window in which a second publish with the same
+//!   `Nats-Msg-Id` (the job's idempotency key) is dropped: a retried publish or a
+//!   duplicate Slack delivery is one job.
+//! - one durable pull consumer per quadrant, `<P>_<sr|sw|lr|lw>`, explicit acks, `AckWait`
+//!   = the pool's lease (in-progress acks extend it while a job runs), `MaxDeliver` always
+//!   set (the client default is unlimited, and then nothing would ever reach the DLQ).
+//! - stream `<P>_DLQ`, subjects `<p>.dlq.*`: dead letters with their last error and
+//!   attempt count in headers.
+//! - stream `<P>_DONE`, subjects `<p>.done.<idempotency key>`: done-records, one per
+//!   subject, expiring after the done retention; checked before a handler runs. (A plain
+//!   stream rather than a KV bucket: async-nats' KV setup needs a 2.10+ server, and
+//!   Debian ships 2.9.)
+//!
+//! Retries are negative acks with a delay. A job whose worker dies on its last delivery is
+//! moved to the DLQ by a watcher of JetStream's max-deliveries advisory.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer::PullConsumer, stream};
+use async_nats::{HeaderMap, client::Client, connection::State};
+use async_trait::async_trait;
+use bytes::Bytes;
+use chatops_core::time::now_unix_ns;
+use chatops_core::{Job, Quadrant};
+use futures::StreamExt;
+use tokio::sync::Mutex;
+
+use crate::{
+    DeadLetter, Delivery, Enqueued, FailOutcome, QuadrantStats, Queue, QueueError, QueueStats, Receipt, Redrive,
+    quadrant_index,
+};
+
+/// Upper bound of one fetch round trip.
+const FETCH_EXPIRES: Duration = Duration::from_millis(500);
+
+const HEADER_CORRELATION_ID: &str = "Chatops-Correlation-Id";
+const HEADER_JOB_ID: &str = "Chatops-Job-Id";
+const HEADER_ROUTER_RECEIVED_NS: &str = "Chatops-Router-Received-Ns";
+const HEADER_TRACEPARENT: &str = "traceparent";
+const HEADER_LAST_ERROR: &str = "Chatops-Last-Error";
+const HEADER_ATTEMPTS: &str = "Chatops-Attempts";
+const HEADER_FAILED_AT_MS: &str = "Chatops-Failed-At-Ms";
+
+/// Authentication and TLS, as async-nats supports them.
+#[derive(Debug, Clone, Default)]
+pub struct NatsAuth {
+    pub creds_file: Option<std::path::PathBuf>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    pub tls_ca_file: Option<std::path::PathBuf>,
+    pub tls_client_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    pub require_tls: bool,
+}
+
+/// Per-quadrant consumer settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumerSettings {
+    /// Redelivery delay after a worker stops acknowledging (crash).
+    pub ack_wait: Duration,
+    /// Deliveries before JetStream gives up (then the watcher dead-letters the job).
+    pub max_deliver: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct NatsSettings {
+    /// `nats://host:port` URLs.
+    pub servers: Vec<String>,
+    /// Prefix of stream, consumer, bucket and subject names, so several deployments (or
+    /// tests) can share one server.
+    pub prefix: String,
+    pub auth: NatsAuth,
+    pub max_depth: u64,
+    pub done_retention: Duration,
+    /// Longer than Slack's 5-minute replay window, so a replay is always caught.
+    pub duplicate_window: Duration,
+    /// Indexed like [`Quadrant::ALL`].
+    pub consumers: [ConsumerSettings; 4],
+    pub replicas: usize,
+    /// How long a publish waits for JetStream's acknowledgement.
+    pub publish_timeout: Duration,
+}
+
+impl NatsSettings {
+    pub fn new(servers: Vec<String>) -> Self {
+        NatsSettings {
+            servers,
+            prefix: "CHATOPS".into(),
+            auth: NatsAuth::default(),
+            max_depth: 100_000,
+            done_retention: Duration::from_secs(24 * 3600),
+            duplicate_window: Duration::from_secs(10 * 60),
+            consumers: [ConsumerSettings { ack_wait: Duration::from_secs(30), max_deliver: 3 }; 4],
+            replicas: 1,
+            publish_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// Parses `nats://host:port[,host:port...]` (each host may repeat the scheme).
+    pub fn parse_servers(url: &str) -> Result<Vec<String>, String> {
+        let rest = url.strip_prefix("nats://").ok_or_else(|| format!("`{url}` does not start with nats://"))?;
+        let servers: Vec<String> = rest
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| if s.contains("://") { s.to_owned() } else { format!("nats://{s}") })
+            .collect();
+        if servers.is_empty() {
+            return Err(format!("`{url}` names no server"));
+        }
+        Ok(servers)
+    }
+}
+
+/// Names derived from the prefix.
+#[derive(Debug, Clone)]
+struct Names {
+    jobs_stream: String,
+    dlq_stream: String,
+    done_stream: String,
+    subject_root: String,
+}
+
+impl Names {
+    fn new(prefix: &str) -> Self {
+        let upper = prefix.to_ascii_uppercase();
+        Names {
+            jobs_stream: format!("{upper}_JOBS"),
+            dlq_stream: format!("{upper}_DLQ"),
+            done_stream: format!("{upper}_DONE"),
+            subject_root: prefix.to_ascii_lowercase(),
+        }
+    }
+
+    fn job_subject(&self, q: Quadrant) -> String {
+        format!("{}.jobs.{}", self.subject_root, q.short())
+    }
+
+    fn dlq_subject(&self, q: Quadrant) -> String {
+        format!("{}.dlq.{}", self.subject_root, q.short())
+    }
+
+    fn done_subject(&self, idempotency_key: &str) -> String {
+        format!("{}.done.{idempotency_key}", self.subject_root)
+    }
+
+    fn consumer(&self, q: Quadrant) -> String {
+        format!("{}_{}", self.jobs_stream.trim_end_matches("_JOBS"), q.short().to_ascii_uppercase())
+    }
+}
+
+/// The JetStream queue.
+pub struct NatsQueue {
+    client: Client,
+    js: jetstream::Context,
+    names: Names,
+    jobs: stream::Stream,
+    dlq: stream::Stream,
+    done: stream::Stream,
+    consumers: Vec<PullConsumer>,
+    wakeups: Vec<Mutex<Option<async_nats::Subscriber>>>,
+    publish_timeout: Duration,
+}
+
+impl std::fmt::Debug for NatsQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsQueue").field("names", &self.names).finish_non_exhaustive()
+    }
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> QueueError {
+    QueueError::Unavailable(format!("{what}: {e}"))
+}
+
+async fn connect_client(settings: &NatsSettings) -> Result<Client, QueueError> {
+    let auth = &settings.auth;
+    let mut options = async_nats::ConnectOptions::new()
+        .name("chatops")
+        .connection_timeout(Duration::from_secs(3))
+        .require_tls(auth.require_tls);
+    if let Some(path) = &auth.creds_file {
+        options = options.credentials_file(path).await.map_err(|e| unavailable("reading NATS credentials", e))?;
+    }
+    if let (Some(user), Some(password)) = (&auth.user, &auth.password) {
+        options = options.user_and_password(user.clone(), password.clone());
+    }
+    if let Some(token) = &auth.token {
+        options = options.token(token.clone());
+    }
+    if let Some(ca) = &auth.tls_ca_file {
+        options = options.add_root_certificates(ca.clone());
+    }
+    if let Some((cert, key)) = &auth.tls_client_cert {
+        options = options.add_client_certificate(cert.clone(), key.clone());
+    }
+    let servers: Vec<async_nats::ServerAddr> = settings
+        .servers
+        .iter()
+        .map(|s| s.parse().map_err(|e| QueueError::Unavailable(format!("NATS server address `{s}`: {e}"))))
+        .collect::<Result<_, _>>()?;
+    options
+        .connect(servers.as_slice())
+        .await
+        .map_err(|e| unavailable(&format!("connecting to NATS at {}", settings.servers.join(",")), e))
+}
+
+impl NatsQueue {
+    /// Connects and creates or updates the streams, consumers and bucket (idempotent).
+    pub async fn connect(settings: &NatsSettings) -> Result<NatsQueue, QueueError> {
+        let client = connect_client(settings).await?;
+        let js = jetstream::ContextBuilder::new().timeout(settings.publish_timeout).build(client.clone());
+        check_jetstream(&client, settings).await?;
+        let names = Names::new(&settings.prefix);
+        let jobs_config = stream::Config {
+            name: names.jobs_stream.clone(),
+            subjects: vec![format!("{}.jobs.*", names.subject_root)],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            max_messages_per_subject: settings.max_depth as i64,
+            discard: stream::DiscardPolicy::New,
+            discard_new_per_subject: true,
+            duplicate_window: settings.duplicate_window,
+            num_replicas: settings.replicas,
+            description: Some("chatops jobs, one subject per quadrant".into()),
+            ..Default::default()
+        };
+        js.create_or_update_stream(jobs_config).await.map_err(|e| unavailable("creating the jobs stream", e))?;
+        let dlq_config = stream::Config {
+            name: names.dlq_stream.clone(),
+            subjects: vec![format!("{}.dlq.*", names.subject_root)],
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            num_replicas: settings.replicas,
+            description: Some("chatops dead letters".into()),
+            ..Default::default()
+        };
+        js.create_or_update_stream(dlq_config).await.map_err(|e| unavailable("creating the DLQ stream", e))?;
+        let done_config = stream::Config {
+            name: names.done_stream.clone(),
+            subjects: vec![format!("{}.done.>", names.subject_root)],
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            max_messages_per_subject: 1,
+            max_age: settings.done_retention,
+            num_replicas: settings.replicas,
+            description: Some("chatops done-records".into()),
+            ..Default::default()
+        };
+        js.create_or_update_stream(done_config).await.map_err(|e| unavailable("creating the done-record stream", e))?;
+        let done = js.get_stream(&names.done_stream).await.map_err(|e| unavailable("opening the done stream", e))?;
+        let jobs = js.get_stream(&names.jobs_stream).await.map_err(|e| unavailable("opening the jobs stream", e))?;
+        let dlq = js.get_stream(&names.dlq_stream).await.map_err(|e| unavailable("opening the DLQ stream", e))?;
+        let mut consumers = Vec::with_capacity(4);
+        for q in Quadrant::ALL {
+            let c = settings.consumers[quadrant_index(q)];
+            let config = jetstream::consumer::pull::Config {
+                durable_name: Some(names.consumer(q)),
+                description: Some(format!("chatops {q} workers")),
+                filter_subject: names.job_subject(q),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: c.ack_wait,
+                max_deliver: i64::from(c.max_deliver.max(1)),
+                max_ack_pending: 20_000,
+                ..Default::default()
+            };
+            let consumer = match jobs.create_consumer(config.clone()).await {
+                Ok(consumer) => consumer,
+                // An existing consumer with other settings: update it in place.
+                Err(_) => jobs
+                    .update_consumer(config)
+                    .await
+                    .map_err(|e| unavailable(&format!("creating the {q} consumer"), e))?,
+            };
+            consumers.push(consumer);
+        }
+        Ok(NatsQueue {
+            client,
+            js,
+            names,
+            jobs,
+            dlq,
+            done,
+            consumers,
+            wakeups: (0..4).map(|_| Mutex::new(None)).collect(),
+            publish_timeout: settings.publish_timeout,
+        })
+    }
+
+    /// Watches JetStream's max-deliveries advisories and moves such jobs to the DLQ (a job
+    /// whose worker died on its last delivery). Run it in worker processes; a queue group
+    /// makes one of them handle each advisory.
+    pub async fn watch_exhausted_deliveries(&self) -> Result<tokio::task::JoinHandle<()>, QueueError> {
+        let subject = format!("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.*", self.names.jobs_stream);
+        let mut sub = self
+            .client
+            .queue_subscribe(subject, format!("{}-dlq-watchers", self.names.jobs_stream))
+            .await
+            .map_err(|e| unavailable("subscribing to max-delivery advisories", e))?;
+        let (jobs, js, names) = (self.jobs.clone(), self.js.clone(), self.names.clone());
+        Ok(tokio::spawn(async move {
+            while let Some(msg) = sub.next().await {
+                let Ok(advisory) = serde_json::from_slice::<serde_json::Value>(&msg.payload) else { continue };
+                let (Some(seq), deliveries) =
+                    (advisory["stream_seq"].as_u64(), advisory["deliveries"].as_u64().unwrap_or(0))
+                else {
+                    continue;
+                };
+                let Ok(raw) = jobs.get_raw_message(seq).await else { continue };
+                let quadrant = Quadrant::ALL
+                    .into_iter()
+                    .find(|&q| raw.subject.as_str() == names.job_subject(q))
+                    .unwrap_or(Quadrant::ShortRead);
+                let error = format!("delivered {deliveries} times without finishing (worker crashed or stalled)");
+                match publish_dead_letter(&js, &names, quadrant, raw.payload.clone(), &error, deliveries as u32).await {
+                    Ok(()) => {
+                        let _ = jobs.delete_message(seq).await;
+                        tracing::warn!(stream_seq = seq, deliveries, "job exhausted its deliveries; moved to the DLQ");
+                    }
+                    Err(e) => tracing::error!(error.message = %e, "could not dead-letter an exhausted job"),
+                }
+            }
+        }))
+    }
+
+    async fn is_done(&self, idempotency_key: &str) -> bool {
+        self.done.get_last_raw_message_by_subject(&self.names.done_subject(idempotency_key)).await.is_ok()
+    }
+
+    fn message<'a>(&self, delivery: &'a Delivery) -> &'a jetstream::Message {
+        match &delivery.receipt {
+            Receipt::Nats(m) => m,
+            Receipt::Sqlite { .. } => unreachable!("a NATS queue only hands out NATS deliveries"),
+        }
+    }
+}
+
+/// Asks the server for JetStream's account info; a server without JetStream has no
+/// responder for it.
+async fn check_jetstream(client: &Client, settings: &NatsSettings) -> Result<(), QueueError> {
+    let no_jetstream = |why: String| {
+        QueueError::Unavailable(format!(
+            "the NATS server at {} has no JetStream ({why}); start it with `nats-server -js`",
+            settings.servers.join(",")
+        ))
+    };
+    let reply = tokio::time::timeout(Duration::from_secs(5), client.request("$JS.API.INFO", Bytes::new()))
+        .await
+        .map_err(|_| no_jetstream("no answer within 5s".into()))?
+        .map_err(|e| no_jetstream(e.to_string()))?;
+    let info: serde_json::Value =
+        serde_json::from_slice(&reply.payload).map_err(|e| no_jetstream(format!("unreadable answer: {e}")))?;
+    if let Some(error) = info.get("error") {
+        return Err(no_jetstream(error.to_string()));
+    }
+    Ok(())
+}
+
+async fn publish_dead_letter(
+    js: &jetstream::Context,
+    names: &Names,
+    quadrant: Quadrant,
+    payload: Bytes,
+    error: &str,
+    attempts: u32,
+) -> Result<(), QueueError> {
+    let mut headers = HeaderMap::new();
+    // Header values cannot carry line breaks.
+    headers.insert(HEADER_LAST_ERROR, error.replace(['\r', '\n'], " ").as_str());
+    headers.insert(HEADER_ATTEMPTS, attempts.to_string().as_str());
+    headers.insert(HEADER_FAILED_AT_MS, ((now_unix_ns() / 1_000_000) as i64).to_string().as_str());
+    js.publish_with_headers(names.dlq_subject(quadrant), headers, payload)
+        .await
+        .map_err(|e| unavailable("publishing a dead letter", e))?
+        .await
+        .map_err(|e| unavailable("storing a dead letter", e))?;
+    Ok(())
+}
+
+fn decode(payload: &[u8]) -> Result<Job, QueueError> {
+    serde_json::from_slice(payload).map_err(|e| QueueError::Corrupt(e.to_string()))
+}
+
+fn ack_error(e: impl std::fmt::Display) -> QueueError {
+    QueueError::Unavailable(format!("acknowledging to JetStream: {e}"))
+}
+
+#[async_trait]
+impl Queue for NatsQueue {
+    async fn enqueue(&self, job: &Job) -> Result<Enqueued, QueueError> {
+        // While disconnected the client would buffer the publish and send it after a
+        // reconnect, after the router already answered "not queued". Refuse instead.
+        if self.client.connection_state() != State::Connected {
+            return Err(QueueError::Unavailable("not connected to NATS".into()));
+        }
+        let payload = serde_json::to_vec(job).map_err(|e| QueueError::Corrupt(e.to_string()))?;
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", job.idempotency_key.as_str());
+        headers.insert(HEADER_CORRELATION_ID, job.correlation_id.as_str());
+        headers.insert(HEADER_JOB_ID, job.job_id.as_str());
+        headers.insert(HEADER_ROUTER_RECEIVED_NS, job.router_received_ns.to_string().as_str());
+        if let Some(tp) = &job.traceparent {
+            headers.insert(HEADER_TRACEPARENT, tp.as_str());
+        }
+        let publish = async {
+            self.js
+                .publish_with_headers(self.names.job_subject(job.quadrant), headers, payload.into())
+                .await
+                .map_err(|e| unavailable("publishing to JetStream", e))?
+                .await
+                .map_err(|e| {
+                    let text = e.to_string();
+                    if text.contains("maximum messages") {
+                        QueueError::Full { quadrant: job.quadrant, depth: 0 }
+                    } else {
+                        unavailable("JetStream did not store the job", text)
+                    }
+                })
+        };
+        let result = tokio::time::timeout(self.publish_timeout, publish)
+            .await
+            .map_err(|_| QueueError::Unavailable("JetStream did not acknowledge the publish in time".into()))
+            .and_then(|r| r);
+        match result {
+            Ok(ack) => {
+                Ok(if ack.duplicate { Enqueued::Duplicate } else { Enqueued::Stored { enqueued_ns: now_unix_ns() } })
+            }
+            Err(e @ QueueError::Full { .. }) => Err(e),
+            Err(e) => {
+                // The router will answer "not queued", but the client may still deliver the
+                // publish after a reconnect. A done-record written right behind it (same
+                // connection, so same order) makes workers skip such a job.
+                let tombstone =
+                    self.js.publish(self.names.done_subject(&job.idempotency_key), Bytes::from_static(b"not-queued"));
+                let _ = tokio::time::timeout(Duration::from_millis(100), tombstone).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn dequeue(&self, quadrant: Quadrant, max: usize, _lease: Duration) -> Result<Vec<Delivery>, QueueError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let consumer = &self.consumers[quadrant_index(quadrant)];
+        let mut batch = consumer
+            .fetch()
+            .max_messages(max)
+            .expires(FETCH_EXPIRES)
+            .messages()
+            .await
+            .map_err(|e| unavailable("fetching jobs", e))?;
+        let dequeued_ns = now_unix_ns();
+        let mut out = Vec::new();
+        // A no-wait fetch ends at once when nothing is pending; while deliveries are pending
+        // (a retry's delay, an unacknowledged lease) the server may hold it until a message
+        // is due or `expires`. The client-side deadline is a backstop a little after that,
+        // so the server, not us, ends the request and no message goes to a dropped inbox.
+        let deadline = tokio::time::Instant::now() + FETCH_EXPIRES + Duration::from_millis(250);
+        while let Ok(Some(message)) = tokio::time::timeout_at(deadline, batch.next()).await {
+            let message = message.map_err(|e| unavailable("fetching jobs", e))?;
+            let (attempt, enqueued_ns) = match message.info() {
+                Ok(info) => (info.delivered.max(1) as u32, info.published.unix_timestamp_nanos().max(0) as u64),
+                Err(_) => (1, dequeued_ns),
+            };
+            let job = match decode(&message.payload) {
+                Ok(job) => job,
+                Err(e) => {
+                    tracing::error!(error.message = %e, "dead-lettering a corrupt job");
+                    publish_dead_letter(
+                        &self.js,
+                        &self.names,
+                        quadrant,
+                        message.payload.clone(),
+                        &e.to_string(),
+                        attempt,
+                    )
+                    .await?;
+                    message.ack_with(AckKind::Term).await.map_err(ack_error)?;
+                    continue;
+                }
+            };
+            // The done-record is checked before any handler runs.
+            if self.is_done(&job.idempotency_key).await {
+                message.ack().await.map_err(ack_error)?;
+                continue;
+            }
+            out.push(Delivery { job, attempt, enqueued_ns, dequeued_ns, receipt: Receipt::Nats(Box::new(message)) });
+        }
+        Ok(out)
+    }
+
+    async fn wait_for_jobs(&self, quadrant: Quadrant, timeout: Duration) {
+        // A plain subscription on the quadrant's subject sees every publish: an instant
+        // wake-up across processes. Retries whose delay ended are found by the caller's poll.
+        let mut slot = self.wakeups[quadrant_index(quadrant)].lock().await;
+        if slot.is_none() {
+            match self.client.subscribe(self.names.job_subject(quadrant)).await {
+                Ok(sub) => *slot = Some(sub),
+                Err(_) => {
+                    drop(slot);
+                    tokio::time::sleep(timeout).await;
+                    return;
+                }
+            }
+        }
+        let sub = slot.as_mut().expect("subscribed above");
+        if tokio::time::timeout(timeout, sub.next()).await.is_ok() {
+            while let Some(Some(_)) = futures::FutureExt::now_or_never(sub.next()) {}
+        }
+    }
+
+    async fn extend_lease(&self, delivery: &Delivery, _lease: Duration) -> Result<(), QueueError> {
+        self.message(delivery).ack_with(AckKind::Progress).await.map_err(ack_error)
+    }
+
+    async fn complete(&self, delivery: &Delivery) -> Result<(), QueueError> {
+        let job = &delivery.job;
+        self.js
+            .publish(self.names.done_subject(&job.idempotency_key), Bytes::from(job.job_id.clone()))
+            .await
+            .map_err(|e| unavailable("writing the done-record", e))?
+            .await
+            .map_err(|e| unavailable("storing the done-record", e))?;
+        self.message(delivery).double_ack().await.map_err(ack_error)
+    }
+
+    async fn fail(
+        &self,
+        delivery: &Delivery,
+        error: &str,
+        retry_in: Option<Duration>,
+    ) -> Result<FailOutcome, QueueError> {
+        let message = self.message(delivery);
+        match retry_in {
+            Some(delay) => {
+                message.ack_with(AckKind::Nak(Some(delay))).await.map_err(ack_error)?;
+                Ok(FailOutcome::Retrying)
+            }
+            None => {
+                publish_dead_letter(
+                    &self.js,
+                    &self.names,
+                    delivery.job.quadrant,
+                    message.payload.clone(),
+                    error,
+                    delivery.attempt,
+                )
+                .await?;
+                message.double_ack_with(AckKind::Term).await.map_err(ack_error)?;
+                Ok(FailOutcome::DeadLettered)
+            }
+        }
+    }
+
+    async fn release(&self, delivery: &Delivery) -> Result<(), QueueError> {
+        // JetStream counts this as a delivery: a released job uses one attempt.
+        self.message(delivery).ack_with(AckKind::Nak(None)).await.map_err(ack_error)
+    }
+
+    async fn stats(&self) -> Result<QueueStats, QueueError> {
+        let mut stats = QueueStats::default();
+        for (i, consumer) in self.consumers.iter().enumerate() {
+            let mut consumer = consumer.clone();
+            let info = consumer.info().await.map_err(|e| unavailable("reading consumer info", e))?;
+            stats.quadrants[i] = QuadrantStats { ready: info.num_pending, in_flight: info.num_ack_pending as u64 };
+        }
+        let dlq = self.dlq.get_info().await.map_err(|e| unavailable("reading DLQ info", e))?;
+        stats.dead_letters = dlq.state.messages;
+        Ok(stats)
+    }
+
+    async fn ping(&self) -> Result<(), QueueError> {
+        if self.client.connection_state() != State::Connected {
+            return Err(QueueError::Unavailable("not connected to NATS".into()));
+        }
+        tokio::time::timeout(Duration::from_secs(1), self.client.flush())
+            .await
+            .map_err(|_| QueueError::Unavailable("NATS did not answer a ping within 1s".into()))?
+            .map_err(|e| unavailable("pinging NATS", e))
+    }
+
+    async fn dlq_list(&self, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        let info = self.dlq.get_info().await.map_err(|e| unavailable("reading DLQ info", e))?;
+        let mut out = Vec::new();
+        if info.state.messages == 0 {
+            return Ok(out);
+        }
+        for seq in info.state.first_sequence..=info.state.last_sequence {
+            if out.len() >= limit {
+                break;
+            }
+            let Ok(raw) = self.dlq.get_raw_message(seq).await else { continue };
+            let header = |name: &str| raw.headers.get(name).map(|v| v.as_str().to_owned());
+            out.push(DeadLetter {
+                id: seq.to_string(),
+                job: decode(&raw.payload)?,
+                attempts: header(HEADER_ATTEMPTS).and_then(|v| v.parse().ok()).unwrap_or(0),
+                last_error: header(HEADER_LAST_ERROR).unwrap_or_default(),
+                failed_at_ms: header(HEADER_FAILED_AT_MS).and_then(|v| v.parse().ok()).unwrap_or(0),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn dlq_redrive(&self, which: Redrive) -> Result<u64, QueueError> {
+        let seqs: Vec<u64> = match which {
+            Redrive::One(id) => vec![id.parse().map_err(|_| QueueError::NotFound(id.clone()))?],
+            Redrive::All => {
+                let info = self.dlq.get_info().await.map_err(|e| unavailable("reading DLQ info", e))?;
+                if info.state.messages == 0 {
+                    Vec::new()
+                } else {
+                    (info.state.first_sequence..=info.state.last_sequence).collect()
+                }
+            }
+        };
+        let single = seqs.len() == 1;
+        let mut n = 0;
+        for seq in seqs {
+            let raw = match self.dlq.get_raw_message(seq).await {
+                Ok(raw) => raw,
+                Err(_) if !single => continue,
+                Err(_) => return Err(QueueError::NotFound(seq.to_string())),
+            };
+            let job = decode(&raw.payload)?;
+            let mut headers = HeaderMap::new();
+            // A fresh message id: the original one may still be inside the duplicate window.
+            headers.insert("Nats-Msg-Id", format!("{}.redrive.{seq}", job.idempotency_key).as_str());
+            headers.insert(HEADER_CORRELATION_ID, job.correlation_id.as_str());
+            self.js
+                .publish_with_headers(self.names.job_subject(job.quadrant), headers, raw.payload.clone())
+                .await
+                .map_err(|e| unavailable("republishing a dead letter", e))?
+                .await
+                .map_err(|e| unavailable("republishing a dead letter", e))?;
+            self.dlq.delete_message(seq).await.map_err(|e| unavailable("removing a redriven dead letter", e))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    async fn dlq_purge(&self) -> Result<u64, QueueError> {
+        let purged = self.dlq.purge().await.map_err(|e| unavailable("purging the DLQ", e))?;
+        Ok(purged.purged)
+    }
+}
