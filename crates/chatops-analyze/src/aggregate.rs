@@ -45,7 +45,6 @@ pub struct Aggregator {
     pub(crate) lines: LineCounts,
     router: RouterAcc,
     worker: WorkerAcc,
-    all: GroupAcc,
     dims: [Dimension; 5],
     bins: Option<Bins>,
     join: Option<Joiner>,
@@ -68,7 +67,6 @@ impl Aggregator {
             lines: LineCounts::default(),
             router: RouterAcc::default(),
             worker: WorkerAcc::default(),
-            all: GroupAcc::default(),
             dims: Default::default(),
             bins: bin_ns.filter(|&w| w > 0).map(Bins::new),
             join,
@@ -137,7 +135,6 @@ impl Aggregator {
         }
         let outcome = outcome_key(r.success, r.error_type.as_deref());
 
-        self.all.add_router(r);
         self.dims[DIM_COMMAND].group(r.command.as_deref().unwrap_or("(none)")).add_router(r);
         if let Some(q) = r.quadrant.as_deref() {
             self.dims[DIM_QUADRANT].group(q).add_router(r);
@@ -168,7 +165,6 @@ impl Aggregator {
         let segments = e2e_segments(w);
 
         let segs = segments.as_ref();
-        self.all.add_worker(w, segs);
         if let Some(c) = w.component.as_deref() {
             self.dims[DIM_COMPONENT].group(c).add_worker(w, segs);
         }
@@ -213,13 +209,20 @@ impl Aggregator {
             retries: self.worker.retries,
             errors_by_type: self.worker.errors_by_type.into_map(),
         };
+        // Every line lands in exactly one command group (`(none)` and `(other)` included), so
+        // the overall figures are the merge of those groups: one histogram record less per
+        // figure and line on the hot path.
+        let mut all = GroupAcc::default();
+        for (_, g) in &self.dims[DIM_COMMAND].groups {
+            all.merge(g);
+        }
         let [component, command, quadrant, status, outcome] = self.dims.map(Dimension::into_groups);
         Aggregated {
             lines: self.lines,
             router,
             worker,
-            stages: self.all.stage_stats(),
-            e2e_breakdown: self.all.breakdown.finish().unwrap_or_default(),
+            stages: all.stage_stats(),
+            e2e_breakdown: all.breakdown.finish().unwrap_or_default(),
             groups: Groups {
                 by_component: component,
                 by_command: command,
@@ -286,9 +289,34 @@ fn cut_key(key: &str) -> &str {
     &key[..end]
 }
 
+/// FNV-1a: group keys are short, and hashing them is on the hot path (several lookups per
+/// line), where SipHash's HashDoS protection buys nothing because key sets are capped.
+#[derive(Debug, Clone, Copy)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+
 /// A counter by key with at most [`MAX_KEYS`] keys.
 #[derive(Debug, Default)]
-struct Counter(HashMap<Box<str>, u64>);
+struct Counter(FastMap<Box<str>, u64>);
 
 impl Counter {
     fn into_map(self) -> BTreeMap<String, u64> {
@@ -327,7 +355,7 @@ struct WorkerAcc {
 /// One grouping dimension: its groups by key, at most [`MAX_KEYS`] + `(other)`.
 #[derive(Debug, Default)]
 struct Dimension {
-    index: HashMap<Box<str>, usize>,
+    index: FastMap<Box<str>, usize>,
     groups: Vec<(Box<str>, GroupAcc)>,
 }
 
@@ -403,6 +431,23 @@ impl GroupAcc {
         }
         if let Some(s) = segments {
             self.breakdown.add(s);
+        }
+    }
+
+    fn merge(&mut self, o: &GroupAcc) {
+        self.router_lines += o.router_lines;
+        self.router_errors += o.router_errors;
+        self.worker_lines += o.worker_lines;
+        self.worker_failures += o.worker_failures;
+        for (mine, theirs) in self.dists.iter_mut().zip(&o.dists) {
+            if let Some(t) = theirs {
+                mine.get_or_insert_with(|| Dist::new(Precision::Fine)).merge(t);
+            }
+        }
+        self.breakdown.lines += o.breakdown.lines;
+        self.breakdown.total += o.breakdown.total;
+        for (a, b) in self.breakdown.sums.iter_mut().zip(o.breakdown.sums) {
+            *a += b;
         }
     }
 
