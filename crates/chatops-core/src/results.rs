@@ -186,6 +186,10 @@ pub struct ThresholdResult {
     /// A non-strict condition (Artillery `strict: false`) is reported but does not fail the test.
     #[serde(default = "yes")]
     pub strict: bool,
+    /// The condition names a latency with no samples (e.g. no answer ever arrived), so it
+    /// cannot hold; `measured` is then 0.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_data: bool,
 }
 
 fn yes() -> bool {

@@ -48,7 +48,8 @@ pub(crate) fn start_live_line(live: Arc<Live>, phases: Vec<Phase>, start: Instan
             let dt = last_at.elapsed().as_secs_f64().max(1e-3);
             let achieved = sent.saturating_sub(last_sent) as f64 / dt;
             (last_sent, last_at) = (sent, Instant::now());
-            let phase = &phases[schedule::phase_at(&phases, elapsed)].name;
+            let phase =
+                if elapsed >= total { "draining" } else { phases[schedule::phase_at(&phases, elapsed)].name.as_str() };
             let target = schedule::rate_at(&phases, elapsed);
             b.set_position((elapsed.as_millis() as u64).min(total.as_millis() as u64));
             b.set_message(format!(
@@ -124,7 +125,8 @@ pub fn summary_table(r: &LoadTestResults) -> String {
     }
     for t in &r.thresholds {
         let mark = if t.passed { "ok  " } else { "FAIL" };
-        let _ = writeln!(out, "{mark} {} (limit {}, measured {:.3})", t.condition, t.limit, t.measured);
+        let measured = if t.no_data { "nothing".to_owned() } else { format!("{:.3}", t.measured) };
+        let _ = writeln!(out, "{mark} {} (limit {}, measured {measured})", t.condition, t.limit);
     }
     for note in &r.test.notes {
         let _ = writeln!(out, "note: {note}");

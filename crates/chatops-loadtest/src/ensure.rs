@@ -116,6 +116,7 @@ impl Condition {
         let mut first: Option<(f64, f64)> = None;
         let mut first_failed: Option<(f64, f64)> = None;
         let mut passed = false;
+        let mut no_data = false;
         for clause in &self.any_of {
             let mut clause_ok = true;
             for cmp in clause {
@@ -127,14 +128,24 @@ impl Condition {
                 first.get_or_insert((cmp.limit, measured));
                 if !known || !cmp.op.holds(measured, cmp.limit) {
                     clause_ok = false;
-                    first_failed.get_or_insert((cmp.limit, measured));
+                    if first_failed.is_none() {
+                        first_failed = Some((cmp.limit, measured));
+                        no_data = !known;
+                    }
                 }
             }
             passed |= clause_ok;
         }
         let shown = if passed { first } else { first_failed.or(first) };
         let (limit, measured) = shown.unwrap_or((0.0, 0.0));
-        ThresholdResult { condition: self.text.clone(), limit, measured, passed, strict: self.strict }
+        ThresholdResult {
+            condition: self.text.clone(),
+            limit,
+            measured,
+            passed,
+            strict: self.strict,
+            no_data: no_data && !passed,
+        }
     }
 }
 
@@ -259,6 +270,9 @@ pub fn measure(metric: &Metric, r: &LoadTestResults) -> Option<f64> {
 /// The line printed for a failed condition: what, limit, measured.
 pub fn failure_line(t: &ThresholdResult) -> String {
     let kind = if t.strict { "threshold failed" } else { "threshold failed (not strict, ignored)" };
+    if t.no_data {
+        return format!("{kind}: {} (limit {}, measured nothing: no samples)", t.condition, fmt_num(t.limit));
+    }
     format!("{kind}: {} (limit {}, measured {})", t.condition, fmt_num(t.limit), fmt_num(t.measured))
 }
 
@@ -353,7 +367,8 @@ mod tests {
         let mut r = results(1.0, 0, 10);
         r.summaries.ack.count = 0;
         let t = Condition::single("http.response_time.p99", Op::Le, 100.0).unwrap().evaluate(&r);
-        assert!(!t.passed);
+        assert!(!t.passed && t.no_data);
+        assert!(failure_line(&t).contains("no samples"), "{}", failure_line(&t));
     }
 
     #[test]

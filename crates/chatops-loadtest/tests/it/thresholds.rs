@@ -70,7 +70,11 @@ async fn exit_code_is_one_with_a_line_per_failed_condition() {
     );
     assert!(o.failures.iter().any(|l| l == "threshold failed: lost <= 0 (limit 0, measured 10)"), "{:#?}", o.failures);
     // No answer arrived, so an E2E limit cannot be shown to hold.
-    assert!(o.failures.iter().any(|l| l.contains("e2e.p99 <= 5000")), "{:#?}", o.failures);
+    assert!(
+        o.failures.iter().any(|l| l == "threshold failed: e2e.p99 <= 5000 (limit 5000, measured nothing: no samples)"),
+        "{:#?}",
+        o.failures
+    );
     // A non-strict failure is reported but does not decide the exit code.
     assert!(
         o.failures.iter().any(|l| l.contains("not strict") && l.contains("http.requests > 1000")),
