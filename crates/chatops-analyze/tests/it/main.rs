@@ -1,1 +1,6 @@
-
+mod analyze;
+mod compare;
+mod join;
+mod origin;
+mod support;
+mod table;
