@@ -7,10 +7,16 @@
 //! The request records are the one part of the analysis whose memory grows with the input
 //! (about 150 bytes per request); at most [`MAX_CLIENT_RECORDS`] are kept.
 //!
-//! Record shape (one JSON object per line, written by `chatops loadtest --record-requests`):
-//! `id` (or `correlationId`), `command`, `scheduledMs`, `sentMs` (epoch ms), `ackStatus`,
-//! `ackMs`, `responsesMs` (array). `ackMs` and each response time may be epoch milliseconds
-//! or milliseconds since `sentMs`; values below 1e11 (a 1973 instant) are read as offsets.
+//! Record shape: one JSON object per line, as `chatops loadtest --record-requests` writes it:
+//! `id` (the `x-request-id` the load generator sent, which the bot adopts as its correlation
+//! id; `correlationId` is accepted too), `command`, `scheduledMs` and `sentMs` (epoch ms),
+//! `ackStatus` (absent or null on a transport error), `error`, `ackMs` (scheduled → HTTP
+//! answer), `serviceMs` (sent → HTTP answer), `responses` (count), `firstResponseMs` and
+//! `lastResponseMs` (scheduled → first / last post at the receiver). Durations are converted
+//! to "since sent" by subtracting the client's lateness (`sentMs - scheduledMs`), so the path
+//! starts when the request left the client. A `responsesMs` array of arrival instants (epoch
+//! ms) or offsets from `sentMs` is accepted instead of the first/last fields. Any of these
+//! times given as an epoch instant (≥ 1e11) is read as one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -26,8 +32,6 @@ use crate::summary::{JoinBreakdown, JoinSegment, JoinSummary};
 
 /// Most client records held for the join; further records are counted as invalid.
 pub const MAX_CLIENT_RECORDS: usize = 2_000_000;
-/// Most responses per command Slack allows, hence the most arrivals tracked.
-const MAX_ARRIVALS: usize = 5;
 /// Distinct commands tracked; records with further commands are grouped under `(other)`.
 const MAX_COMMANDS: usize = 200;
 
@@ -48,11 +52,12 @@ struct Rec {
     command: u16,
     /// `sentMs - scheduledMs`.
     lateness: Option<f64>,
-    /// Ack latency from `sentMs`.
+    /// Times since `sentMs`: HTTP answer, first and last response arrival.
     ack: Option<f64>,
-    /// Response arrival offsets from `sentMs`, ascending.
-    arrivals: [f64; MAX_ARRIVALS],
-    n_arrivals: u8,
+    first: Option<f64>,
+    last: Option<f64>,
+    /// A transport error or a non-2xx answer.
+    failed: bool,
     router_duration: Option<f64>,
     worker_attempt: u32,
     /// routerMs, enqueueMs, queueWaitMs, firstResponseE2eMs, lastResponseE2eMs (NaN: absent).
@@ -73,19 +78,31 @@ struct RawRequest<'a> {
     scheduled_ms: Option<f64>,
     sent_ms: f64,
     #[serde(default)]
+    ack_status: Option<u16>,
+    #[serde(default)]
+    error: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
     ack_ms: Option<f64>,
+    #[serde(default)]
+    service_ms: Option<f64>,
+    #[serde(default)]
+    first_response_ms: Option<f64>,
+    #[serde(default)]
+    last_response_ms: Option<f64>,
     #[serde(default)]
     responses_ms: Vec<f64>,
 }
 
-/// Epoch milliseconds below this are offsets, not instants (1e11 ms is in 1973).
+/// Epoch milliseconds below this are durations, not instants (1e11 ms is in 1973).
 const EPOCH_FLOOR_MS: f64 = 1e11;
 
-fn offset_from(sent: f64, t: f64) -> Option<f64> {
+/// A time since the send, from either an epoch instant or a duration that started
+/// `base_to_sent` ms before the send (the client's lateness for "since scheduled" durations).
+fn since_sent(t: f64, sent: f64, base_to_sent: f64) -> Option<f64> {
     if !t.is_finite() {
         return None;
     }
-    Some(if t >= EPOCH_FLOOR_MS { t - sent } else { t })
+    Some(if t >= EPOCH_FLOOR_MS { t - sent } else { t - base_to_sent })
 }
 
 impl Joiner {
@@ -132,17 +149,32 @@ impl Joiner {
             return;
         }
         let command = self.command_idx(raw.command.as_deref().unwrap_or("(none)"));
-        let mut arrivals = [f64::NAN; MAX_ARRIVALS];
-        let mut offsets: Vec<f64> = raw.responses_ms.iter().filter_map(|&t| offset_from(raw.sent_ms, t)).collect();
-        offsets.sort_by(f64::total_cmp);
-        offsets.truncate(MAX_ARRIVALS);
-        arrivals[..offsets.len()].copy_from_slice(&offsets);
+        let sent = raw.sent_ms;
+        let lateness = raw.scheduled_ms.filter(|s| s.is_finite()).map(|s| sent - s);
+        // Durations in the record run from the scheduled time; the path starts at the send.
+        let late = lateness.unwrap_or(0.0);
+        let ack = match raw.service_ms.filter(|v| v.is_finite()) {
+            Some(service) => Some(service),
+            None => raw.ack_ms.and_then(|a| since_sent(a, sent, late)),
+        };
+        let (mut first, mut last) = (
+            raw.first_response_ms.and_then(|t| since_sent(t, sent, late)),
+            raw.last_response_ms.and_then(|t| since_sent(t, sent, late)),
+        );
+        if first.is_none() && !raw.responses_ms.is_empty() {
+            // Arrival instants, or offsets already measured from the send.
+            let offsets = raw.responses_ms.iter().filter_map(|&t| since_sent(t, sent, 0.0));
+            first = offsets.clone().min_by(f64::total_cmp);
+            last = offsets.max_by(f64::total_cmp);
+        }
+        let failed = raw.error.is_some() || raw.ack_status.is_none_or(|s| !(200..300).contains(&s));
         let rec = Rec {
             command,
-            lateness: raw.scheduled_ms.filter(|s| s.is_finite()).map(|s| raw.sent_ms - s),
-            ack: raw.ack_ms.and_then(|a| offset_from(raw.sent_ms, a)),
-            arrivals,
-            n_arrivals: offsets.len() as u8,
+            lateness,
+            ack,
+            first,
+            last: last.or(first),
+            failed,
             router_duration: None,
             worker_attempt: 0,
             worker: [f64::NAN; 5],
@@ -244,6 +276,8 @@ impl Default for SegAcc {
 struct JoinAcc {
     requests: u64,
     complete: u64,
+    client_errors: u64,
+    lost: u64,
     lateness: Dist,
     ack: Dist,
     router_duration: Dist,
@@ -251,7 +285,8 @@ struct JoinAcc {
     ack_unexplained_n: u64,
     client_e2e: Dist,
     segments: [SegAcc; 6],
-    arrivals: [Dist; MAX_ARRIVALS],
+    first_arrival: Dist,
+    last_arrival: Dist,
 }
 
 impl Default for JoinAcc {
@@ -259,6 +294,8 @@ impl Default for JoinAcc {
         JoinAcc {
             requests: 0,
             complete: 0,
+            client_errors: 0,
+            lost: 0,
             lateness: Dist::new(Precision::Fine),
             ack: Dist::new(Precision::Fine),
             router_duration: Dist::new(Precision::Fine),
@@ -266,7 +303,8 @@ impl Default for JoinAcc {
             ack_unexplained_n: 0,
             client_e2e: Dist::new(Precision::Fine),
             segments: Default::default(),
-            arrivals: std::array::from_fn(|_| Dist::new(Precision::Fine)),
+            first_arrival: Dist::new(Precision::Fine),
+            last_arrival: Dist::new(Precision::Fine),
         }
     }
 }
@@ -286,15 +324,21 @@ impl JoinAcc {
                 self.ack_unexplained_n += 1;
             }
         }
-        let n = usize::from(rec.n_arrivals);
-        for (dist, &t) in self.arrivals.iter_mut().zip(&rec.arrivals[..n]) {
-            dist.record(t);
+        self.client_errors += u64::from(rec.failed);
+        self.lost += u64::from(!rec.failed && rec.first.is_none());
+        if let Some(f) = rec.first {
+            self.first_arrival.record(f);
+        }
+        if let Some(l) = rec.last {
+            self.last_arrival.record(l);
         }
         let [router, enqueue, queue_wait, first, last] = rec.worker;
-        if n == 0 || rec.worker.iter().any(|v| v.is_nan()) {
+        let Some(client_e2e) = rec.last else {
+            return false;
+        };
+        if rec.worker.iter().any(|v| v.is_nan()) {
             return false;
         }
-        let client_e2e = rec.arrivals[n - 1];
         let parts =
             [router, enqueue, queue_wait, first - (router + enqueue + queue_wait), last - first, client_e2e - last];
         for (acc, v) in self.segments.iter_mut().zip(parts) {
@@ -329,11 +373,12 @@ impl JoinAcc {
                 })
                 .collect()
         };
-        let arrivals = self.arrivals.iter().take_while(|d| d.count() > 0).map(Dist::summary).collect();
         JoinBreakdown {
             command: command.to_owned(),
             requests: self.requests,
             complete: self.complete,
+            client_errors: self.client_errors,
+            lost: self.lost,
             client_lateness: self.lateness.summary(),
             client_ack: self.ack.summary(),
             router_duration: self.router_duration.summary(),
@@ -344,7 +389,8 @@ impl JoinAcc {
             },
             client_e2e: self.client_e2e.summary(),
             segments,
-            arrivals,
+            first_arrival: self.first_arrival.summary(),
+            last_arrival: self.last_arrival.summary(),
         }
     }
 }
@@ -374,13 +420,11 @@ mod tests {
 
     #[test]
     fn splits_the_client_e2e_time_into_segments_that_sum_to_it() {
+        // As `loadtest --record-requests` writes it: durations from the scheduled time.
         let client = format!(
-            r#"{{"id":"a","command":"/echo","scheduledMs":{},"sentMs":{},"ackStatus":200,"ackMs":{},"responsesMs":[{},{}]}}"#,
+            r#"{{"id":"a","scenario":"s","command":"/echo","scheduledMs":{},"sentMs":{},"ackStatus":200,"error":null,"ackMs":4.0,"serviceMs":3.0,"responses":2,"firstResponseMs":13.0,"lastResponseMs":21.0}}"#,
             T0,
-            T0 + 1.0,
-            T0 + 4.0,
-            T0 + 13.0,
-            T0 + 21.0
+            T0 + 1.0
         );
         let mut j = joiner(&[&client]);
         feed_server(
@@ -394,6 +438,7 @@ mod tests {
         let s = j.finish();
         assert_eq!((s.client_records, s.matched_router, s.matched_worker, s.complete, s.client_only), (1, 1, 1, 1, 0));
         let b = &s.overall;
+        assert_eq!((b.client_errors, b.lost), (0, 0));
         assert_eq!((b.client_lateness.p50, b.client_ack.p50, b.router_duration.p50), (1.0, 3.0, 2.5));
         assert_eq!(b.ack_unexplained_mean_ms, 0.5);
         assert_eq!(b.client_e2e.p50, 20.0);
@@ -410,14 +455,31 @@ mod tests {
             ]
         );
         assert_eq!(b.segments.iter().map(|s| s.mean_ms).sum::<f64>(), b.client_e2e.mean);
-        assert_eq!(b.arrivals.iter().map(|a| a.p50).collect::<Vec<_>>(), [12.0, 20.0]);
+        assert_eq!((b.first_arrival.p50, b.last_arrival.p50), (12.0, 20.0));
         assert_eq!(s.by_command.len(), 1);
         assert_eq!(s.by_command[0].command, "/echo");
     }
 
     #[test]
+    fn accepts_epoch_instants_and_a_responses_array() {
+        let client = format!(
+            r#"{{"id":"a","command":"/echo","scheduledMs":{T0},"sentMs":{},"ackStatus":200,"ackMs":{},"responsesMs":[{},{},{}]}}"#,
+            T0 + 2.0,
+            T0 + 6.0,
+            T0 + 32.0,
+            T0 + 12.0,
+            T0 + 22.0
+        );
+        let s = joiner(&[&client]).finish();
+        let b = &s.overall;
+        assert_eq!((b.client_ack.p50, b.first_arrival.p50, b.last_arrival.p50), (4.0, 10.0, 30.0));
+    }
+
+    #[test]
     fn uses_the_final_attempt_and_shows_negative_remainders() {
-        let mut j = joiner(&[r#"{"id":"r","command":"/deploy","sentMs":1764331200000,"responsesMs":[5]}"#]);
+        let mut j = joiner(&[
+            r#"{"id":"r","command":"/deploy","sentMs":1764331200000,"ackStatus":200,"firstResponseMs":5,"lastResponseMs":5}"#,
+        ]);
         feed_server(
             &mut j,
             r#"{"message":"Performance metrics","correlationId":"r","attempt":2,"routerMs":1,"enqueueMs":1,"queueWaitMs":1,"firstResponseE2eMs":6,"lastResponseE2eMs":6}"#,
@@ -439,8 +501,9 @@ mod tests {
             r#"{"id":"","sentMs":1}"#,
             r#"{"command":"/echo","sentMs":1}"#,
             r#"{"id":"x","sentMs":"soon"}"#,
-            r#"{"id":"lost","command":"/echo","sentMs":1764331200000,"ackMs":1764331200003,"responsesMs":[]}"#,
-            r#"{"id":"origin","command":"/echo","sentMs":1764331200000,"responsesMs":[9]}"#,
+            r#"{"id":"lost","command":"/echo","sentMs":1764331200000,"ackStatus":200,"ackMs":3,"responses":0}"#,
+            r#"{"id":"origin","command":"/echo","sentMs":1764331200000,"ackStatus":200,"firstResponseMs":9}"#,
+            r#"{"id":"refused","command":"/echo","sentMs":1764331200000,"ackStatus":null,"error":"connect"}"#,
             "",
         ]);
         feed_server(&mut j, r#"{"message":"Router performance metrics","correlationId":"stranger","duration":1}"#);
@@ -449,10 +512,12 @@ mod tests {
             r#"{"message":"Performance metrics","correlationId":"origin","totalE2eMs":5,"queueWaitMs":1}"#,
         );
         let s = j.finish();
-        assert_eq!((s.client_records, s.invalid_records, s.server_only_lines), (2, 4, 1));
-        assert_eq!((s.matched_router, s.matched_worker, s.complete, s.client_only), (0, 1, 0, 1));
+        assert_eq!((s.client_records, s.invalid_records, s.server_only_lines), (3, 4, 1));
+        assert_eq!((s.matched_router, s.matched_worker, s.complete, s.client_only), (0, 1, 0, 2));
         assert!(s.overall.segments.is_empty());
         assert_eq!(s.overall.client_ack.p50, 3.0);
+        assert_eq!((s.overall.client_errors, s.overall.lost), (1, 1));
+        assert_eq!(s.overall.last_arrival.max, 9.0, "a single response is first and last");
     }
 
     #[test]
@@ -461,10 +526,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("requests.ndjson.gz");
         let mut e = flate2::write::GzEncoder::new(std::fs::File::create(&path).unwrap(), flate2::Compression::fast());
-        writeln!(e, r#"{{"id":"a","command":"/echo","sentMs":1764331200000,"responsesMs":[1764331200010]}}"#).unwrap();
+        writeln!(e, r#"{{"id":"a","command":"/echo","sentMs":1764331200000,"ackStatus":200,"firstResponseMs":10}}"#)
+            .unwrap();
         e.finish().unwrap();
         let s = Joiner::read(&path).unwrap().finish();
         assert_eq!(s.client_records, 1);
-        assert_eq!(s.overall.arrivals[0].p50, 10.0);
+        assert_eq!(s.overall.first_arrival.p50, 10.0);
     }
 }

@@ -358,8 +358,12 @@ pub struct JoinBreakdown {
     pub command: String,
     /// Client records.
     pub requests: u64,
-    /// Complete records the figures below are computed from.
+    /// Complete records the segments are computed from.
     pub complete: u64,
+    /// Records with a transport error or a non-2xx answer.
+    pub client_errors: u64,
+    /// Answered records whose first response never arrived.
+    pub lost: u64,
     /// `sentMs - scheduledMs`: how late the client sent (a stalled load generator).
     #[cfg_attr(test, schemars(with = "LatencySummarySchema"))]
     pub client_lateness: LatencySummary,
@@ -375,9 +379,12 @@ pub struct JoinBreakdown {
     #[cfg_attr(test, schemars(with = "LatencySummarySchema"))]
     pub client_e2e: LatencySummary,
     pub segments: Vec<JoinSegment>,
-    /// Client send → arrival of the 1st, 2nd, ... response (at most 5).
-    #[cfg_attr(test, schemars(with = "Vec<LatencySummarySchema>"))]
-    pub arrivals: Vec<LatencySummary>,
+    /// Client send → arrival of the first response.
+    #[cfg_attr(test, schemars(with = "LatencySummarySchema"))]
+    pub first_arrival: LatencySummary,
+    /// Client send → arrival of the last response.
+    #[cfg_attr(test, schemars(with = "LatencySummarySchema"))]
+    pub last_arrival: LatencySummary,
 }
 
 /// One segment of a joined breakdown.

@@ -225,7 +225,11 @@ fn render_groups(o: &mut String, title: &str, groups: &[Group]) {
 
 fn render_join(o: &mut String, jb: &JoinBreakdown) {
     let _ = writeln!(o);
-    let _ = writeln!(o, "{}: {} requests, {} complete", jb.command, jb.requests, jb.complete);
+    let _ = writeln!(
+        o,
+        "{}: {} requests, {} complete, {} client errors, {} lost",
+        jb.command, jb.requests, jb.complete, jb.client_errors, jb.lost
+    );
     if jb.client_ack.count > 0 {
         let _ = writeln!(
             o,
@@ -268,11 +272,11 @@ fn render_join(o: &mut String, jb: &JoinBreakdown) {
         fmt_ms(e.p95),
         fmt_ms(e.p99)
     );
-    for (i, a) in jb.arrivals.iter().enumerate() {
+    for (label, a) in [("first response arrival", &jb.first_arrival), ("last response arrival", &jb.last_arrival)] {
         let _ = writeln!(
             o,
             "  {:<30}{:>10}{:>8}{:>10}{:>10}{:>10}",
-            format!("response {} arrival (n={})", i + 1, a.count),
+            format!("{label} (n={})", a.count),
             fmt_ms(a.mean),
             "",
             fmt_ms(a.p50),

@@ -31,8 +31,9 @@ fn joins_client_records_with_bot_lines_and_shows_the_full_path() {
     assert_eq!(echo.router_duration.mean, 2.0);
     assert_eq!(echo.ack_unexplained_mean_ms, 0.667);
     assert_eq!(echo.client_lateness.max, 1.0);
-    let arrivals: Vec<(u64, f64)> = echo.arrivals.iter().map(|a| (a.count, a.mean)).collect();
-    assert_eq!(arrivals, [(2, 12.0), (2, 20.0)]);
+    assert_eq!((echo.first_arrival.count, echo.first_arrival.mean), (2, 12.0));
+    assert_eq!((echo.last_arrival.count, echo.last_arrival.mean), (2, 20.0));
+    assert_eq!((echo.client_errors, echo.lost), (0, 1), "e3 was answered but never got a response");
 
     let deploy = &j.by_command[0];
     let means: Vec<f64> = deploy.segments.iter().map(|s| s.mean_ms).collect();
@@ -41,7 +42,7 @@ fn joins_client_records_with_bot_lines_and_shows_the_full_path() {
 
     assert_eq!((j.overall.requests, j.overall.complete), (4, 3));
     assert!(table.contains("unexplained (network, clock)"), "{table}");
-    assert!(table.contains("/deploy: 1 requests, 1 complete"), "{table}");
+    assert!(table.contains("/deploy: 1 requests, 1 complete, 0 client errors, 0 lost"), "{table}");
 }
 
 #[test]

@@ -97,7 +97,7 @@ fn renders_the_join_table() {
         join with requests.ndjson: 4 client records, 4 with router line, 3 with worker line, 3 complete
           0 client only, 1 server lines without client record, 1 invalid records
 
-        all: 4 requests, 3 complete
+        all: 4 requests, 3 complete, 0 client errors, 1 lost
           ack: client 3.250 ms = router 2.500 ms + unexplained 0.750 ms (means); client late to send by 1.000 ms (p95)
           client send ->                      mean   share       p50       p95       p99   neg
           router                             0.667    0.2%     0.500     1.000     1.000     0
@@ -107,10 +107,10 @@ fn renders_the_join_table() {
           first → last response              5.333    1.5%     8.000     8.000     8.000     0
           unexplained (network, clock)       5.000    1.4%     3.000     10.00     10.00     0
           = arrival of last response         346.7  100.0%     20.00      1000      1000
-          response 1 arrival (n=3)           341.3             12.00      1000      1000
-          response 2 arrival (n=2)           20.00             20.00     20.00     20.00
+          first response arrival (n=3)       341.3             12.00      1000      1000
+          last response arrival (n=3)        346.7             20.00      1000      1000
 
-        /deploy: 1 requests, 1 complete
+        /deploy: 1 requests, 1 complete, 0 client errors, 0 lost
           ack: client 5.000 ms = router 4.000 ms + unexplained 1.000 ms (means); client late to send by 0.000 ms (p95)
           client send ->                      mean   share       p50       p95       p99   neg
           router                             1.000    0.1%     1.000     1.000     1.000     0
@@ -120,9 +120,10 @@ fn renders_the_join_table() {
           first → last response              0.000    0.0%     0.000     0.000     0.000     0
           unexplained (network, clock)       10.00    1.0%     10.00     10.00     10.00     0
           = arrival of last response          1000  100.0%      1000      1000      1000
-          response 1 arrival (n=1)            1000              1000      1000      1000
+          first response arrival (n=1)        1000              1000      1000      1000
+          last response arrival (n=1)         1000              1000      1000      1000
 
-        /echo: 3 requests, 2 complete
+        /echo: 3 requests, 2 complete, 0 client errors, 1 lost
           ack: client 2.667 ms = router 2.000 ms + unexplained 0.667 ms (means); client late to send by 1.000 ms (p95)
           client send ->                      mean   share       p50       p95       p99   neg
           router                             0.500    2.5%     0.500     0.500     0.500     0
@@ -132,8 +133,8 @@ fn renders_the_join_table() {
           first → last response              8.000   40.0%     8.000     8.000     8.000     0
           unexplained (network, clock)       2.500   12.5%     2.000     3.000     3.000     0
           = arrival of last response         20.00  100.0%     20.00     20.00     20.00
-          response 1 arrival (n=2)           12.00             12.00     12.00     12.00
-          response 2 arrival (n=2)           20.00             20.00     20.00     20.00
+          first response arrival (n=2)       12.00             12.00     12.00     12.00
+          last response arrival (n=2)        20.00             20.00     20.00     20.00
     "#]]
     .assert_eq(&join);
 }
