@@ -212,71 +212,58 @@ async fn connect_client(settings: &NatsSettings) -> Result<Client, QueueError> {
 }
 
 impl NatsQueue {
-    /// Connects and creates or updates the streams, consumers and bucket (idempotent).
+    /// Connects and creates or updates the streams and consumers (idempotent): what a bot
+    /// process does at startup, and `chatops nats setup` does explicitly.
     pub async fn connect(settings: &NatsSettings) -> Result<NatsQueue, QueueError> {
+        Self::open(settings, true).await
+    }
+
+    /// Connects to streams and consumers that must already exist, changing nothing: for
+    /// admin commands (`chatops dlq`), which must not reset a running deployment's settings.
+    pub async fn connect_existing(settings: &NatsSettings) -> Result<NatsQueue, QueueError> {
+        Self::open(settings, false).await
+    }
+
+    async fn open(settings: &NatsSettings, setup: bool) -> Result<NatsQueue, QueueError> {
         let client = connect_client(settings).await?;
         let js = jetstream::ContextBuilder::new().timeout(settings.publish_timeout).build(client.clone());
         check_jetstream(&client, settings).await?;
         let names = Names::new(&settings.prefix);
-        let jobs_config = stream::Config {
-            name: names.jobs_stream.clone(),
-            subjects: vec![format!("{}.jobs.*", names.subject_root)],
-            retention: stream::RetentionPolicy::WorkQueue,
-            storage: stream::StorageType::File,
-            max_messages_per_subject: settings.max_depth as i64,
-            discard: stream::DiscardPolicy::New,
-            discard_new_per_subject: true,
-            duplicate_window: settings.duplicate_window,
-            num_replicas: settings.replicas,
-            description: Some("chatops jobs, one subject per quadrant".into()),
-            ..Default::default()
+        if setup {
+            create_streams(&js, &names, settings).await?;
+        }
+        let missing = |what: &str, e: &dyn std::fmt::Display| {
+            QueueError::Unavailable(format!(
+                "opening {what}: {e} (run `chatops nats setup` or start a bot process with this --nats-prefix first)"
+            ))
         };
-        js.create_or_update_stream(jobs_config).await.map_err(|e| unavailable("creating the jobs stream", e))?;
-        let dlq_config = stream::Config {
-            name: names.dlq_stream.clone(),
-            subjects: vec![format!("{}.dlq.*", names.subject_root)],
-            retention: stream::RetentionPolicy::Limits,
-            storage: stream::StorageType::File,
-            num_replicas: settings.replicas,
-            description: Some("chatops dead letters".into()),
-            ..Default::default()
-        };
-        js.create_or_update_stream(dlq_config).await.map_err(|e| unavailable("creating the DLQ stream", e))?;
-        let done_config = stream::Config {
-            name: names.done_stream.clone(),
-            subjects: vec![format!("{}.done.>", names.subject_root)],
-            retention: stream::RetentionPolicy::Limits,
-            storage: stream::StorageType::File,
-            max_messages_per_subject: 1,
-            max_age: settings.done_retention,
-            num_replicas: settings.replicas,
-            description: Some("chatops done-records".into()),
-            ..Default::default()
-        };
-        js.create_or_update_stream(done_config).await.map_err(|e| unavailable("creating the done-record stream", e))?;
-        let done = js.get_stream(&names.done_stream).await.map_err(|e| unavailable("opening the done stream", e))?;
-        let jobs = js.get_stream(&names.jobs_stream).await.map_err(|e| unavailable("opening the jobs stream", e))?;
-        let dlq = js.get_stream(&names.dlq_stream).await.map_err(|e| unavailable("opening the DLQ stream", e))?;
+        let jobs = js.get_stream(&names.jobs_stream).await.map_err(|e| missing("the jobs stream", &e))?;
+        let dlq = js.get_stream(&names.dlq_stream).await.map_err(|e| missing("the DLQ stream", &e))?;
+        let done = js.get_stream(&names.done_stream).await.map_err(|e| missing("the done stream", &e))?;
         let mut consumers = Vec::with_capacity(4);
         for q in Quadrant::ALL {
-            let c = settings.consumers[quadrant_index(q)];
-            let config = jetstream::consumer::pull::Config {
-                durable_name: Some(names.consumer(q)),
-                description: Some(format!("chatops {q} workers")),
-                filter_subject: names.job_subject(q),
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: c.ack_wait,
-                max_deliver: i64::from(c.max_deliver.max(1)),
-                max_ack_pending: 20_000,
-                ..Default::default()
-            };
-            let consumer = match jobs.create_consumer(config.clone()).await {
-                Ok(consumer) => consumer,
-                // An existing consumer with other settings: update it in place.
-                Err(_) => jobs
-                    .update_consumer(config)
-                    .await
-                    .map_err(|e| unavailable(&format!("creating the {q} consumer"), e))?,
+            let consumer = if setup {
+                let c = settings.consumers[quadrant_index(q)];
+                let config = jetstream::consumer::pull::Config {
+                    durable_name: Some(names.consumer(q)),
+                    description: Some(format!("chatops {q} workers")),
+                    filter_subject: names.job_subject(q),
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait: c.ack_wait,
+                    max_deliver: i64::from(c.max_deliver.max(1)),
+                    max_ack_pending: 20_000,
+                    ..Default::default()
+                };
+                match jobs.create_consumer(config.clone()).await {
+                    Ok(consumer) => consumer,
+                    // An existing consumer with other settings: update it in place.
+                    Err(_) => jobs
+                        .update_consumer(config)
+                        .await
+                        .map_err(|e| unavailable(&format!("creating the {q} consumer"), e))?,
+                }
+            } else {
+                jobs.get_consumer(&names.consumer(q)).await.map_err(|e| missing(&format!("the {q} consumer"), &e))?
             };
             consumers.push(consumer);
         }
@@ -291,6 +278,38 @@ impl NatsQueue {
             wakeups: (0..4).map(|_| Mutex::new(None)).collect(),
             publish_timeout: settings.publish_timeout,
         })
+    }
+
+    /// Stream and consumer names with their settings, for `chatops nats setup`.
+    pub async fn describe(&self) -> Result<Vec<String>, QueueError> {
+        let mut lines = Vec::new();
+        for stream in [&self.jobs, &self.dlq, &self.done] {
+            let info = stream.get_info().await.map_err(|e| unavailable("reading stream info", e))?;
+            lines.push(format!(
+                "stream {}: subjects {:?}, {:?} retention, {:?} storage, {} replica(s), {} message(s), duplicate window {:?}",
+                info.config.name,
+                info.config.subjects,
+                info.config.retention,
+                info.config.storage,
+                info.config.num_replicas,
+                info.state.messages,
+                info.config.duplicate_window,
+            ));
+        }
+        for consumer in &self.consumers {
+            let mut consumer = consumer.clone();
+            let info = consumer.info().await.map_err(|e| unavailable("reading consumer info", e))?;
+            lines.push(format!(
+                "consumer {}: filter {}, AckWait {:?}, MaxDeliver {}, {} waiting, {} in flight",
+                info.name,
+                info.config.filter_subject,
+                info.config.ack_wait,
+                info.config.max_deliver,
+                info.num_pending,
+                info.num_ack_pending
+            ));
+        }
+        Ok(lines)
     }
 
     /// Watches JetStream's max-deliveries advisories and moves such jobs to the DLQ (a job
@@ -359,6 +378,46 @@ async fn check_jetstream(client: &Client, settings: &NatsSettings) -> Result<(),
     if let Some(error) = info.get("error") {
         return Err(no_jetstream(error.to_string()));
     }
+    Ok(())
+}
+
+async fn create_streams(js: &jetstream::Context, names: &Names, settings: &NatsSettings) -> Result<(), QueueError> {
+    let jobs_config = stream::Config {
+        name: names.jobs_stream.clone(),
+        subjects: vec![format!("{}.jobs.*", names.subject_root)],
+        retention: stream::RetentionPolicy::WorkQueue,
+        storage: stream::StorageType::File,
+        max_messages_per_subject: settings.max_depth as i64,
+        discard: stream::DiscardPolicy::New,
+        discard_new_per_subject: true,
+        duplicate_window: settings.duplicate_window,
+        num_replicas: settings.replicas,
+        description: Some("chatops jobs, one subject per quadrant".into()),
+        ..Default::default()
+    };
+    js.create_or_update_stream(jobs_config).await.map_err(|e| unavailable("creating the jobs stream", e))?;
+    let dlq_config = stream::Config {
+        name: names.dlq_stream.clone(),
+        subjects: vec![format!("{}.dlq.*", names.subject_root)],
+        retention: stream::RetentionPolicy::Limits,
+        storage: stream::StorageType::File,
+        num_replicas: settings.replicas,
+        description: Some("chatops dead letters".into()),
+        ..Default::default()
+    };
+    js.create_or_update_stream(dlq_config).await.map_err(|e| unavailable("creating the DLQ stream", e))?;
+    let done_config = stream::Config {
+        name: names.done_stream.clone(),
+        subjects: vec![format!("{}.done.>", names.subject_root)],
+        retention: stream::RetentionPolicy::Limits,
+        storage: stream::StorageType::File,
+        max_messages_per_subject: 1,
+        max_age: settings.done_retention,
+        num_replicas: settings.replicas,
+        description: Some("chatops done-records".into()),
+        ..Default::default()
+    };
+    js.create_or_update_stream(done_config).await.map_err(|e| unavailable("creating the done-record stream", e))?;
     Ok(())
 }
 
@@ -456,7 +515,6 @@ impl Queue for NatsQueue {
             .messages()
             .await
             .map_err(|e| unavailable("fetching jobs", e))?;
-        let dequeued_ns = now_unix_ns();
         let mut out = Vec::new();
         // A no-wait fetch ends at once when nothing is pending; while deliveries are pending
         // (a retry's delay, an unacknowledged lease) the server may hold it until a message
@@ -465,6 +523,7 @@ impl Queue for NatsQueue {
         let deadline = tokio::time::Instant::now() + FETCH_EXPIRES + Duration::from_millis(250);
         while let Ok(Some(message)) = tokio::time::timeout_at(deadline, batch.next()).await {
             let message = message.map_err(|e| unavailable("fetching jobs", e))?;
+            let dequeued_ns = now_unix_ns();
             let (attempt, enqueued_ns) = match message.info() {
                 Ok(info) => (info.delivered.max(1) as u32, info.published.unix_timestamp_nanos().max(0) as u64),
                 Err(_) => (1, dequeued_ns),

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use chatops_core::Quadrant;
 use chatops_core::slack::AllowedHosts;
+use chatops_queue::nats::NatsAuth;
 use chatops_queue::sqlite::Durability;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -91,6 +92,10 @@ struct RawServer {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawQueue {
+    url: Option<String>,
+    nats_prefix: Option<String>,
+    duplicate_window: Option<HumanDuration>,
+    replicas: Option<usize>,
     durability: Option<String>,
     max_depth: Option<u64>,
     done_retention: Option<HumanDuration>,
@@ -148,6 +153,10 @@ pub struct Overrides {
     pub allow_response_hosts: Vec<String>,
     pub durability: Option<Durability>,
     pub signing_secret: Option<SecretString>,
+    /// `sqlite://PATH` or `nats://HOST:PORT[,HOST:PORT...]`.
+    pub queue_url: Option<String>,
+    pub nats_prefix: Option<String>,
+    pub nats_auth: NatsAuth,
 }
 
 /// One quadrant's worker pool.
@@ -182,8 +191,28 @@ pub struct RespondSettings {
     pub max_posts: u32,
 }
 
+/// Which queue engine, and where.
+#[derive(Debug, Clone)]
+pub enum QueueEngine {
+    /// The embedded default: one SQLite file, owned by this process.
+    Sqlite { path: PathBuf },
+    /// NATS JetStream: any number of routers and workers share it.
+    Nats(Box<NatsEngine>),
+}
+
+#[derive(Debug, Clone)]
+pub struct NatsEngine {
+    pub servers: Vec<String>,
+    pub prefix: String,
+    pub auth: NatsAuth,
+    pub duplicate_window: Duration,
+    pub replicas: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct QueueSettings {
+    pub engine: QueueEngine,
+    /// SQLite only; for NATS see the docs on `sync_interval`.
     pub durability: Durability,
     pub max_depth: u64,
     pub done_retention: Duration,
@@ -195,7 +224,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub log_file: Option<PathBuf>,
-    pub signing_secret: SecretString,
+    /// Required by processes that run the ingress (`serve`, `router`), not by workers.
+    pub signing_secret: Option<SecretString>,
     pub allowed_hosts: AllowedHosts,
     pub max_body_bytes: usize,
     pub ack_budget: Duration,
@@ -213,9 +243,14 @@ impl Settings {
         self.workers[Quadrant::ALL.iter().position(|&x| x == q).expect("ALL lists every quadrant")]
     }
 
-    /// Path of the embedded queue's file.
-    pub fn queue_path(&self) -> PathBuf {
-        self.data_dir.join("queue.db")
+    /// The highest `max_attempts` of the quadrant's commands: JetStream's `MaxDeliver`.
+    pub fn max_attempts_in(&self, q: Quadrant) -> u32 {
+        self.commands
+            .iter()
+            .filter(|c| c.quadrant == q)
+            .map(|c| c.max_attempts)
+            .max()
+            .unwrap_or(self.retry.max_attempts)
     }
 }
 
@@ -238,7 +273,7 @@ pub fn load(config_file: Option<&Path>, overrides: Overrides) -> Result<Settings
 }
 
 fn build(d: RawSettings, u: RawSettings, o: Overrides) -> Result<Settings, ConfigError> {
-    let signing_secret = o.signing_secret.ok_or(ConfigError::MissingSigningSecret)?;
+    let signing_secret = o.signing_secret;
     let listen = match o.listen {
         Some(addr) => addr,
         None => {
@@ -307,6 +342,17 @@ fn build(d: RawSettings, u: RawSettings, o: Overrides) -> Result<Settings, Confi
     };
     let commands =
         raw_commands.into_iter().map(|c| command_spec(c, retry.max_attempts)).collect::<Result<Vec<_>, _>>()?;
+    let engine = queue_engine(
+        o.queue_url.or(u.queue.url).or(d.queue.url),
+        &data_dir,
+        NatsEngine {
+            servers: Vec::new(),
+            prefix: o.nats_prefix.or(u.queue.nats_prefix).or(d.queue.nats_prefix).unwrap_or_else(|| "CHATOPS".into()),
+            auth: o.nats_auth,
+            duplicate_window: pick(u.queue.duplicate_window, d.queue.duplicate_window, "queue.duplicate_window")?,
+            replicas: u.queue.replicas.or(d.queue.replicas).unwrap_or(1).clamp(1, 5),
+        },
+    )?;
     Ok(Settings {
         listen,
         data_dir,
@@ -317,6 +363,7 @@ fn build(d: RawSettings, u: RawSettings, o: Overrides) -> Result<Settings, Confi
         ack_budget,
         shutdown_grace: pick(u.server.shutdown_grace, d.server.shutdown_grace, "server.shutdown_grace")?,
         queue: QueueSettings {
+            engine,
             durability,
             max_depth: u.queue.max_depth.or(d.queue.max_depth).unwrap_or(100_000),
             done_retention: pick(u.queue.done_retention, d.queue.done_retention, "queue.done_retention")?,
@@ -326,6 +373,28 @@ fn build(d: RawSettings, u: RawSettings, o: Overrides) -> Result<Settings, Confi
         workers,
         commands,
     })
+}
+
+/// `sqlite://PATH`, `nats://...`, or nothing (the embedded queue in the data directory).
+fn queue_engine(url: Option<String>, data_dir: &Path, mut nats: NatsEngine) -> Result<QueueEngine, ConfigError> {
+    match url.as_deref() {
+        None | Some("") => Ok(QueueEngine::Sqlite { path: data_dir.join("queue.db") }),
+        Some(u) if u.starts_with("sqlite://") => {
+            let path = &u["sqlite://".len()..];
+            if path.is_empty() {
+                return Err(invalid("queue.url", "sqlite:// needs a file path, e.g. sqlite://data/queue.db"));
+            }
+            Ok(QueueEngine::Sqlite { path: PathBuf::from(path) })
+        }
+        Some(u) if u.starts_with("nats://") => {
+            nats.servers = chatops_queue::nats::NatsSettings::parse_servers(u).map_err(|e| invalid("queue.url", e))?;
+            if nats.prefix.is_empty() || !nats.prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(invalid("queue.nats_prefix", "letters, digits and _ only"));
+            }
+            Ok(QueueEngine::Nats(Box::new(nats)))
+        }
+        Some(u) => Err(invalid("queue.url", format!("`{u}` is neither sqlite://PATH nor nats://HOST:PORT"))),
+    }
 }
 
 fn pick(user: Option<HumanDuration>, default: Option<HumanDuration>, key: &str) -> Result<Duration, ConfigError> {
@@ -396,9 +465,19 @@ mod tests {
     }
 
     #[test]
-    fn refuses_to_start_without_a_signing_secret() {
-        let err = load(None, Overrides::default()).unwrap_err();
-        assert!(err.to_string().contains("SLACK_SIGNING_SECRET"), "{err}");
+    fn queue_url_selects_the_engine() {
+        let s = load_str("", secret()).unwrap();
+        assert!(matches!(&s.queue.engine, QueueEngine::Sqlite { path } if path.ends_with("data/queue.db")));
+        let nats = Overrides { queue_url: Some("nats://a:4222,b:4223".into()), ..secret() };
+        let QueueEngine::Nats(n) = load_str("", nats).unwrap().queue.engine else { panic!("not nats") };
+        assert_eq!(n.servers, ["nats://a:4222", "nats://b:4223"]);
+        assert_eq!(n.prefix, "CHATOPS");
+        let file = load_str("[queue]\nurl = \"sqlite:///tmp/q.db\"", secret()).unwrap();
+        assert!(matches!(&file.queue.engine, QueueEngine::Sqlite { path } if path == Path::new("/tmp/q.db")));
+        for bad in ["redis://x", "sqlite://", "nats://"] {
+            let o = Overrides { queue_url: Some(bad.into()), ..secret() };
+            assert!(load_str("", o).unwrap_err().to_string().contains("queue.url"), "{bad}");
+        }
     }
 
     #[test]

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use chatops_core::Quadrant;
 use chatops_core::slack::SlackSigner;
 use chatops_queue::Queue;
+use chatops_queue::nats::{ConsumerSettings, NatsQueue, NatsSettings};
 use chatops_queue::sqlite::{OpenMode, SqliteQueue, SqliteSettings};
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Settings;
+use crate::config::{ConfigError, QueueEngine, Settings};
 use crate::ingress::{self, IngressState};
 use crate::registry::{Registry, RegistryBuilder, RegistryError};
 use crate::status::BotState;
@@ -34,57 +35,157 @@ pub enum StartupError {
     HttpClient(#[from] reqwest::Error),
     #[error("serving HTTP: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Roles(&'static str),
+}
+
+/// What one process runs. `serve` runs everything; `router` and `worker` split it across
+/// processes (NATS engine only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roles {
+    pub ingress: bool,
+    pub quadrants: Vec<Quadrant>,
+}
+
+impl Roles {
+    pub fn all() -> Self {
+        Roles { ingress: true, quadrants: Quadrant::ALL.to_vec() }
+    }
+
+    pub fn router() -> Self {
+        Roles { ingress: true, quadrants: Vec::new() }
+    }
+
+    pub fn workers(quadrants: Vec<Quadrant>) -> Self {
+        Roles { ingress: false, quadrants }
+    }
 }
 
 /// A bot that is bound and ready to run.
 pub struct Application {
-    listener: tokio::net::TcpListener,
-    ingress: Arc<IngressState>,
+    listener: Option<tokio::net::TcpListener>,
+    ingress: Option<Arc<IngressState>>,
     workers: Arc<WorkerContext>,
     settings: Settings,
+    roles: Roles,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application").field("listener", &self.listener).finish_non_exhaustive()
+        f.debug_struct("Application")
+            .field("listener", &self.listener)
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
     }
 }
 
-/// Opens the embedded queue in the data directory, as its owner.
-pub fn open_embedded_queue(settings: &Settings) -> Result<Arc<dyn Queue>, chatops_queue::QueueError> {
-    let mut s = SqliteSettings::new(settings.queue_path());
-    s.durability = settings.queue.durability;
-    s.max_depth = settings.queue.max_depth;
-    s.done_retention = settings.queue.done_retention;
-    Ok(Arc::new(SqliteQueue::open(s, OpenMode::Owner)?))
+impl Drop for Application {
+    fn drop(&mut self) {
+        for task in &self.background {
+            task.abort();
+        }
+    }
+}
+
+/// An open queue and the background tasks it needs in this process.
+pub struct OpenedQueue {
+    pub queue: Arc<dyn Queue>,
+    pub background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for OpenedQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedQueue").finish_non_exhaustive()
+    }
+}
+
+/// The NATS settings of this configuration: consumers get the pool's lease as `AckWait`
+/// and the quadrant's highest `max_attempts` as `MaxDeliver`.
+pub fn nats_settings(settings: &Settings, engine: &crate::config::NatsEngine) -> NatsSettings {
+    let mut nats = NatsSettings::new(engine.servers.clone());
+    nats.prefix = engine.prefix.clone();
+    nats.auth = engine.auth.clone();
+    nats.duplicate_window = engine.duplicate_window;
+    nats.replicas = engine.replicas;
+    nats.max_depth = settings.queue.max_depth;
+    nats.done_retention = settings.queue.done_retention;
+    nats.publish_timeout = settings.ack_budget;
+    for (slot, q) in nats.consumers.iter_mut().zip(Quadrant::ALL) {
+        *slot = ConsumerSettings { ack_wait: settings.pool(q).lease, max_deliver: settings.max_attempts_in(q) };
+    }
+    nats
+}
+
+/// Opens the configured queue engine. The embedded one is opened as its owner; a NATS
+/// queue gets its streams and consumers set up, and, in processes that run workers, the
+/// watcher that dead-letters jobs whose deliveries ran out.
+pub async fn open_queue(settings: &Settings, roles: &Roles) -> Result<OpenedQueue, chatops_queue::QueueError> {
+    match &settings.queue.engine {
+        QueueEngine::Sqlite { path } => {
+            let mut s = SqliteSettings::new(path);
+            s.durability = settings.queue.durability;
+            s.max_depth = settings.queue.max_depth;
+            s.done_retention = settings.queue.done_retention;
+            Ok(OpenedQueue { queue: Arc::new(SqliteQueue::open(s, OpenMode::Owner)?), background: Vec::new() })
+        }
+        QueueEngine::Nats(engine) => {
+            let queue = NatsQueue::connect(&nats_settings(settings, engine)).await?;
+            let mut background = Vec::new();
+            if !roles.quadrants.is_empty() {
+                background.push(queue.watch_exhausted_deliveries().await?);
+            }
+            Ok(OpenedQueue { queue: Arc::new(queue), background })
+        }
+    }
 }
 
 impl Application {
-    /// Builds the bot on the embedded queue with the built-in handler kinds.
-    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let queue = open_embedded_queue(&settings)?;
-        Self::build_with(settings, queue, RegistryBuilder::default()).await
+    /// Builds the bot on the configured queue with the built-in handler kinds.
+    pub async fn build(settings: Settings, roles: Roles) -> Result<Self, StartupError> {
+        if !roles.ingress && matches!(settings.queue.engine, QueueEngine::Sqlite { .. }) {
+            return Err(StartupError::Roles(
+                "a worker-only process needs a shared queue: pass --queue nats://HOST:PORT",
+            ));
+        }
+        if roles.ingress && roles.quadrants.is_empty() && matches!(settings.queue.engine, QueueEngine::Sqlite { .. }) {
+            return Err(StartupError::Roles(
+                "a router-only process needs a shared queue: pass --queue nats://HOST:PORT (or run `serve`)",
+            ));
+        }
+        let opened = open_queue(&settings, &roles).await?;
+        let mut app = Self::build_with(settings, roles, opened.queue, RegistryBuilder::default()).await?;
+        app.background = opened.background;
+        Ok(app)
     }
 
-    /// Builds the bot on any queue engine, with extra handler kinds.
+    /// Builds the bot on any queue, with extra handler kinds.
     pub async fn build_with(
         settings: Settings,
+        roles: Roles,
         queue: Arc<dyn Queue>,
         handlers: RegistryBuilder,
     ) -> Result<Self, StartupError> {
         let registry: Arc<Registry> = Arc::new(handlers.build(settings.commands.clone())?);
-        let listener = tokio::net::TcpListener::bind(settings.listen)
-            .await
-            .map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
-        let signer = SlackSigner::new(settings.signing_secret.expose_secret().as_bytes());
-        let ingress = Arc::new(IngressState {
-            signer,
-            allowed_hosts: settings.allowed_hosts.clone(),
-            registry: registry.clone(),
-            queue: queue.clone(),
-            max_body_bytes: settings.max_body_bytes,
-            ack_budget: settings.ack_budget,
-        });
+        let (listener, ingress) = if roles.ingress {
+            let secret = settings.signing_secret.as_ref().ok_or(ConfigError::MissingSigningSecret)?;
+            let listener = tokio::net::TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
+            let ingress = Arc::new(IngressState {
+                signer: SlackSigner::new(secret.expose_secret().as_bytes()),
+                allowed_hosts: settings.allowed_hosts.clone(),
+                registry: registry.clone(),
+                queue: queue.clone(),
+                max_body_bytes: settings.max_body_bytes,
+                ack_budget: settings.ack_budget,
+            });
+            (Some(listener), Some(ingress))
+        } else {
+            (None, None)
+        };
         let bot =
             Arc::new(BotState { started: Instant::now(), registry, queue: queue.clone(), e2e: Default::default() });
         let workers = Arc::new(WorkerContext {
@@ -94,12 +195,13 @@ impl Application {
             allowed_hosts: settings.allowed_hosts.clone(),
             retry: settings.retry,
         });
-        Ok(Application { listener, ingress, workers, settings })
+        Ok(Application { listener, ingress, workers, settings, roles, background: Vec::new() })
     }
 
-    /// The address the ingress listens on (the real port when configured with port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+    /// The address the ingress listens on (the real port when configured with port 0);
+    /// `None` in a worker-only process.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().map(|l| l.local_addr().expect("a bound listener has an address"))
     }
 
     pub fn queue(&self) -> Arc<dyn Queue> {
@@ -109,42 +211,57 @@ impl Application {
     /// Serves until `shutdown` resolves, then stops accepting, drains the workers for up to
     /// the configured grace period, and returns.
     pub async fn run_until_stopped(
-        self,
+        mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
         let addr = self.local_addr();
-        let Application { listener, ingress, workers, settings } = self;
+        let (listener, ingress) = (self.listener.take(), self.ingress.take());
+        let (workers, settings, roles) = (self.workers.clone(), self.settings.clone(), self.roles.clone());
         tracing::info!(
-            listen = %addr,
-            data_dir = %settings.data_dir.display(),
-            durability = ?settings.queue.durability,
+            listen = addr.map(|a| a.to_string()),
+            queue = %describe_engine(&settings.queue.engine),
+            quadrants = ?roles.quadrants.iter().map(|q| q.as_str()).collect::<Vec<_>>(),
             response_hosts = ?settings.allowed_hosts.describe(),
             "chatops is serving"
         );
         let stop_ingress = CancellationToken::new();
         let stop_workers = CancellationToken::new();
-        let app = ingress::router(ingress);
-        let mut server = {
-            let stop = stop_ingress.clone();
-            tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await })
+        let mut server = match (listener, ingress) {
+            (Some(listener), Some(ingress)) => {
+                let app = ingress::router(ingress);
+                let stop = stop_ingress.clone();
+                Some(tokio::spawn(async move {
+                    axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await
+                }))
+            }
+            _ => None,
         };
-        let pools: Vec<_> = Quadrant::ALL
-            .into_iter()
-            .map(|q| {
+        let pools: Vec<_> = roles
+            .quadrants
+            .iter()
+            .map(|&q| {
                 let (ctx, stop, grace) = (workers.clone(), stop_workers.clone(), settings.shutdown_grace);
                 tokio::spawn(worker::run_pool(ctx, q, settings.pool(q), stop, grace))
             })
             .collect();
 
-        let server_failed = tokio::select! {
-            _ = shutdown => None,
-            r = &mut server => Some(r),
+        let server_failed = match server.as_mut() {
+            Some(server) => tokio::select! {
+                _ = shutdown => None,
+                r = server => Some(r),
+            },
+            None => {
+                shutdown.await;
+                None
+            }
         };
         tracing::info!("shutting down: no new commands are accepted");
         stop_ingress.cancel();
         stop_workers.cancel();
         let ingress_drained = async {
-            if server_failed.is_none() && tokio::time::timeout(INGRESS_DRAIN, &mut server).await.is_err() {
+            if let (None, Some(server)) = (&server_failed, server.as_mut())
+                && tokio::time::timeout(INGRESS_DRAIN, &mut *server).await.is_err()
+            {
                 tracing::warn!("open connections did not finish within {INGRESS_DRAIN:?}; closing them");
                 server.abort();
             }
@@ -160,6 +277,14 @@ impl Application {
             Some(Ok(Err(e))) => Err(StartupError::Serve(e)),
             _ => Ok(()),
         }
+    }
+}
+
+/// The queue engine for logs, without credentials.
+fn describe_engine(engine: &QueueEngine) -> String {
+    match engine {
+        QueueEngine::Sqlite { path } => format!("sqlite://{}", path.display()),
+        QueueEngine::Nats(n) => format!("nats ({}, prefix {})", n.servers.join(","), n.prefix),
     }
 }
 

@@ -22,9 +22,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the bot: the Slack ingress and the worker pools in one process, on the embedded
-    /// SQLite queue in --data-dir.
+    /// Run the bot: the Slack ingress and the worker pools in one process (embedded SQLite
+    /// queue in --data-dir by default, or --queue nats://...).
     Serve(ServeArgs),
+    /// Run only the Slack ingress, publishing to NATS JetStream (--queue nats://...); run
+    /// any number of these behind a load balancer.
+    Router(RouterArgs),
+    /// Run only worker pools for some quadrants, consuming from NATS JetStream.
+    Worker(WorkerArgs),
+    /// Set up the NATS JetStream streams and consumers explicitly.
+    Nats(NatsArgs),
     /// Print the Slack signature (v0=...) of a request body, as Slack computes it.
     Sign(SignArgs),
     /// Send one signed slash command to a bot and print the ack and every response it posts.
@@ -43,15 +50,13 @@ pub struct SecretArgs {
     pub signing_secret_file: Option<PathBuf>,
 }
 
+/// Settings shared by every process of the bot.
 #[derive(Debug, Clone, Args)]
-pub struct ServeArgs {
+pub struct BotArgs {
     /// TOML config file; only the keys it sets change the built-in defaults
     /// (see config/default.toml for every key).
     #[arg(long, value_name = "FILE", env = "CHATOPS_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Address of the Slack ingress [default from config: 127.0.0.1:3000].
-    #[arg(long, value_name = "ADDR", env = "CHATOPS_LISTEN")]
-    pub listen: Option<SocketAddr>,
     /// Directory of the embedded queue (queue.db) [default from config: ./data].
     #[arg(long, value_name = "DIR", env = "CHATOPS_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -67,15 +72,89 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub allow_response_hosts: Vec<String>,
-    /// Queue durability: full (fsync every commit; survives power loss) or normal (survives
-    /// a process crash) [default from config: full].
+    /// Queue durability (SQLite): full (fsync every commit; survives power loss) or normal
+    /// (survives a process crash) [default from config: full].
     #[arg(long, value_name = "MODE", env = "CHATOPS_DURABILITY")]
     pub durability: Option<String>,
     /// Do not write log lines to stdout (use with --log-file).
     #[arg(long)]
     pub quiet: bool,
     #[command(flatten)]
+    pub queue: QueueArgs,
+}
+
+/// Which queue, and how to reach it.
+#[derive(Debug, Clone, Args)]
+pub struct QueueArgs {
+    /// sqlite://PATH (embedded; default <data-dir>/queue.db) or
+    /// nats://HOST:PORT[,HOST:PORT...] (NATS JetStream).
+    #[arg(long, value_name = "URL", env = "CHATOPS_QUEUE")]
+    pub queue: Option<String>,
+    /// NATS: prefix of stream and consumer names [default from config: CHATOPS].
+    #[arg(long, value_name = "PREFIX", env = "CHATOPS_NATS_PREFIX")]
+    pub nats_prefix: Option<String>,
+    /// NATS: credentials file (JWT + nkey seed).
+    #[arg(long, value_name = "FILE", env = "CHATOPS_NATS_CREDS")]
+    pub nats_creds: Option<PathBuf>,
+    /// NATS: user name (password from CHATOPS_NATS_PASSWORD).
+    #[arg(long, value_name = "USER", env = "CHATOPS_NATS_USER")]
+    pub nats_user: Option<String>,
+    /// NATS: CA certificate file for TLS.
+    #[arg(long, value_name = "FILE", env = "CHATOPS_NATS_TLS_CA")]
+    pub nats_tls_ca: Option<PathBuf>,
+    /// NATS: client certificate for mutual TLS (with --nats-tls-key).
+    #[arg(long, value_name = "FILE", env = "CHATOPS_NATS_TLS_CERT", requires = "nats_tls_key")]
+    pub nats_tls_cert: Option<PathBuf>,
+    /// NATS: client key for mutual TLS (with --nats-tls-cert).
+    #[arg(long, value_name = "FILE", env = "CHATOPS_NATS_TLS_KEY", requires = "nats_tls_cert")]
+    pub nats_tls_key: Option<PathBuf>,
+    /// NATS: refuse to connect without TLS.
+    #[arg(long)]
+    pub nats_require_tls: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address of the Slack ingress [default from config: 127.0.0.1:3000].
+    #[arg(long, value_name = "ADDR", env = "CHATOPS_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub bot: BotArgs,
+    #[command(flatten)]
     pub secret: SecretArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RouterArgs {
+    /// Address of the Slack ingress [default from config: 127.0.0.1:3000].
+    #[arg(long, value_name = "ADDR", env = "CHATOPS_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub bot: BotArgs,
+    #[command(flatten)]
+    pub secret: SecretArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Quadrants this process works on (comma-separated) [default: all four].
+    #[arg(long, value_name = "QUADRANTS", value_delimiter = ',', env = "CHATOPS_QUADRANTS")]
+    pub quadrant: Vec<chatops_core::Quadrant>,
+    #[command(flatten)]
+    pub bot: BotArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NatsArgs {
+    #[command(subcommand)]
+    pub action: NatsAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum NatsAction {
+    /// Create or update the streams and consumers for this configuration, print them, and
+    /// say what the server's durability setting survives.
+    Setup(Box<BotArgs>),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -125,6 +204,12 @@ pub struct DlqArgs {
     /// Data directory of the bot (the one given to serve --data-dir).
     #[arg(long, global = true, value_name = "DIR", env = "CHATOPS_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
+    /// The bot's queue, when not the embedded one in --data-dir (e.g. nats://HOST:PORT).
+    #[arg(long, global = true, value_name = "URL", env = "CHATOPS_QUEUE")]
+    pub queue: Option<String>,
+    /// NATS: prefix of stream and consumer names.
+    #[arg(long, global = true, value_name = "PREFIX", env = "CHATOPS_NATS_PREFIX", default_value = "CHATOPS")]
+    pub nats_prefix: String,
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -13,7 +13,10 @@ use cli::{Cli, Command};
 /// found problems (a failed threshold, a regression) returns exit code 1 itself.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve(args) => commands::serve::run(args).await,
+        Command::Serve(args) => commands::serve::serve(args).await,
+        Command::Router(args) => commands::serve::router(args).await,
+        Command::Worker(args) => commands::serve::worker(args).await,
+        Command::Nats(args) => commands::nats::run(args).await,
         Command::Sign(args) => commands::sign::run(args),
         Command::Send(args) => commands::send::run(args).await,
         Command::Dlq(args) => commands::dlq::run(args).await,

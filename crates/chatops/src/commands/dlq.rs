@@ -3,17 +3,41 @@
 
 use std::process::ExitCode;
 
+use std::path::PathBuf;
+
 use anyhow::Context;
+use chatops_queue::nats::{NatsQueue, NatsSettings};
 use chatops_queue::sqlite::{OpenMode, SqliteQueue, SqliteSettings};
 use chatops_queue::{Queue, Redrive};
 
 use crate::cli::{DlqAction, DlqArgs};
 
+/// Opens the queue for administration: without the owner's lock (SQLite) or without
+/// touching stream and consumer settings (NATS).
+async fn open(args: &DlqArgs) -> anyhow::Result<Box<dyn Queue>> {
+    match args.queue.as_deref() {
+        Some(url) if url.starts_with("nats://") => {
+            let mut settings = NatsSettings::new(NatsSettings::parse_servers(url).map_err(anyhow::Error::msg)?);
+            settings.prefix = args.nats_prefix.clone();
+            Ok(Box::new(NatsQueue::connect_existing(&settings).await?))
+        }
+        other => {
+            let path = match other {
+                Some(url) => PathBuf::from(
+                    url.strip_prefix("sqlite://").context("--queue must be sqlite://PATH or nats://HOST:PORT")?,
+                ),
+                None => args.data_dir.join("queue.db"),
+            };
+            anyhow::ensure!(path.exists(), "no queue at {} (is --data-dir right?)", path.display());
+            let queue = SqliteQueue::open(SqliteSettings::new(&path), OpenMode::Admin)
+                .with_context(|| format!("opening {}", path.display()))?;
+            Ok(Box::new(queue))
+        }
+    }
+}
+
 pub async fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
-    let path = args.data_dir.join("queue.db");
-    anyhow::ensure!(path.exists(), "no queue at {} (is --data-dir right?)", path.display());
-    let queue = SqliteQueue::open(SqliteSettings::new(&path), OpenMode::Admin)
-        .with_context(|| format!("opening {}", path.display()))?;
+    let queue = open(&args).await?;
     match args.action {
         DlqAction::List { limit, json } => {
             let dead = queue.dlq_list(limit).await?;
@@ -57,7 +81,7 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
                 _ => Redrive::All,
             };
             let n = queue.dlq_redrive(which).await?;
-            println!("Redrove {n} job(s); a running bot picks them up within a second.");
+            println!("Redrove {n} job(s); running workers pick them up within a second.");
         }
         DlqAction::Purge { yes } => {
             anyhow::ensure!(yes, "purge deletes every dead letter for good; add --yes to confirm");

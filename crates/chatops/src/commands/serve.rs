@@ -1,15 +1,19 @@
-//! `chatops serve`: settings from defaults, file, environment and flags; logging; then the
-//! bot until SIGINT/SIGTERM.
+//! `chatops serve`, `chatops router`, `chatops worker`: settings from defaults, file,
+//! environment and flags; logging; then the bot's roles until SIGINT/SIGTERM.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use chatops_core::Quadrant;
+use chatops_queue::nats::NatsAuth;
 use chatops_service::config::{self, Overrides};
+use chatops_service::startup::{self, Roles};
 use chatops_service::telemetry::{self, Console};
-use chatops_service::{Application, startup};
+use chatops_service::{Application, Settings};
 use secrecy::SecretString;
 
-use crate::cli::{SecretArgs, ServeArgs};
+use crate::cli::{BotArgs, QueueArgs, RouterArgs, SecretArgs, ServeArgs, WorkerArgs};
 
 /// Reads the signing secret from `--signing-secret-file` or `SLACK_SIGNING_SECRET`.
 pub fn signing_secret(args: &SecretArgs) -> anyhow::Result<Option<SecretString>> {
@@ -23,30 +27,61 @@ pub fn signing_secret(args: &SecretArgs) -> anyhow::Result<Option<SecretString>>
     Ok(std::env::var("SLACK_SIGNING_SECRET").ok().filter(|s| !s.is_empty()).map(SecretString::from))
 }
 
-/// Builds the validated settings of `serve` from its arguments.
-pub fn settings(args: &ServeArgs) -> anyhow::Result<chatops_service::Settings> {
-    let durability = args
+/// NATS credentials from flags and the environment (secrets from the environment only).
+fn nats_auth(q: &QueueArgs) -> NatsAuth {
+    NatsAuth {
+        creds_file: q.nats_creds.clone(),
+        user: q.nats_user.clone(),
+        password: std::env::var("CHATOPS_NATS_PASSWORD").ok(),
+        token: std::env::var("CHATOPS_NATS_TOKEN").ok(),
+        tls_ca_file: q.nats_tls_ca.clone(),
+        tls_client_cert: q.nats_tls_cert.clone().zip(q.nats_tls_key.clone()),
+        require_tls: q.nats_require_tls,
+    }
+}
+
+/// Builds validated settings from the shared bot arguments.
+pub fn settings(bot: &BotArgs, listen: Option<SocketAddr>, secret: Option<SecretString>) -> anyhow::Result<Settings> {
+    let durability = bot
         .durability
         .as_deref()
         .map(str::parse)
         .transpose()
         .map_err(|e: String| anyhow::anyhow!("--durability: {e}"))?;
     let overrides = Overrides {
-        listen: args.listen,
-        data_dir: args.data_dir.clone(),
-        log_file: args.log_file.clone(),
-        allow_response_hosts: args.allow_response_hosts.clone(),
+        listen,
+        data_dir: bot.data_dir.clone(),
+        log_file: bot.log_file.clone(),
+        allow_response_hosts: bot.allow_response_hosts.clone(),
         durability,
-        signing_secret: signing_secret(&args.secret)?,
+        signing_secret: secret,
+        queue_url: bot.queue.queue.clone(),
+        nats_prefix: bot.queue.nats_prefix.clone(),
+        nats_auth: nats_auth(&bot.queue),
     };
-    Ok(config::load(args.config.as_deref(), overrides)?)
+    Ok(config::load(bot.config.as_deref(), overrides)?)
 }
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let settings = settings(&args)?;
-    let console = if args.quiet { Console::Off } else { Console::Stdout };
+async fn run_roles(bot: &BotArgs, settings: Settings, roles: Roles) -> anyhow::Result<ExitCode> {
+    let console = if bot.quiet { Console::Off } else { Console::Stdout };
     let _logs = telemetry::init(console, settings.log_file.as_deref())?;
-    let app = Application::build(settings).await?;
+    let app = Application::build(settings, roles).await?;
     app.run_until_stopped(startup::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let settings = settings(&args.bot, args.listen, signing_secret(&args.secret)?)?;
+    run_roles(&args.bot, settings, Roles::all()).await
+}
+
+pub async fn router(args: RouterArgs) -> anyhow::Result<ExitCode> {
+    let settings = settings(&args.bot, args.listen, signing_secret(&args.secret)?)?;
+    run_roles(&args.bot, settings, Roles::router()).await
+}
+
+pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    let settings = settings(&args.bot, None, None)?;
+    let quadrants = if args.quadrant.is_empty() { Quadrant::ALL.to_vec() } else { args.quadrant.clone() };
+    run_roles(&args.bot, settings, Roles::workers(quadrants)).await
 }

@@ -7,3 +7,4 @@ mod cli;
 mod durability;
 mod ingress;
 mod retries;
+mod scale_out;

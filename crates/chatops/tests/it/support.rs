@@ -293,8 +293,8 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(settings: Settings) -> TestApp {
     logs();
     let data_dir = settings.data_dir.clone();
-    let app = Application::build(settings).await.unwrap();
-    let base = format!("http://{}", app.local_addr());
+    let app = Application::build(settings, chatops_service::startup::Roles::all()).await.unwrap();
+    let base = format!("http://{}", app.local_addr().expect("serve listens"));
     let queue = app.queue();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
@@ -319,10 +319,16 @@ pub struct BotProcess {
 impl BotProcess {
     /// Starts `chatops serve` on a random port and waits until it listens.
     pub fn start(data_dir: &Path, log_file: &Path, extra_env: &[(&str, &str)]) -> BotProcess {
+        let args = ["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir.to_str().unwrap()];
+        Self::spawn(&args, log_file, extra_env)
+    }
+
+    /// Starts `chatops <args...> --allow-response-host 127.0.0.1 --log-file <log_file>` and
+    /// waits for its "chatops is serving" line. `base` is empty for a worker-only process.
+    pub fn spawn(args: &[&str], log_file: &Path, extra_env: &[(&str, &str)]) -> BotProcess {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatops"));
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--allow-response-host", "127.0.0.1"])
-            .arg("--data-dir")
-            .arg(data_dir)
+        cmd.args(args)
+            .args(["--allow-response-host", "127.0.0.1"])
             .arg("--log-file")
             .arg(log_file)
             .env("SLACK_SIGNING_SECRET", SECRET)
@@ -340,13 +346,14 @@ impl BotProcess {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if !sent && line.contains("chatops is serving") {
                     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-                    let _ = tx.send(v["listen"].as_str().unwrap().to_owned());
+                    let _ = tx.send(v["listen"].as_str().unwrap_or_default().to_owned());
                     sent = true;
                 }
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the bot starts listening within 30 s");
-        BotProcess { child, base: format!("http://{addr}"), log_file: log_file.to_owned() }
+        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the bot starts within 30 s");
+        let base = if addr.is_empty() { String::new() } else { format!("http://{addr}") };
+        BotProcess { child, base, log_file: log_file.to_owned() }
     }
 
     pub fn kill9(&mut self) {
