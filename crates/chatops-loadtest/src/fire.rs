@@ -365,7 +365,13 @@ async fn run_arrival(engine: &Engine, conn: &mut Option<Conn>, sched_ns: u64) {
                 due_ns = engine.now_ns();
             }
             PlanItem::Request(step) => {
-                due_ns = fire(engine, conn, step, scen as u16, due_ns).await;
+                let (done_ns, answered) = fire(engine, conn, step, scen as u16, due_ns).await;
+                // As in Artillery, a virtual user whose request failed (no answer at all)
+                // stops its flow; an error status is an answer and the flow goes on.
+                if !answered {
+                    break;
+                }
+                due_ns = done_ns;
             }
         }
     }
@@ -430,8 +436,9 @@ async fn exchange(conn: &mut Conn, req: Request<Full<Bytes>>) -> Result<u16, Exc
     .await
 }
 
-/// Sends one request and reports it; returns when it finished (ns from start).
-async fn fire(engine: &Engine, conn: &mut Option<Conn>, step: &PlanStep, scen: u16, sched_ns: u64) -> u64 {
+/// Sends one request and reports it; returns when it finished (ns from start) and whether
+/// it got an HTTP answer.
+async fn fire(engine: &Engine, conn: &mut Option<Conn>, step: &PlanStep, scen: u16, sched_ns: u64) -> (u64, bool) {
     use std::fmt::Write;
     let seq = engine.issued.fetch_add(1, Ordering::AcqRel);
     let mut id = String::with_capacity(engine.run_tag.len() + 21);
@@ -476,14 +483,22 @@ async fn fire(engine: &Engine, conn: &mut Option<Conn>, step: &PlanStep, scen: u
         }
         Err(ErrorKind::Io)
     };
-    let result = tokio::time::timeout(engine.timeout, attempt).await;
-    let outcome = match result {
-        Ok(Ok(status)) => Outcome::Status(status),
-        Ok(Err(kind)) => Outcome::Error(kind),
-        Err(_) => {
-            // The connection is in an unknown state after a timeout: do not reuse it.
-            *conn = None;
-            Outcome::Error(ErrorKind::Timeout)
+    // An arrival that waited in the queue longer than the timeout (a stalled target, a
+    // connection limit) has already failed: count it as a timeout without sending it, so a
+    // backlog drains in bounded time.
+    let waited = Duration::from_nanos(engine.now_ns().saturating_sub(sched_ns));
+    let outcome = if waited > engine.timeout {
+        drop(attempt);
+        Outcome::Error(ErrorKind::Timeout)
+    } else {
+        match tokio::time::timeout(engine.timeout, attempt).await {
+            Ok(Ok(status)) => Outcome::Status(status),
+            Ok(Err(kind)) => Outcome::Error(kind),
+            Err(_) => {
+                // The connection is in an unknown state after a timeout: do not reuse it.
+                *conn = None;
+                Outcome::Error(ErrorKind::Timeout)
+            }
         }
     };
     let done_ns = engine.now_ns();
@@ -501,7 +516,7 @@ async fn fire(engine: &Engine, conn: &mut Option<Conn>, step: &PlanStep, scen: u
         scen,
         expects_response: info.expects_response,
     }));
-    done_ns
+    (done_ns, matches!(outcome, Outcome::Status(_)))
 }
 
 fn build_request(engine: &Engine, step: &PlanStep, id: Bytes, body: Bytes) -> Result<Request<Full<Bytes>>, ErrorKind> {

@@ -24,3 +24,34 @@ async fn stall_shows_in_latency_from_scheduled_time_but_not_in_service_time() {
     let waited = s.ack.p90;
     assert!(waited > 50.0, "p90 {waited}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrivals_queued_past_the_timeout_fail_without_being_sent() {
+    let stub = spawn_stub(StubConfig::default()).await;
+    // One connection, and each virtual user holds it for a second (`think`): arrivals pile
+    // up behind it and, once older than the 0.5 s timeout, are failed without being sent.
+    let yaml = r#"
+config:
+  phases:
+    - duration: 2
+      arrivalRate: 20
+  http:
+    pool: 1
+    timeout: 0.5
+scenarios:
+  - flow:
+      - get:
+          url: /healthz
+      - think: 1
+"#;
+    let (_g, profile) = write_profile(yaml);
+    let r = run(&["--profile", &profile, "--target", &stub.url, "--no-receiver"]).await;
+    let c = &r.results().counters;
+    assert_eq!(c.requests, 40, "every arrival is accounted for: {c:?}");
+    let timeouts = c.errors.get("timeout").copied().unwrap_or(0);
+    let ok = c.acks.get("200").copied().unwrap_or(0);
+    assert_eq!(ok + timeouts, 40, "{c:?}");
+    assert!(timeouts >= 30, "arrivals queued behind the busy connection time out: {c:?}");
+    let sent = stub.state.requests.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(sent, ok, "only the answered requests ever reached the target");
+}
