@@ -10,7 +10,9 @@
 //! every histogram record a cache miss and measure the memory system instead.
 
 use std::hint::black_box;
+use std::time::Duration;
 
+use chatops_analyze::AnalyzeArgs;
 use chatops_analyze::aggregate::{Aggregator, WindowNs};
 use chatops_analyze::input::{MAX_LINE_BYTES, for_each_line};
 use chatops_analyze::line::{LineKind, LineParser};
@@ -100,6 +102,27 @@ fn bench(c: &mut Criterion) {
             let (_, err) = for_each_line(&mut std::io::Cursor::new(&log), MAX_LINE_BYTES, |l| agg.feed(l));
             assert!(err.is_none());
             black_box(agg.finish());
+        });
+    });
+    g.bench_function("analyze_file", |b| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bot.log");
+        std::fs::write(&path, &log).unwrap();
+        let args = AnalyzeArgs {
+            inputs: vec![path],
+            from_results: None,
+            buffer: Duration::from_secs(30),
+            since: None,
+            start: None,
+            end: None,
+            bin: Some(Duration::from_secs(10)),
+            requests: None,
+            json: None,
+            no_json: false,
+        };
+        b.iter(|| {
+            let out = chatops_analyze::run_analyze_to(&args, &mut std::io::sink()).unwrap();
+            assert_eq!(out.summary.lines.router + out.summary.lines.worker, N as u64);
         });
     });
     g.finish();

@@ -45,7 +45,7 @@ pub struct Aggregator {
     pub(crate) lines: LineCounts,
     router: RouterAcc,
     worker: WorkerAcc,
-    dims: [Dimension; 5],
+    combos: Combos,
     bins: Option<Bins>,
     join: Option<Joiner>,
     first_ns: Option<i64>,
@@ -67,7 +67,7 @@ impl Aggregator {
             lines: LineCounts::default(),
             router: RouterAcc::default(),
             worker: WorkerAcc::default(),
-            dims: Default::default(),
+            combos: Combos::default(),
             bins: bin_ns.filter(|&w| w > 0).map(Bins::new),
             join,
             first_ns: None,
@@ -93,6 +93,42 @@ impl Aggregator {
                 }
             }
         }
+    }
+
+    /// Folds another aggregator's state into this one, so that inputs can be aggregated on
+    /// several threads. The other side must have no join (joins run on one thread).
+    pub fn merge(&mut self, other: Aggregator) {
+        debug_assert!(other.join.is_none(), "joins are not merged");
+        let (a, b) = (&mut self.lines, &other.lines);
+        a.total += b.total;
+        a.router += b.router;
+        a.worker += b.worker;
+        a.not_json += b.not_json;
+        a.not_metric += b.not_metric;
+        a.malformed += b.malformed;
+        a.oversized += b.oversized;
+        a.outside_window += b.outside_window;
+        a.no_timestamp += b.no_timestamp;
+        a.read_errors += b.read_errors;
+
+        self.router.requests += other.router.requests;
+        self.router.errors += other.router.errors;
+        self.router.by_status.merge(other.router.by_status);
+        self.router.errors_by_status.merge(other.router.errors_by_status);
+        self.router.errors_by_type.merge(other.router.errors_by_type);
+        self.worker.attempts += other.worker.attempts;
+        self.worker.failures += other.worker.failures;
+        self.worker.retries += other.worker.retries;
+        self.worker.errors_by_type.merge(other.worker.errors_by_type);
+
+        self.combos.merge(other.combos);
+        match (&mut self.bins, other.bins) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (None, Some(theirs)) => self.bins = Some(theirs),
+            _ => {}
+        }
+        self.first_ns = [self.first_ns, other.first_ns].into_iter().flatten().min();
+        self.last_ns = [self.last_ns, other.last_ns].into_iter().flatten().max();
     }
 
     /// Counts lines skipped by the reader for being too long.
@@ -135,12 +171,15 @@ impl Aggregator {
         }
         let outcome = outcome_key(r.success, r.error_type.as_deref());
 
-        self.dims[DIM_COMMAND].group(r.command.as_deref().unwrap_or("(none)")).add_router(r);
-        if let Some(q) = r.quadrant.as_deref() {
-            self.dims[DIM_QUADRANT].group(q).add_router(r);
-        }
-        self.dims[DIM_STATUS].group(status).add_router(r);
-        self.dims[DIM_OUTCOME].group(outcome).add_router(r);
+        let c = &mut self.combos;
+        let ids = [
+            NONE,
+            c.dims[DIM_COMMAND].id(r.command.as_deref().unwrap_or("(none)")),
+            r.quadrant.as_deref().map_or(NONE, |q| c.dims[DIM_QUADRANT].id(q)),
+            c.dims[DIM_STATUS].id(status),
+            c.dims[DIM_OUTCOME].id(outcome),
+        ];
+        c.combo(ids).add_router(r);
 
         if let (Some(bins), Some(ts)) = (&mut self.bins, r.ts_ns) {
             let b = bins.bin(ts);
@@ -164,15 +203,15 @@ impl Aggregator {
         let outcome = outcome_key(w.success, w.error_type.as_deref());
         let segments = e2e_segments(w);
 
-        let segs = segments.as_ref();
-        if let Some(c) = w.component.as_deref() {
-            self.dims[DIM_COMPONENT].group(c).add_worker(w, segs);
-        }
-        self.dims[DIM_COMMAND].group(w.command.as_deref().unwrap_or("(none)")).add_worker(w, segs);
-        if let Some(q) = w.quadrant.as_deref() {
-            self.dims[DIM_QUADRANT].group(q).add_worker(w, segs);
-        }
-        self.dims[DIM_OUTCOME].group(outcome).add_worker(w, segments.as_ref());
+        let c = &mut self.combos;
+        let ids = [
+            w.component.as_deref().map_or(NONE, |x| c.dims[DIM_COMPONENT].id(x)),
+            c.dims[DIM_COMMAND].id(w.command.as_deref().unwrap_or("(none)")),
+            w.quadrant.as_deref().map_or(NONE, |q| c.dims[DIM_QUADRANT].id(q)),
+            NONE,
+            c.dims[DIM_OUTCOME].id(outcome),
+        ];
+        c.combo(ids).add_worker(w, segments.as_ref());
 
         if let (Some(bins), Some(ts)) = (&mut self.bins, w.ts_ns) {
             let b = bins.bin(ts);
@@ -209,14 +248,7 @@ impl Aggregator {
             retries: self.worker.retries,
             errors_by_type: self.worker.errors_by_type.into_map(),
         };
-        // Every line lands in exactly one command group (`(none)` and `(other)` included), so
-        // the overall figures are the merge of those groups: one histogram record less per
-        // figure and line on the hot path.
-        let mut all = GroupAcc::default();
-        for (_, g) in &self.dims[DIM_COMMAND].groups {
-            all.merge(g);
-        }
-        let [component, command, quadrant, status, outcome] = self.dims.map(Dimension::into_groups);
+        let (all, [component, command, quadrant, status, outcome]) = self.combos.finish();
         Aggregated {
             lines: self.lines,
             router,
@@ -319,6 +351,18 @@ type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
 struct Counter(FastMap<Box<str>, u64>);
 
 impl Counter {
+    fn merge(&mut self, other: Counter) {
+        for (k, n) in other.0 {
+            if let Some(mine) = self.0.get_mut(&k) {
+                *mine += n;
+            } else if self.0.len() < MAX_KEYS {
+                self.0.insert(k, n);
+            } else {
+                *self.0.entry(OTHER_KEY.into()).or_default() += n;
+            }
+        }
+    }
+
     fn into_map(self) -> BTreeMap<String, u64> {
         self.0.into_iter().map(|(k, v)| (k.into(), v)).collect()
     }
@@ -352,49 +396,113 @@ struct WorkerAcc {
     errors_by_type: Counter,
 }
 
-/// One grouping dimension: its groups by key, at most [`MAX_KEYS`] + `(other)`.
+/// Marks a dimension a line does not have (a router line has no component).
+const NONE: u16 = u16::MAX;
+/// Most distinct key combinations; lines with further combinations count under `(other)` in
+/// every dimension they have. Real logs have a few dozen (commands × outcomes).
+const MAX_COMBOS: usize = 4096;
+
+/// The keys seen in one grouping dimension, each with a small id; at most [`MAX_KEYS`] plus
+/// `(other)`.
 #[derive(Debug, Default)]
-struct Dimension {
-    index: FastMap<Box<str>, usize>,
-    groups: Vec<(Box<str>, GroupAcc)>,
+struct Interner {
+    index: FastMap<Box<str>, u16>,
+    names: Vec<Box<str>>,
 }
 
-impl Dimension {
-    fn group(&mut self, key: &str) -> &mut GroupAcc {
+impl Interner {
+    fn id(&mut self, key: &str) -> u16 {
         let key = cut_key(key);
-        let idx = match self.index.get(key) {
+        if let Some(&i) = self.index.get(key) {
+            return i;
+        }
+        let key = if self.names.len() < MAX_KEYS { key } else { OTHER_KEY };
+        if let Some(&i) = self.index.get(key) {
+            return i;
+        }
+        let i = self.names.len() as u16;
+        self.names.push(key.into());
+        self.index.insert(key.into(), i);
+        i
+    }
+}
+
+/// The statistics per combination of grouping keys (component, command, quadrant, status,
+/// outcome). A line is recorded once, in its combination; the per-dimension groups of the
+/// summary are merges of combinations at the end. That is the same result as recording each
+/// line in five groups (distributions merge exactly), at a fifth of the histogram writes on
+/// the hot path.
+#[derive(Debug, Default)]
+struct Combos {
+    dims: [Interner; 5],
+    index: FastMap<[u16; 5], usize>,
+    accs: Vec<([u16; 5], GroupAcc)>,
+}
+
+impl Combos {
+    fn combo(&mut self, mut ids: [u16; 5]) -> &mut GroupAcc {
+        let idx = match self.index.get(&ids) {
             Some(&i) => i,
             None => {
-                let key = if self.index.len() < MAX_KEYS { key } else { OTHER_KEY };
-                match self.index.get(key) {
+                if self.accs.len() >= MAX_COMBOS {
+                    for (d, id) in ids.iter_mut().enumerate() {
+                        if *id != NONE {
+                            *id = self.dims[d].id(OTHER_KEY);
+                        }
+                    }
+                }
+                match self.index.get(&ids) {
                     Some(&i) => i,
                     None => {
-                        self.groups.push((key.into(), GroupAcc::default()));
-                        self.index.insert(key.into(), self.groups.len() - 1);
-                        self.groups.len() - 1
+                        self.accs.push((ids, GroupAcc::default()));
+                        self.index.insert(ids, self.accs.len() - 1);
+                        self.accs.len() - 1
                     }
                 }
             }
         };
-        &mut self.groups[idx].1
+        &mut self.accs[idx].1
     }
 
-    fn into_groups(self) -> Vec<Group> {
-        let mut out: Vec<Group> = self
-            .groups
-            .into_iter()
-            .map(|(key, g)| Group {
-                key: key.into(),
-                router_lines: g.router_lines,
-                router_errors: g.router_errors,
-                worker_lines: g.worker_lines,
-                worker_failures: g.worker_failures,
-                stages: g.stage_stats(),
-                e2e_breakdown: g.breakdown.finish(),
-            })
-            .collect();
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        out
+    fn merge(&mut self, other: Combos) {
+        for (ids, acc) in other.accs {
+            let mut mine = [NONE; 5];
+            for (d, (&id, slot)) in ids.iter().zip(&mut mine).enumerate() {
+                if id != NONE {
+                    *slot = self.dims[d].id(&other.dims[d].names[usize::from(id)]);
+                }
+            }
+            self.combo(mine).merge(&acc);
+        }
+    }
+
+    /// The overall group and the groups of each dimension, sorted by key.
+    fn finish(&self) -> (GroupAcc, [Vec<Group>; 5]) {
+        let mut all = GroupAcc::default();
+        let mut per_dim: [BTreeMap<&str, GroupAcc>; 5] = Default::default();
+        for (ids, acc) in &self.accs {
+            all.merge(acc);
+            for (d, &id) in ids.iter().enumerate() {
+                if id != NONE {
+                    per_dim[d].entry(&self.dims[d].names[usize::from(id)]).or_default().merge(acc);
+                }
+            }
+        }
+        let groups = per_dim.map(|groups| {
+            groups
+                .into_iter()
+                .map(|(key, g)| Group {
+                    key: key.to_owned(),
+                    router_lines: g.router_lines,
+                    router_errors: g.router_errors,
+                    worker_lines: g.worker_lines,
+                    worker_failures: g.worker_failures,
+                    stages: g.stage_stats(),
+                    e2e_breakdown: g.breakdown.finish(),
+                })
+                .collect()
+        });
+        (all, groups)
     }
 }
 
@@ -585,6 +693,27 @@ impl Bins {
         self.map.entry(key).or_insert_with(BinAcc::new)
     }
 
+    fn merge(&mut self, mut other: Bins) {
+        // Widths are the requested width doubled n times on both sides; align to the wider.
+        while self.width_ns < other.width_ns {
+            self.widen();
+        }
+        while other.width_ns < self.width_ns {
+            other.widen();
+        }
+        for (k, b) in other.map {
+            match self.map.entry(k) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(b);
+                }
+                std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().merge(&b),
+            }
+        }
+        while self.span_with(*self.map.keys().next().unwrap_or(&0)) > MAX_BINS {
+            self.widen();
+        }
+    }
+
     fn span_with(&self, key: i64) -> i64 {
         let (Some((&lo, _)), Some((&hi, _))) = (self.map.first_key_value(), self.map.last_key_value()) else {
             return 1;
@@ -686,6 +815,21 @@ mod tests {
     }
 
     #[test]
+    fn caps_the_number_of_key_combinations_without_losing_a_line() {
+        let mut agg = Aggregator::new(WindowNs::default(), None, None);
+        for i in 0..10_000 {
+            agg.feed(format!(r#"{{"message":"Router performance metrics","command":"/c{}","statusCode":500,"errorType":"E{}","duration":1}}"#, i % 100, i / 100).as_bytes());
+        }
+        assert!(agg.combos.accs.len() <= MAX_COMBOS + 32, "{}", agg.combos.accs.len());
+        let out = agg.finish();
+        for groups in [&out.groups.by_command, &out.groups.by_outcome, &out.groups.by_status] {
+            assert_eq!(groups.iter().map(|g| g.router_lines).sum::<u64>(), 10_000);
+        }
+        assert!(out.groups.by_command.iter().any(|g| g.key == OTHER_KEY));
+        assert_eq!(out.router.errors_by_type.values().sum::<u64>(), 10_000);
+    }
+
+    #[test]
     fn cuts_overlong_keys_at_a_character_boundary() {
         let long = "é".repeat(200);
         assert!(cut_key(&long).len() <= MAX_KEY_LEN && cut_key(&long).chars().all(|c| c == 'é'));
@@ -730,6 +874,52 @@ mod tests {
         let bins = agg.finish().bins.unwrap();
         assert!(bins.points.len() as i64 <= MAX_BINS);
         assert_eq!(bins.points.iter().map(|p| p.router_lines).sum::<u64>(), 2);
+    }
+
+    #[test]
+    fn merging_aggregators_equals_aggregating_everything_in_one() {
+        let lines: Vec<String> = (0..3000)
+            .map(|i| {
+                let ts = chatops_core::time::format_rfc3339_ms(1_700_000_000_000 + i * 700);
+                if i % 3 == 0 {
+                    format!(r#"{{"timestamp":"{ts}","message":"Performance metrics","command":"/c{}","component":"sr-worker","totalE2eMs":{},"success":{}}}"#, i % 7, i % 97, i % 11 != 0)
+                } else {
+                    router_line(&ts, &format!("/c{}", i % 7), if i % 13 == 0 { 503 } else { 200 }, (i % 89) as f64)
+                }
+            })
+            .collect();
+        let one = {
+            let mut agg = Aggregator::new(WindowNs::default(), Some(1_000_000_000), None);
+            feed_all(&mut agg, &lines);
+            agg.add_oversized(2);
+            agg.finish()
+        };
+        let merged = {
+            let mut parts: Vec<Aggregator> =
+                (0..3).map(|_| Aggregator::new(WindowNs::default(), Some(1_000_000_000), None)).collect();
+            for (i, l) in lines.iter().enumerate() {
+                parts[i % 3].feed(l.as_bytes());
+            }
+            parts[1].add_oversized(2);
+            let mut it = parts.into_iter();
+            let mut first = it.next().unwrap();
+            for p in it {
+                first.merge(p);
+            }
+            first.finish()
+        };
+        assert_eq!(merged.lines, one.lines);
+        assert_eq!(merged.router, one.router);
+        assert_eq!(merged.worker, one.worker);
+        assert_eq!(merged.groups.by_command.len(), 7);
+        assert_eq!(merged.bins.as_ref().unwrap().width_ms, one.bins.as_ref().unwrap().width_ms);
+        assert_eq!(merged.bins.as_ref().unwrap().points.len(), one.bins.as_ref().unwrap().points.len());
+        assert_eq!((merged.first_ms, merged.last_ms), (one.first_ms, one.last_ms));
+        for (m, o) in merged.stages.iter().zip(&one.stages) {
+            let (m, o) = (&m.stats, &o.stats);
+            assert_eq!((m.count, m.min, m.max), (o.count, o.min, o.max));
+            assert!((m.mean - o.mean).abs() < 1e-3 && (m.p99 - o.p99).abs() <= o.p99 * 0.001 + 0.001, "{m:?} vs {o:?}");
+        }
     }
 
     #[test]
