@@ -1,6 +1,6 @@
 //! The streaming aggregator: feeds on lines one at a time and keeps only bounded state
 //! (distributions per figure and group, capped key sets, at most 1000 time bins), then
-//! produces the [`MetricsSummary`] parts. Memory does not grow with the number of lines.
+//! produces the [`MetricsSummary`](crate::summary::MetricsSummary) parts. Memory does not grow with the number of lines.
 
 use std::collections::{BTreeMap, HashMap};
 

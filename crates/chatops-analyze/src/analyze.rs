@@ -155,7 +155,6 @@ fn aggregate_inputs(
     notes: &mut Vec<String>,
 ) -> Result<Aggregator, AnalyzeError> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WORKERS);
-    let mut agg = Aggregator::new(window, bin_ns, None);
     if joiner.is_some() || workers < 2 {
         let mut agg = Aggregator::new(window, bin_ns, joiner);
         for inp in inputs {
@@ -169,6 +168,8 @@ fn aggregate_inputs(
         }
         return Ok(agg);
     }
+    // This thread reads; its own aggregator only counts what the reader skipped.
+    let mut agg = Aggregator::new(window, bin_ns, None);
     std::thread::scope(|scope| {
         let mut senders = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);

@@ -5,7 +5,7 @@
 //! `chatops-report` and computes nothing itself.
 //!
 //! Streaming with bounded memory: lines are parsed one at a time into borrowed fields
-//! ([`line`], with a hand-written fast path) and folded into distributions that are exact while small and HDR histograms
+//! ([`mod@line`], with a hand-written fast path) and folded into distributions that are exact while small and HDR histograms
 //! once large ([`dist`]).
 //!
 //! ```
