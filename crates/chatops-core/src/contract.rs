@@ -27,6 +27,8 @@ pub enum Stage {
     SyncResponse,
     /// Last `response_url` post, when there are two or more.
     AsyncResponse,
+    /// Any one `response_url` post (metrics record each post under this stage).
+    Response,
     /// Dequeue → job done.
     Worker,
     /// Router receive → job done.
@@ -34,13 +36,14 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 8] = [
+    pub const ALL: [Stage; 9] = [
         Stage::Router,
         Stage::Enqueue,
         Stage::QueueWait,
         Stage::Handler,
         Stage::SyncResponse,
         Stage::AsyncResponse,
+        Stage::Response,
         Stage::Worker,
         Stage::E2e,
     ];
@@ -54,6 +57,7 @@ impl Stage {
             Stage::Handler => "handler",
             Stage::SyncResponse => "sync_response",
             Stage::AsyncResponse => "async_response",
+            Stage::Response => "response",
             Stage::Worker => "worker",
             Stage::E2e => "e2e",
         }
@@ -68,6 +72,7 @@ impl Stage {
             Stage::Handler => "handlerMs",
             Stage::SyncResponse => "syncResponseMs",
             Stage::AsyncResponse => "asyncResponseMs",
+            Stage::Response => "responseMs",
             Stage::Worker => "workerDurationMs",
             Stage::E2e => "totalE2eMs",
         }

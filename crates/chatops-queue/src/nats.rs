@@ -688,13 +688,15 @@ impl Queue for NatsQueue {
                 Err(_) if !single => continue,
                 Err(_) => return Err(QueueError::NotFound(seq.to_string())),
             };
-            let job = decode(&raw.payload)?;
+            let mut job = decode(&raw.payload)?;
+            job.redrives += 1;
+            let payload = serde_json::to_vec(&job).map_err(|e| QueueError::Corrupt(e.to_string()))?;
             let mut headers = HeaderMap::new();
             // A fresh message id: the original one may still be inside the duplicate window.
             headers.insert("Nats-Msg-Id", format!("{}.redrive.{seq}", job.idempotency_key).as_str());
             headers.insert(HEADER_CORRELATION_ID, job.correlation_id.as_str());
             self.js
-                .publish_with_headers(self.names.job_subject(job.quadrant), headers, raw.payload.clone())
+                .publish_with_headers(self.names.job_subject(job.quadrant), headers, payload.into())
                 .await
                 .map_err(|e| unavailable("republishing a dead letter", e))?
                 .await

@@ -63,6 +63,8 @@ struct RawSettings {
     #[serde(default)]
     server: RawServer,
     #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
     queue: RawQueue,
     #[serde(default)]
     retry: RawRetry,
@@ -87,6 +89,18 @@ struct RawServer {
     ack_budget: Option<HumanDuration>,
     shutdown_grace: Option<HumanDuration>,
     allow_response_hosts: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_concurrent_requests: Option<usize>,
+    per_user_per_minute: Option<u32>,
+    per_user_burst: Option<u32>,
+    max_header_bytes: Option<usize>,
+    header_read_timeout: Option<HumanDuration>,
+    body_read_timeout: Option<HumanDuration>,
+    metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -157,6 +171,7 @@ pub struct Overrides {
     pub queue_url: Option<String>,
     pub nats_prefix: Option<String>,
     pub nats_auth: NatsAuth,
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// One quadrant's worker pool.
@@ -189,6 +204,19 @@ pub struct RespondSettings {
     pub request_timeout: Duration,
     pub max_retries: u32,
     pub max_posts: u32,
+}
+
+/// Abuse resistance of the ingress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitSettings {
+    pub max_concurrent_requests: usize,
+    /// 0 disables the per-user rate limit.
+    pub per_user_per_minute: u32,
+    pub per_user_burst: u32,
+    pub max_header_bytes: usize,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Which queue engine, and where.
@@ -230,6 +258,7 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub ack_budget: Duration,
     pub shutdown_grace: Duration,
+    pub limits: LimitSettings,
     pub queue: QueueSettings,
     pub retry: RetrySettings,
     pub respond: RespondSettings,
@@ -353,6 +382,36 @@ fn build(d: RawSettings, u: RawSettings, o: Overrides) -> Result<Settings, Confi
             replicas: u.queue.replicas.or(d.queue.replicas).unwrap_or(1).clamp(1, 5),
         },
     )?;
+    let metrics_listen = match o.metrics_listen {
+        Some(addr) => Some(addr),
+        None => match u.limits.metrics_listen.or(d.limits.metrics_listen).filter(|s| !s.is_empty()) {
+            Some(raw) => Some(raw.parse().map_err(|e| invalid("limits.metrics_listen", format!("`{raw}`: {e}")))?),
+            None => None,
+        },
+    };
+    let limits = LimitSettings {
+        max_concurrent_requests: u
+            .limits
+            .max_concurrent_requests
+            .or(d.limits.max_concurrent_requests)
+            .unwrap_or(1024)
+            .max(1),
+        per_user_per_minute: u.limits.per_user_per_minute.or(d.limits.per_user_per_minute).unwrap_or(0),
+        per_user_burst: u.limits.per_user_burst.or(d.limits.per_user_burst).unwrap_or(20).max(1),
+        max_header_bytes: u
+            .limits
+            .max_header_bytes
+            .or(d.limits.max_header_bytes)
+            .unwrap_or(16 * 1024)
+            .clamp(8192, 1 << 20),
+        header_read_timeout: pick(
+            u.limits.header_read_timeout,
+            d.limits.header_read_timeout,
+            "limits.header_read_timeout",
+        )?,
+        body_read_timeout: pick(u.limits.body_read_timeout, d.limits.body_read_timeout, "limits.body_read_timeout")?,
+        metrics_listen,
+    };
     Ok(Settings {
         listen,
         data_dir,
@@ -361,6 +420,7 @@ fn build(d: RawSettings, u: RawSettings, o: Overrides) -> Result<Settings, Confi
         allowed_hosts,
         max_body_bytes,
         ack_budget,
+        limits,
         shutdown_grace: pick(u.server.shutdown_grace, d.server.shutdown_grace, "server.shutdown_grace")?,
         queue: QueueSettings {
             engine,

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod ingress;
+pub mod metrics;
 pub mod registry;
 pub mod startup;
 pub mod status;

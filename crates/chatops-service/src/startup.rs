@@ -17,7 +17,8 @@ use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, QueueEngine, Settings};
-use crate::ingress::{self, IngressState};
+use crate::ingress::{self, IngressLimits, IngressState};
+use crate::metrics::{Metrics, QuadrantLabels};
 use crate::registry::{Registry, RegistryBuilder, RegistryError};
 use crate::status::BotState;
 use crate::worker::respond::ResponseClient;
@@ -169,6 +170,7 @@ impl Application {
         handlers: RegistryBuilder,
     ) -> Result<Self, StartupError> {
         let registry: Arc<Registry> = Arc::new(handlers.build(settings.commands.clone())?);
+        let metrics = Metrics::new();
         let (listener, ingress) = if roles.ingress {
             let secret = settings.signing_secret.as_ref().ok_or(ConfigError::MissingSigningSecret)?;
             let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -181,6 +183,8 @@ impl Application {
                 queue: queue.clone(),
                 max_body_bytes: settings.max_body_bytes,
                 ack_budget: settings.ack_budget,
+                limits: IngressLimits::new(&settings.limits),
+                metrics: metrics.clone(),
             });
             (Some(listener), Some(ingress))
         } else {
@@ -191,9 +195,10 @@ impl Application {
         let workers = Arc::new(WorkerContext {
             queue,
             bot,
-            client: ResponseClient::new(settings.respond)?,
+            client: ResponseClient::new(settings.respond, metrics.clone())?,
             allowed_hosts: settings.allowed_hosts.clone(),
             retry: settings.retry,
+            metrics,
         });
         Ok(Application { listener, ingress, workers, settings, roles, background: Vec::new() })
     }
@@ -215,10 +220,12 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
         let addr = self.local_addr();
+        let metrics_addr = self.settings.limits.metrics_listen;
         let (listener, ingress) = (self.listener.take(), self.ingress.take());
         let (workers, settings, roles) = (self.workers.clone(), self.settings.clone(), self.roles.clone());
         tracing::info!(
             listen = addr.map(|a| a.to_string()),
+            metrics_listen = metrics_addr.map(|a| a.to_string()),
             queue = %describe_engine(&settings.queue.engine),
             quadrants = ?roles.quadrants.iter().map(|q| q.as_str()).collect::<Vec<_>>(),
             response_hosts = ?settings.allowed_hosts.describe(),
@@ -226,16 +233,40 @@ impl Application {
         );
         let stop_ingress = CancellationToken::new();
         let stop_workers = CancellationToken::new();
+        let limits = settings.limits;
         let mut server = match (listener, ingress) {
             (Some(listener), Some(ingress)) => {
+                let state = ingress.clone();
+                self.background.push(tokio::spawn(async move {
+                    let mut every = tokio::time::interval(Duration::from_secs(60));
+                    loop {
+                        every.tick().await;
+                        state.limits.forget_idle_users();
+                    }
+                }));
                 let app = ingress::router(ingress);
                 let stop = stop_ingress.clone();
-                Some(tokio::spawn(async move {
-                    axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await
-                }))
+                Some(tokio::spawn(async move { ingress::serve(listener, app, &limits, stop).await }))
             }
             _ => None,
         };
+        if let Some(addr) = limits.metrics_listen {
+            let listener =
+                tokio::net::TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?;
+            tracing::info!(listen = %addr, "metrics listener started");
+            let app = ingress::metrics_router(workers.metrics.clone(), workers.queue.clone());
+            let stop = stop_ingress.clone();
+            self.background.push(tokio::spawn(async move {
+                let _ = ingress::serve(listener, app, &limits, stop).await;
+            }));
+        }
+        for &q in &roles.quadrants {
+            workers
+                .metrics
+                .worker_pool_size
+                .get_or_create(&QuadrantLabels { quadrant: q.as_str() })
+                .set(settings.pool(q).concurrency as i64);
+        }
         let pools: Vec<_> = roles
             .quadrants
             .iter()

@@ -79,6 +79,10 @@ pub struct BotArgs {
     /// Do not write log lines to stdout (use with --log-file).
     #[arg(long)]
     pub quiet: bool,
+    /// Serve Prometheus metrics on this address too (the ingress listener always serves
+    /// /metrics; a worker-only process needs this to be scraped).
+    #[arg(long, value_name = "ADDR", env = "CHATOPS_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub queue: QueueArgs,
 }

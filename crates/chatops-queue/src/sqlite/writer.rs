@@ -463,7 +463,10 @@ impl Writer {
         let moved: Vec<(i64, i64)> = {
             let mut stmt = self.conn.prepare_cached(
                 "INSERT INTO jobs (job_id, idem_key, quadrant, state, due_at_ms, attempts, max_attempts, enqueued_ns, payload)
-                 SELECT job_id, idem_key, quadrant, ?1, ?2, 0, max_attempts, ?3, payload FROM dlq
+                 SELECT job_id, idem_key, quadrant, ?1, ?2, 0, max_attempts, ?3,
+                        CAST(json_set(CAST(payload AS TEXT), '$.redrives',
+                                      coalesce(json_extract(CAST(payload AS TEXT), '$.redrives'), 0) + 1) AS BLOB)
+                 FROM dlq
                  WHERE (?4 IS NULL OR id = ?4) ORDER BY id
                  ON CONFLICT (idem_key) DO NOTHING
                  RETURNING id, quadrant",

@@ -23,6 +23,7 @@ pub fn job(key: &str, quadrant: Quadrant) -> Job {
         router_received_ns: 1,
         enqueue_started_ns: 2,
         traceparent: None,
+        redrives: 0,
     }
 }
 
@@ -103,6 +104,7 @@ pub async fn dead_letters_can_be_listed_redriven_and_purged(q: Arc<dyn Queue>) {
     let again = q.dequeue(Quadrant::LongRead, 10, LEASE).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempt, 1, "redrive starts a fresh attempt count");
+    assert_eq!(again[0].job.redrives, 1, "the job knows it was redriven");
     q.complete(&again[0]).await.unwrap();
 
     assert!(q.dlq_redrive(Redrive::One("no-such-id".into())).await.is_err());

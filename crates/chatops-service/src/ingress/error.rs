@@ -32,6 +32,10 @@ pub enum IngressError {
     QueueUnavailable(QueueError),
     #[error("command not queued: the queue did not confirm within the ack budget")]
     QueueTimeout,
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(std::time::Duration),
+    #[error("too many requests in progress")]
+    Overloaded,
 }
 
 impl IngressError {
@@ -41,7 +45,10 @@ impl IngressError {
             IngressError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             IngressError::BodyRead | IngressError::Form(_) | IngressError::ResponseUrl(_) => StatusCode::BAD_REQUEST,
             IngressError::Signature(_) => StatusCode::UNAUTHORIZED,
-            IngressError::QueueUnavailable(_) | IngressError::QueueTimeout => StatusCode::SERVICE_UNAVAILABLE,
+            IngressError::QueueUnavailable(_) | IngressError::QueueTimeout | IngressError::Overloaded => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            IngressError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -57,6 +64,8 @@ impl IngressError {
             IngressError::QueueUnavailable(QueueError::Full { .. }) => "queue_full",
             IngressError::QueueUnavailable(_) => "queue_unavailable",
             IngressError::QueueTimeout => "queue_timeout",
+            IngressError::BodyTimeout(_) => "body_timeout",
+            IngressError::Overloaded => "overloaded",
         }
     }
 }

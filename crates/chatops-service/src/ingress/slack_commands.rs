@@ -1,9 +1,11 @@
 //! `POST /slack/commands`: the only way a command enters the system.
 //!
-//! Order of checks: content type (415) → body size (413) → signature over the raw bytes
-//! (401) → form (400) → response_url allow-list (400) → registry (unknown → 200 with the
-//! list) → durable enqueue within the ack budget (503 if not) → 200 "Processing...".
-//! Every request, refused or not, writes one "Router performance metrics" line.
+//! Order of checks: a free slot under the concurrency cap (503) → content type (415) →
+//! body size (413) and read deadline (408) → signature over the raw bytes (401) → form
+//! (400) → response_url allow-list (400) → registry (unknown → 200 with the list) →
+//! per-user rate (200 "slow down") → durable enqueue within the ack budget (503 if not) →
+//! 200 "Processing...". Every request, refused or not, writes one "Router performance
+//! metrics" line and is counted in the metrics.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,11 +19,12 @@ use bytes::Bytes;
 use chatops_core::slack::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use chatops_core::slack::{SlackForm, SlackMessage, SlashCommand};
 use chatops_core::time::{now_unix_ns, now_unix_secs, round_ms};
-use chatops_core::{CorrelationId, Job, Quadrant};
+use chatops_core::{CorrelationId, Job, Quadrant, Stage};
 use chatops_queue::Enqueued;
 use http_body_util::BodyExt;
 
 use super::{IngressError, IngressState};
+use crate::metrics::{ReasonLabels, UNKNOWN_COMMAND};
 
 /// The header a client (or our load generator) may use to choose the correlation id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -30,6 +33,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 enum Accepted {
     SslCheck,
     Unknown { command: String },
+    SlowDown { command: String, wait: std::time::Duration },
     Queued { command: String, quadrant: Quadrant, enqueue_ms: f64, duplicate: bool },
 }
 
@@ -37,13 +41,27 @@ pub async fn handle(State(state): State<Arc<IngressState>>, headers: HeaderMap, 
     let received_ns = now_unix_ns();
     let started = Instant::now();
     let correlation_id = CorrelationId::from_header_or_generate(headers.get(REQUEST_ID_HEADER).map(|v| v.as_bytes()));
-    let result = accept(&state, &headers, body, received_ns, &correlation_id).await;
+    let result = match state.limits.try_enter() {
+        Some(_slot) => accept(&state, &headers, body, received_ns, &correlation_id).await,
+        None => Err((IngressError::Overloaded, None)),
+    };
     let (mut response, command, quadrant, enqueue_ms, error) = match result {
         Ok(Accepted::SslCheck) => (StatusCode::OK.into_response(), None, None, None, None),
         Ok(Accepted::Unknown { command }) => {
             let text =
                 format!("Sorry, `{command}` is not a command I know. Available commands: {}", state.registry.names());
             (Json(SlackMessage::ephemeral(text)).into_response(), Some(command), None, None, None)
+        }
+        Ok(Accepted::SlowDown { command, wait }) => {
+            let secs = wait.as_secs().max(1);
+            let text = format!(
+                "You are sending commands faster than this bot allows. `{command}` was *not* run; \
+                 please try again in {secs} s."
+            );
+            let mut resp = Json(SlackMessage::ephemeral(text)).into_response();
+            resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+            state.metrics.throttled.get_or_create(&ReasonLabels { reason: "user_rate" }).inc();
+            (resp, Some(command), None, None, Some(("rate_limited", "per-user rate limit".to_owned())))
         }
         Ok(Accepted::Queued { command, quadrant, enqueue_ms, duplicate }) => {
             let text = format!("Processing your `{command}` command...");
@@ -55,6 +73,15 @@ pub async fn handle(State(state): State<Arc<IngressState>>, headers: HeaderMap, 
         }
         Err((e, command)) => {
             let (error_type, message) = (e.error_type(), e.to_string());
+            match &e {
+                IngressError::Signature(v) => {
+                    state.metrics.signature_failures.get_or_create(&ReasonLabels { reason: v.reason() }).inc();
+                }
+                IngressError::Overloaded => {
+                    state.metrics.throttled.get_or_create(&ReasonLabels { reason: "concurrency" }).inc();
+                }
+                _ => {}
+            }
             (e.into_response(), command, None, None, Some((error_type, message)))
         }
     };
@@ -63,13 +90,20 @@ pub async fn handle(State(state): State<Arc<IngressState>>, headers: HeaderMap, 
     }
     let status = response.status().as_u16();
     let duration = round_ms(started.elapsed().as_secs_f64() * 1000.0);
+    let label = metric_command(&state, command.as_deref());
+    let outcome = if error.is_some() { "refused" } else { "accepted" };
+    state.metrics.observe_stage(Stage::Router, label, quadrant, outcome, duration);
+    if let Some(ms) = enqueue_ms {
+        state.metrics.observe_stage(Stage::Enqueue, label, quadrant, outcome, ms);
+    }
+    let success = error.is_none() && (200..300).contains(&status);
     let (error_type, error_message) = error.map_or((None, None), |(t, m)| (Some(t), Some(m)));
     tracing::info!(
         correlationId = %correlation_id,
         command = command.as_deref(),
         statusCode = status,
         duration,
-        success = (200..300).contains(&status),
+        success,
         errorType = error_type,
         errorMessage = error_message.as_deref(),
         enqueueMs = enqueue_ms,
@@ -78,6 +112,15 @@ pub async fn handle(State(state): State<Arc<IngressState>>, headers: HeaderMap, 
         chatops_core::contract::ROUTER_METRICS_MESSAGE
     );
     response
+}
+
+/// The `command` metric label: registered names only, so a flood of random commands
+/// cannot create unbounded label values.
+fn metric_command<'a>(state: &'a IngressState, command: Option<&str>) -> &'a str {
+    match command.and_then(|c| state.registry.get(c)) {
+        Some(spec) => &spec.name,
+        None => UNKNOWN_COMMAND,
+    }
 }
 
 type Refusal = (IngressError, Option<String>);
@@ -91,7 +134,10 @@ async fn accept(
 ) -> Result<Accepted, Refusal> {
     let refuse = |e: IngressError| (e, None);
     check_content_type(headers).map_err(refuse)?;
-    let body = read_limited(headers, body, state.max_body_bytes).await.map_err(refuse)?;
+    let body = tokio::time::timeout(state.limits.body_read_timeout, read_limited(headers, body, state.max_body_bytes))
+        .await
+        .map_err(|_| refuse(IngressError::BodyTimeout(state.limits.body_read_timeout)))?
+        .map_err(refuse)?;
     let timestamp = headers.get(TIMESTAMP_HEADER).map(|v| v.as_bytes());
     let signature = headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes());
     state.signer.verify(timestamp, signature, &body, now_unix_secs()).map_err(|e| refuse(e.into()))?;
@@ -105,6 +151,9 @@ async fn accept(
     let Some(spec) = state.registry.get(&cmd.command) else {
         return Ok(Accepted::Unknown { command: name });
     };
+    if let Err(wait) = state.limits.check_user(&cmd.team_id, &cmd.user_id) {
+        return Ok(Accepted::SlowDown { command: name, wait });
+    }
     // Both headers were verified above, so they are valid UTF-8 here.
     let timestamp = timestamp.and_then(|t| std::str::from_utf8(t).ok()).unwrap_or_default();
     let signature = signature.and_then(|s| std::str::from_utf8(s).ok()).unwrap_or_default();
@@ -120,6 +169,7 @@ async fn accept(
         router_received_ns: received_ns,
         enqueue_started_ns,
         traceparent: None,
+        redrives: 0,
     };
     let stored = tokio::time::timeout(state.ack_budget, state.queue.enqueue(&job))
         .await

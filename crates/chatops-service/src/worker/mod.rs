@@ -16,13 +16,14 @@ use std::time::Duration;
 
 use chatops_core::slack::{AllowedHosts, SlackMessage};
 use chatops_core::time::{now_unix_ns, now_unix_secs};
-use chatops_core::{Job, JobStamps, Quadrant, StageTimings};
+use chatops_core::{Job, JobStamps, Quadrant, Stage, StageTimings};
 use chatops_queue::{Delivery, FailOutcome, Queue};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::config::{PoolSettings, RetrySettings};
+use crate::metrics::{JobLabels, Metrics, QuadrantLabels, UNKNOWN_COMMAND};
 use crate::status::BotState;
 use handlers::{HandlerContext, HandlerError};
 use respond::ResponseClient;
@@ -34,6 +35,7 @@ pub struct WorkerContext {
     pub client: ResponseClient,
     pub allowed_hosts: AllowedHosts,
     pub retry: RetrySettings,
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for WorkerContext {
@@ -166,6 +168,7 @@ pub async fn run_delivery(ctx: &WorkerContext, delivery: Delivery, lease: Durati
         if outcome == Outcome::Completed {
             ctx.bot.e2e.record(now_unix_secs(), t.last_response_e2e_ms.unwrap_or(t.total_e2e_ms));
         }
+        record_metrics(ctx, &job, delivery.attempt, outcome, &t, &stamps);
         let (error_type, error_message) = match &result {
             Ok(()) => (None, None),
             Err(e) => (Some(e.error_type()), Some(e.to_string())),
@@ -198,6 +201,30 @@ pub async fn run_delivery(ctx: &WorkerContext, delivery: Delivery, lease: Durati
     }
     .instrument(span)
     .await
+}
+
+fn record_metrics(
+    ctx: &WorkerContext,
+    job: &Job,
+    attempt: u32,
+    outcome: Outcome,
+    t: &StageTimings,
+    stamps: &JobStamps,
+) {
+    let m = &ctx.metrics;
+    let command = ctx.bot.registry.get(&job.command.command).map_or(UNKNOWN_COMMAND, |s| s.name.as_str());
+    let (q, label) = (Some(job.quadrant), outcome.as_str());
+    m.observe_stage(Stage::QueueWait, command, q, label, t.queue_wait_ms);
+    m.observe_stage(Stage::Handler, command, q, label, t.handler_ms);
+    m.observe_stage(Stage::Worker, command, q, label, t.worker_duration_ms);
+    m.observe_stage(Stage::E2e, command, q, label, t.total_e2e_ms);
+    for &(start, end) in &stamps.responses {
+        m.observe_stage(Stage::Response, command, q, label, chatops_core::time::ms_between(start, end));
+    }
+    m.jobs.get_or_create(&JobLabels { quadrant: job.quadrant.as_str(), outcome: label }).inc();
+    if attempt == 1 && job.redrives > 0 {
+        m.jobs_redriven.get_or_create(&QuadrantLabels { quadrant: job.quadrant.as_str() }).inc();
+    }
 }
 
 /// Looks up the command, checks the response_url, and runs the handler under its timeout

@@ -13,6 +13,7 @@ use chatops_core::slack::{ResponseUrl, SlackMessage};
 use chatops_core::time::now_unix_ns;
 
 use crate::config::RespondSettings;
+use crate::metrics::{Metrics, OutcomeLabels};
 
 /// Why a post to `response_url` failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,7 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 pub struct ResponseClient {
     http: reqwest::Client,
     settings: RespondSettings,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for ResponseClient {
@@ -50,7 +52,7 @@ impl std::fmt::Debug for ResponseClient {
 }
 
 impl ResponseClient {
-    pub fn new(settings: RespondSettings) -> Result<Self, reqwest::Error> {
+    pub fn new(settings: RespondSettings, metrics: Arc<Metrics>) -> Result<Self, reqwest::Error> {
         // reqwest is built without a bundled crypto provider; use ring. Err means one is
         // already installed, which is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -63,7 +65,7 @@ impl ResponseClient {
             .tcp_nodelay(true)
             .user_agent(concat!("chatops/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(ResponseClient { http, settings })
+        Ok(ResponseClient { http, settings, metrics })
     }
 
     /// A responder for one job attempt.
@@ -72,6 +74,17 @@ impl ResponseClient {
     }
 
     async fn post_with_retries(&self, url: &ResponseUrl, body: &[u8]) -> Result<(), RespondError> {
+        let result = self.try_post(url, body).await;
+        let outcome = match &result {
+            Ok(()) => "delivered",
+            Err(RespondError::Rejected { .. }) => "rejected",
+            Err(_) => "failed",
+        };
+        self.metrics.response_posts.get_or_create(&OutcomeLabels { outcome }).inc();
+        result
+    }
+
+    async fn try_post(&self, url: &ResponseUrl, body: &[u8]) -> Result<(), RespondError> {
         let mut last = String::new();
         let attempts = self.settings.max_retries + 1;
         for attempt in 1..=attempts {
@@ -101,6 +114,7 @@ impl ResponseClient {
             };
             tracing::warn!(url = %url, attempt, error.message = %last, "response_url post failed");
             if attempt < attempts {
+                self.metrics.response_retries.inc();
                 tokio::time::sleep(wait).await;
             }
         }

@@ -58,6 +58,7 @@ pub fn settings(bot: &BotArgs, listen: Option<SocketAddr>, secret: Option<Secret
         queue_url: bot.queue.queue.clone(),
         nats_prefix: bot.queue.nats_prefix.clone(),
         nats_auth: nats_auth(&bot.queue),
+        metrics_listen: bot.metrics_listen,
     };
     Ok(config::load(bot.config.as_deref(), overrides)?)
 }

@@ -42,8 +42,7 @@ async fn wait_until_completed(bot: &BotProcess, ids: &[String], timeout: Duratio
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acked_commands_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("slow.toml");
-    std::fs::write(&config, SLOW_CONFIG).unwrap();
+    let config = test_config_file(dir.path(), SLOW_CONFIG);
     let data = dir.path().join("data");
     let log = dir.path().join("bot.log");
     let slack = SlackReceiver::start().await;
@@ -75,8 +74,7 @@ async fn acked_commands_survive_sigkill() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_under_load_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("slow.toml");
-    std::fs::write(&config, SLOW_CONFIG).unwrap();
+    let config = test_config_file(dir.path(), SLOW_CONFIG);
     let data = dir.path().join("data");
     let log = dir.path().join("bot.log");
     let slack = SlackReceiver::start().await;

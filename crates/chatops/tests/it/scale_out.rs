@@ -30,16 +30,18 @@ async fn a_router_and_two_workers_answer_every_command_once() {
     let dir = tempfile::tempdir().unwrap();
     let slack = SlackReceiver::start().await;
     let queue = nats.url();
+    let config = test_config_file(dir.path(), "");
+    let env = [("CHATOPS_CONFIG", config.to_str().unwrap())];
     let router = BotProcess::spawn(
         &["router", "--listen", "127.0.0.1:0", "--queue", &queue],
         &dir.path().join("router.log"),
-        &[],
+        &env,
     );
-    let worker_a = BotProcess::spawn(&["worker", "--queue", &queue], &dir.path().join("worker-a.log"), &[]);
+    let worker_a = BotProcess::spawn(&["worker", "--queue", &queue], &dir.path().join("worker-a.log"), &env);
     let worker_b = BotProcess::spawn(
         &["worker", "--queue", &queue, "--quadrant", "short-read,long-read"],
         &dir.path().join("worker-b.log"),
-        &[],
+        &env,
     );
     let ids: Vec<String> = (0..40).map(|i| format!("scale-{i}")).collect();
     for id in &ids {
@@ -86,8 +88,7 @@ answers = 2
 async fn a_worker_killed_mid_job_has_its_job_redelivered_after_ack_wait() {
     let nats = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("slow.toml");
-    std::fs::write(&config, SLOW_CONFIG).unwrap();
+    let config = test_config_file(dir.path(), SLOW_CONFIG);
     let env = [("CHATOPS_CONFIG", config.to_str().unwrap())];
     let slack = SlackReceiver::start().await;
     let queue = nats.url();

@@ -248,7 +248,17 @@ pub fn test_settings(data_dir: &Path) -> Settings {
     s.retry.max_delay = Duration::from_millis(200);
     s.respond.max_retries = 1;
     s.shutdown_grace = Duration::from_secs(10);
+    // Tests send many commands as one user; the rate limit has tests of its own.
+    s.limits.per_user_per_minute = 0;
     s
+}
+
+/// Config for bot processes in tests: the per-user rate limit off (tests send many
+/// commands as one user), plus `extra`.
+pub fn test_config_file(dir: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("test-config.toml");
+    std::fs::write(&path, format!("[limits]\nper_user_per_minute = 0\n{extra}")).unwrap();
+    path
 }
 
 pub struct TestApp {
