@@ -38,6 +38,12 @@ pub enum Command {
     Send(SendArgs),
     /// List, redrive or purge the dead-letter queue of a data directory.
     Dlq(DlqArgs),
+    /// Read the bot's JSON logs and compute per-stage latency statistics (count, avg, p50,
+    /// p95, p99, max) by component, command, quadrant and status, like a Logs Insights query.
+    Analyze(chatops_analyze::AnalyzeArgs),
+    /// Compare a baseline with a candidate (results or metrics files) and say whether the
+    /// candidate regressed; exit code 1 on a regression.
+    Compare(chatops_analyze::CompareArgs),
 }
 
 /// Where the signing secret comes from. The secret is never accepted as a plain flag on
