@@ -6,5 +6,6 @@ mod support;
 mod cli;
 mod durability;
 mod ingress;
+mod limits;
 mod retries;
 mod scale_out;
