@@ -233,6 +233,8 @@ impl Engine {
 /// One shard's arrival queue and its workers (connections).
 struct Shard {
     queue: tokio::sync::Mutex<mpsc::UnboundedReceiver<u64>>,
+    /// One per worker, for the timeout sweeper.
+    slots: std::sync::Mutex<Vec<Arc<WorkerSlot>>>,
     queued: AtomicUsize,
     idle: AtomicUsize,
     workers: AtomicUsize,
@@ -291,7 +293,9 @@ async fn run_shard(
         idle: AtomicUsize::new(0),
         workers: AtomicUsize::new(0),
         max_workers: engine.max_connections.div_ceil(n).max(1),
+        slots: std::sync::Mutex::new(Vec::new()),
     });
+    let sweeper = tokio::spawn(sweep_timeouts(Arc::clone(&engine), Arc::clone(&shard)));
     let mut workers = tokio::task::JoinSet::new();
     let caps: Vec<u64> =
         phases.iter().map(|p| p.max_in_flight.map_or(max_in_flight, |c| (c as u64).min(max_in_flight))).collect();
@@ -332,7 +336,39 @@ async fn run_shard(
     // Workers finish what is queued, then stop.
     drop(tx);
     while workers.join_next().await.is_some() {}
+    sweeper.abort();
     completed
+}
+
+/// A worker's request in progress, as the timeout sweeper sees it.
+#[derive(Default)]
+struct WorkerSlot {
+    /// ns from the test start when the current attempt began; 0 when idle.
+    started_ns: AtomicU64,
+    cancel: tokio::sync::Notify,
+}
+
+/// Times requests out. A tokio timer per request would cost a wakeup of the runtime's
+/// driver (an eventfd write) for every request; one sweep per shard every
+/// min(100 ms, timeout/10) costs nothing per request, at the price of that much slack on
+/// the timeout.
+async fn sweep_timeouts(engine: Arc<Engine>, shard: Arc<Shard>) {
+    let period = (engine.timeout / 10).clamp(Duration::from_millis(1), Duration::from_millis(100));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let limit = engine.timeout.as_nanos() as u64;
+    loop {
+        tick.tick().await;
+        let now = engine.now_ns();
+        let slots = shard.slots.lock().map(|s| s.clone()).unwrap_or_default();
+        for slot in slots {
+            let started = slot.started_ns.load(Ordering::Acquire);
+            if started != 0 && now.saturating_sub(started) > limit {
+                // No stored permit: a late cancel cannot hit the worker's next request.
+                slot.cancel.notify_waiters();
+            }
+        }
+    }
 }
 
 /// One keep-alive connection, driven by the worker that owns it.
@@ -343,19 +379,26 @@ struct Conn {
 
 async fn worker(engine: Arc<Engine>, shard: Arc<Shard>) {
     let mut conn: Option<Conn> = None;
+    let slot = Arc::new(WorkerSlot::default());
+    if let Ok(mut slots) = shard.slots.lock() {
+        slots.push(Arc::clone(&slot));
+    }
     loop {
         shard.idle.fetch_add(1, Ordering::AcqRel);
         let job = shard.queue.lock().await.recv().await;
         shard.idle.fetch_sub(1, Ordering::AcqRel);
         let Some(sched_ns) = job else { break };
         shard.queued.fetch_sub(1, Ordering::AcqRel);
-        run_arrival(&engine, &mut conn, sched_ns).await;
+        run_arrival(&engine, &mut conn, &slot, sched_ns).await;
         engine.live.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+    if let Ok(mut slots) = shard.slots.lock() {
+        slots.retain(|s| !Arc::ptr_eq(s, &slot));
     }
     shard.workers.fetch_sub(1, Ordering::Relaxed);
 }
 
-async fn run_arrival(engine: &Engine, conn: &mut Option<Conn>, sched_ns: u64) {
+async fn run_arrival(engine: &Engine, conn: &mut Option<Conn>, slot: &WorkerSlot, sched_ns: u64) {
     let scen = engine.plan.pick();
     let mut due_ns = sched_ns;
     for item in &engine.plan.scenarios[scen] {
@@ -365,7 +408,7 @@ async fn run_arrival(engine: &Engine, conn: &mut Option<Conn>, sched_ns: u64) {
                 due_ns = engine.now_ns();
             }
             PlanItem::Request(step) => {
-                let (done_ns, answered) = fire(engine, conn, step, scen as u16, due_ns).await;
+                let (done_ns, answered) = fire(engine, conn, slot, step, scen as u16, due_ns).await;
                 // As in Artillery, a virtual user whose request failed (no answer at all)
                 // stops its flow; an error status is an answer and the flow goes on.
                 if !answered {
@@ -438,7 +481,14 @@ async fn exchange(conn: &mut Conn, req: Request<Full<Bytes>>) -> Result<u16, Exc
 
 /// Sends one request and reports it; returns when it finished (ns from start) and whether
 /// it got an HTTP answer.
-async fn fire(engine: &Engine, conn: &mut Option<Conn>, step: &PlanStep, scen: u16, sched_ns: u64) -> (u64, bool) {
+async fn fire(
+    engine: &Engine,
+    conn: &mut Option<Conn>,
+    slot: &WorkerSlot,
+    step: &PlanStep,
+    scen: u16,
+    sched_ns: u64,
+) -> (u64, bool) {
     use std::fmt::Write;
     let seq = engine.issued.fetch_add(1, Ordering::AcqRel);
     let mut id = String::with_capacity(engine.run_tag.len() + 21);
@@ -491,10 +541,18 @@ async fn fire(engine: &Engine, conn: &mut Option<Conn>, step: &PlanStep, scen: u
         drop(attempt);
         Outcome::Error(ErrorKind::Timeout)
     } else {
-        match tokio::time::timeout(engine.timeout, attempt).await {
-            Ok(Ok(status)) => Outcome::Status(status),
-            Ok(Err(kind)) => Outcome::Error(kind),
-            Err(_) => {
+        slot.started_ns.store(engine.now_ns().max(1), Ordering::Release);
+        let cancelled = slot.cancel.notified();
+        let result = tokio::select! {
+            biased;
+            r = attempt => Some(r),
+            _ = cancelled => None,
+        };
+        slot.started_ns.store(0, Ordering::Release);
+        match result {
+            Some(Ok(status)) => Outcome::Status(status),
+            Some(Err(kind)) => Outcome::Error(kind),
+            None => {
                 // The connection is in an unknown state after a timeout: do not reuse it.
                 *conn = None;
                 Outcome::Error(ErrorKind::Timeout)
