@@ -14,6 +14,7 @@ pub mod registry;
 pub mod startup;
 pub mod status;
 pub mod telemetry;
+pub mod tracing_context;
 pub mod worker;
 
 pub use config::Settings;

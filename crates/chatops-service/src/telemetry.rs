@@ -1,7 +1,8 @@
-//! Logging setup: JSON lines (one object per line, event fields flattened to the top level,
-//! as the log contract needs) to stdout and, optionally, to a file. The level comes from
-//! `RUST_LOG` (default `info`). Writers are non-blocking but never lossy: a metrics line is
-//! data, so a full buffer slows the writer down instead of dropping lines.
+//! Logging and tracing setup: JSON lines (one object per line, event fields flattened to the
+//! top level, as the log contract needs) to stdout and, optionally, to a file; and, only
+//! when an OTLP endpoint is given, OpenTelemetry spans exported over OTLP/HTTP. The level
+//! comes from `RUST_LOG` (default `info`). Log writers are non-blocking but never lossy: a
+//! metrics line is data, so a full buffer slows the writer down instead of dropping lines.
 
 use std::path::Path;
 
@@ -12,9 +13,22 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, fmt};
 
-/// Keeps the background log writers alive; dropping it flushes them.
+/// Keeps the background log writers (and the span exporter) alive; dropping it flushes the
+/// logs. Call [`LogGuard::shutdown`] first to flush spans.
 #[must_use = "dropping the guard stops and flushes the log writers"]
-pub struct LogGuard(#[allow(dead_code)] Vec<WorkerGuard>);
+pub struct LogGuard {
+    _writers: Vec<WorkerGuard>,
+    tracer_provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl LogGuard {
+    /// Flushes and stops the span exporter (no-op without OTLP).
+    pub async fn shutdown(&mut self) {
+        if let Some(provider) = self.tracer_provider.take() {
+            let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+        }
+    }
+}
 
 impl std::fmt::Debug for LogGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -28,20 +42,59 @@ pub enum TelemetryError {
     LogFile { path: String, source: std::io::Error },
     #[error("a global logger is already installed")]
     AlreadyInstalled,
+    #[error("setting up OTLP export to {endpoint}: {message}")]
+    Otlp { endpoint: String, message: String },
+}
+
+/// Builds the OpenTelemetry tracer provider exporting to `endpoint` (OTLP over HTTP,
+/// e.g. `http://127.0.0.1:4318`), batching on the tokio runtime.
+pub fn otlp_tracer_provider(
+    endpoint: &str,
+    service_name: &str,
+) -> Result<opentelemetry_sdk::trace::SdkTracerProvider, TelemetryError> {
+    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+    let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(url)
+        .with_headers(Default::default())
+        .with_timeout(std::time::Duration::from_secs(5))
+        .build()
+        .map_err(|e| TelemetryError::Otlp { endpoint: endpoint.to_owned(), message: e.to_string() })?;
+    let processor = opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
+        exporter,
+        opentelemetry_sdk::runtime::Tokio,
+    )
+    .build();
+    Ok(opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .with_resource(opentelemetry_sdk::Resource::builder().with_service_name(service_name.to_owned()).build())
+        .build())
 }
 
 fn filter() -> EnvFilter {
     EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
-/// Installs the global subscriber with any writer (tests pass an in-memory one).
-pub fn init_with_writer<W>(writer: W) -> Result<(), TelemetryError>
+/// Installs the global subscriber with any writer (tests pass an in-memory one), plus an
+/// OpenTelemetry layer when a tracer provider is given.
+pub fn init_with_writer<W>(
+    writer: W,
+    tracer_provider: Option<&opentelemetry_sdk::trace::SdkTracerProvider>,
+) -> Result<(), TelemetryError>
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
+    use opentelemetry::trace::TracerProvider as _;
     let layer =
         fmt::layer().json().flatten_event(true).with_current_span(true).with_span_list(false).with_writer(writer);
-    tracing_subscriber::registry().with(filter()).with(layer).try_init().map_err(|_| TelemetryError::AlreadyInstalled)
+    let otel = tracer_provider.map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("chatops")));
+    tracing_subscriber::registry()
+        .with(filter())
+        .with(layer)
+        .with(otel)
+        .try_init()
+        .map_err(|_| TelemetryError::AlreadyInstalled)
 }
 
 /// Where log lines go.
@@ -52,8 +105,13 @@ pub enum Console {
 }
 
 /// Installs the global subscriber: JSON lines to stdout (unless `Console::Off`) and to
-/// `log_file` (appended) when given.
-pub fn init(console: Console, log_file: Option<&Path>) -> Result<LogGuard, TelemetryError> {
+/// `log_file` (appended) when given; spans to `otlp_endpoint` when given.
+pub fn init(
+    console: Console,
+    log_file: Option<&Path>,
+    otlp_endpoint: Option<&str>,
+) -> Result<LogGuard, TelemetryError> {
+    let tracer_provider = otlp_endpoint.map(|e| otlp_tracer_provider(e, "chatops")).transpose()?;
     let mut guards = Vec::new();
     let file = match log_file {
         Some(path) => {
@@ -77,11 +135,12 @@ pub fn init(console: Console, log_file: Option<&Path>) -> Result<LogGuard, Telem
         guards.push(guard);
         w
     });
+    let tp = tracer_provider.as_ref();
     match (stdout, file) {
-        (Some(out), Some(file)) => init_with_writer(out.and(file))?,
-        (Some(out), None) => init_with_writer(out)?,
-        (None, Some(file)) => init_with_writer(file)?,
-        (None, None) => init_with_writer(std::io::sink)?,
+        (Some(out), Some(file)) => init_with_writer(out.and(file), tp)?,
+        (Some(out), None) => init_with_writer(out, tp)?,
+        (None, Some(file)) => init_with_writer(file, tp)?,
+        (None, None) => init_with_writer(std::io::sink, tp)?,
     }
-    Ok(LogGuard(guards))
+    Ok(LogGuard { _writers: guards, tracer_provider })
 }

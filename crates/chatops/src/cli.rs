@@ -89,6 +89,11 @@ pub struct BotArgs {
     /// /metrics; a worker-only process needs this to be scraped).
     #[arg(long, value_name = "ADDR", env = "CHATOPS_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Export OpenTelemetry traces over OTLP/HTTP to this collector, e.g.
+    /// http://127.0.0.1:4318 (one trace per command, across processes). Off by default:
+    /// without it nothing is exported.
+    #[arg(long, value_name = "URL", env = "CHATOPS_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     #[command(flatten)]
     pub queue: QueueArgs,
 }

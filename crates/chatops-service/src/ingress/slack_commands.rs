@@ -23,8 +23,11 @@ use chatops_core::{CorrelationId, Job, Quadrant, Stage};
 use chatops_queue::Enqueued;
 use http_body_util::BodyExt;
 
+use tracing::Instrument;
+
 use super::{IngressError, IngressState};
 use crate::metrics::{ReasonLabels, UNKNOWN_COMMAND};
+use crate::tracing_context;
 
 /// The header a client (or our load generator) may use to choose the correlation id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -41,8 +44,16 @@ pub async fn handle(State(state): State<Arc<IngressState>>, headers: HeaderMap, 
     let received_ns = now_unix_ns();
     let started = Instant::now();
     let correlation_id = CorrelationId::from_header_or_generate(headers.get(REQUEST_ID_HEADER).map(|v| v.as_bytes()));
+    let span = tracing::info_span!(
+        "slack_command",
+        otel.name = "POST /slack/commands",
+        otel.kind = "server",
+        correlation_id = %correlation_id,
+        command = tracing::field::Empty,
+    );
+    tracing_context::adopt_incoming_parent(&span, &headers);
     let result = match state.limits.try_enter() {
-        Some(_slot) => accept(&state, &headers, body, received_ns, &correlation_id).await,
+        Some(_slot) => accept(&state, &headers, body, received_ns, &correlation_id).instrument(span).await,
         None => Err((IngressError::Overloaded, None)),
     };
     let (mut response, command, quadrant, enqueue_ms, error) = match result {
@@ -146,6 +157,7 @@ async fn accept(
         SlackForm::Command(cmd) => cmd,
     };
     let name = cmd.command.clone();
+    tracing::Span::current().record("command", name.as_str());
     let with_name = |e: IngressError| (e, Some(name.clone()));
     state.allowed_hosts.check(&cmd.response_url).map_err(|e| with_name(e.into()))?;
     let Some(spec) = state.registry.get(&cmd.command) else {
@@ -158,6 +170,7 @@ async fn accept(
     let timestamp = timestamp.and_then(|t| std::str::from_utf8(t).ok()).unwrap_or_default();
     let signature = signature.and_then(|s| std::str::from_utf8(s).ok()).unwrap_or_default();
     let quadrant = spec.quadrant;
+    let enqueue_span = tracing::info_span!("enqueue", correlation_id = %correlation_id, quadrant = quadrant.as_str());
     let enqueue_started_ns = now_unix_ns();
     let job = Job {
         job_id: Job::new_id(),
@@ -168,10 +181,10 @@ async fn accept(
         max_attempts: spec.max_attempts,
         router_received_ns: received_ns,
         enqueue_started_ns,
-        traceparent: None,
+        traceparent: tracing_context::traceparent_of(&enqueue_span),
         redrives: 0,
     };
-    let stored = tokio::time::timeout(state.ack_budget, state.queue.enqueue(&job))
+    let stored = tokio::time::timeout(state.ack_budget, state.queue.enqueue(&job).instrument(enqueue_span))
         .await
         .map_err(|_| with_name(IngressError::QueueTimeout))?
         .map_err(|e| with_name(IngressError::QueueUnavailable(e)))?;

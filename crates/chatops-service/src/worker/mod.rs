@@ -139,10 +139,13 @@ pub async fn run_delivery(ctx: &WorkerContext, delivery: Delivery, lease: Durati
     let job = Arc::new(delivery.job.clone());
     let span = tracing::info_span!(
         "job",
+        otel.kind = "consumer",
         correlation_id = %job.correlation_id,
         command = %job.command.command,
+        quadrant = job.quadrant.as_str(),
         attempt = delivery.attempt,
     );
+    crate::tracing_context::adopt_job_parent(&span, job.traceparent.as_deref());
     async {
         let mut stamps = JobStamps {
             router_received_ns: job.router_received_ns,
@@ -247,10 +250,13 @@ async fn execute(
         .allowed_hosts
         .check(&job.command.response_url)
         .map_err(|e| HandlerError::Failed(format!("response_url refused: {e}")))?;
-    let responder = ctx.client.responder(url);
+    let queue_wait_ms = chatops_core::time::ms_between(delivery.enqueued_ns, delivery.dequeued_ns);
+    drop(tracing::info_span!("dequeue", correlation_id = %job.correlation_id, queue_wait_ms).entered());
+    let responder = ctx.client.responder(url, &job.correlation_id);
     let hctx = HandlerContext::new(job.clone(), spec.clone(), delivery.attempt, ctx.bot.clone(), responder.clone());
     stamps.handler_started_ns = now_unix_ns();
-    let task = tokio::spawn(async move { handler.handle(&hctx).await });
+    let handler_span = tracing::info_span!("handler", correlation_id = %job.correlation_id, kind = spec.handler.kind());
+    let task = tokio::spawn(async move { handler.handle(&hctx).await }.instrument(handler_span));
     let abort = task.abort_handle();
     let _abort_on_drop = AbortOnDrop(abort.clone());
     let deadline = tokio::time::sleep(spec.timeout);
@@ -337,7 +343,7 @@ async fn notify_failure(ctx: &WorkerContext, job: &Job, error: &HandlerError) {
         other => other.to_string(),
     };
     let text = format!("{} failed: {reason}. Correlation id: `{}`.", job.command.command, job.correlation_id);
-    if let Err(e) = ctx.client.responder(url).post(&SlackMessage::ephemeral(text)).await {
+    if let Err(e) = ctx.client.responder(url, &job.correlation_id).post(&SlackMessage::ephemeral(text)).await {
         tracing::warn!(error.message = %e, "could not tell the user about the failure");
     }
 }

@@ -12,6 +12,8 @@ use std::time::Duration;
 use chatops_core::slack::{ResponseUrl, SlackMessage};
 use chatops_core::time::now_unix_ns;
 
+use tracing::Instrument;
+
 use crate::config::RespondSettings;
 use crate::metrics::{Metrics, OutcomeLabels};
 
@@ -69,8 +71,13 @@ impl ResponseClient {
     }
 
     /// A responder for one job attempt.
-    pub fn responder(&self, url: ResponseUrl) -> Responder {
-        Responder { client: self.clone(), url, posts: Arc::new(Mutex::new(Vec::new())) }
+    pub fn responder(&self, url: ResponseUrl, correlation_id: &chatops_core::CorrelationId) -> Responder {
+        Responder {
+            client: self.clone(),
+            url,
+            correlation_id: correlation_id.clone(),
+            posts: Arc::new(Mutex::new(Vec::new())),
+        }
     }
 
     async fn post_with_retries(&self, url: &ResponseUrl, body: &[u8]) -> Result<(), RespondError> {
@@ -150,6 +157,7 @@ fn backoff(attempt: u32) -> Duration {
 pub struct Responder {
     client: ResponseClient,
     url: ResponseUrl,
+    correlation_id: chatops_core::CorrelationId,
     posts: Arc<Mutex<Vec<(u64, u64)>>>,
 }
 
@@ -168,7 +176,13 @@ impl Responder {
         }
         let body = serde_json::to_vec(message).expect("a SlackMessage always serialises");
         let start = now_unix_ns();
-        self.client.post_with_retries(&self.url, &body).await?;
+        let span = tracing::info_span!(
+            "response_url.post",
+            otel.kind = "client",
+            correlation_id = %self.correlation_id,
+            post = self.delivered() + 1,
+        );
+        self.client.post_with_retries(&self.url, &body).instrument(span).await?;
         let end = now_unix_ns();
         self.posts.lock().unwrap_or_else(|p| p.into_inner()).push((start, end));
         Ok(())

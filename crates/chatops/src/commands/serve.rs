@@ -65,9 +65,11 @@ pub fn settings(bot: &BotArgs, listen: Option<SocketAddr>, secret: Option<Secret
 
 async fn run_roles(bot: &BotArgs, settings: Settings, roles: Roles) -> anyhow::Result<ExitCode> {
     let console = if bot.quiet { Console::Off } else { Console::Stdout };
-    let _logs = telemetry::init(console, settings.log_file.as_deref())?;
+    let mut logs = telemetry::init(console, settings.log_file.as_deref(), bot.otlp_endpoint.as_deref())?;
     let app = Application::build(settings, roles).await?;
-    app.run_until_stopped(startup::shutdown_signal()).await?;
+    let result = app.run_until_stopped(startup::shutdown_signal()).await;
+    logs.shutdown().await;
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 

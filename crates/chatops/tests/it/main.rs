@@ -9,3 +9,4 @@ mod ingress;
 mod limits;
 mod retries;
 mod scale_out;
+mod tracing;

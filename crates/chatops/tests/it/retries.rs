@@ -28,6 +28,11 @@ async fn a_receiver_that_fails_a_few_times_still_gets_its_answers() {
     assert_eq!(lines[1]["success"], true);
     assert_eq!(lines[1]["attempt"], 2);
     assert_eq!(app.queue.stats().await.unwrap().dead_letters, 0);
+    // Every line about this command carries its correlation id, warnings included.
+    let warnings: Vec<_> =
+        log_lines_for("flaky").into_iter().filter(|l| l["message"] == "response_url post failed").collect();
+    assert_eq!(warnings.len(), 3, "three failed tries were logged");
+    assert!(warnings.iter().all(|w| w["span"]["correlation_id"] == "flaky"), "{warnings:?}");
     app.stop().await;
 }
 

@@ -58,7 +58,7 @@ static LOGS: OnceLock<LogBuffer> = OnceLock::new();
 pub fn logs() -> &'static LogBuffer {
     LOGS.get_or_init(|| {
         let buffer = LogBuffer::default();
-        chatops_service::telemetry::init_with_writer(buffer.clone()).expect("first and only subscriber");
+        chatops_service::telemetry::init_with_writer(buffer.clone(), None).expect("first and only subscriber");
         buffer
     })
 }
