@@ -132,6 +132,31 @@ impl Default for Metrics {
         registry.register("jobs_in_flight", "Jobs leased by workers per quadrant", jobs_in_flight.clone());
         registry.register("dlq_size", "Jobs in the dead-letter queue", dlq_size.clone());
         registry.register("worker_pool_size", "Worker slots per quadrant in this process", worker_pool_size.clone());
+        // Series with a known, bounded label set start at 0, so they are exported before
+        // the first event and `rate()` sees the first increase.
+        for reason in [
+            "missing_timestamp",
+            "malformed_timestamp",
+            "stale_timestamp",
+            "future_timestamp",
+            "missing_signature",
+            "malformed_signature",
+            "bad_signature",
+        ] {
+            signature_failures.get_or_create(&ReasonLabels { reason }).inc_by(0);
+        }
+        for reason in ["user_rate", "concurrency"] {
+            throttled.get_or_create(&ReasonLabels { reason }).inc_by(0);
+        }
+        for outcome in ["delivered", "rejected", "failed"] {
+            response_posts.get_or_create(&OutcomeLabels { outcome }).inc_by(0);
+        }
+        for q in Quadrant::ALL {
+            for outcome in ["completed", "retrying", "dead_lettered", "unacknowledged"] {
+                jobs.get_or_create(&JobLabels { quadrant: q.as_str(), outcome }).inc_by(0);
+            }
+            jobs_redriven.get_or_create(&QuadrantLabels { quadrant: q.as_str() }).inc_by(0);
+        }
         Metrics {
             registry,
             stage_seconds,

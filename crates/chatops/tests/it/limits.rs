@@ -263,3 +263,38 @@ async fn a_worker_only_process_serves_metrics_on_its_own_listener() {
     assert!(text.contains("chatops_queue_depth"), "{text}");
     drop(worker);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grafana_dashboard_only_charts_metrics_the_bot_exports() {
+    let app = spawn_app().await;
+    let slack = SlackReceiver::start().await;
+    app.send(&slack, "/echo", "x", "dash").await;
+    slack.wait_for("dash", 2, Duration::from_secs(20)).await;
+    wait_for_log("dash", "Performance metrics", 1).await;
+    let text = scrape(&app).await;
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../../../../docs/grafana/chatops-dashboard.json")).unwrap();
+    let mut exprs = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            exprs.push(target["expr"].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(exprs.len() >= 10);
+    for expr in &exprs {
+        let mut rest = expr.as_str();
+        while let Some(at) = rest.find("chatops_") {
+            let name: String = rest[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            let family = ["_total", "_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(&name);
+            assert!(
+                text.contains(&format!("# TYPE {family} ")),
+                "dashboard uses {name}, which /metrics does not export"
+            );
+            rest = &rest[at + name.len()..];
+        }
+    }
+    app.stop().await;
+}
