@@ -197,6 +197,65 @@ impl Slot {
     }
 }
 
+/// Slots per ring chunk (512 KiB).
+const CHUNK: usize = 16 * 1024;
+
+/// Per-request slots indexed by sequence number, in fixed-size chunks: the front is
+/// finalized and freed chunk by chunk, the back grows a chunk at a time. Unlike a VecDeque,
+/// which doubles its buffer, memory stays at the live slots plus one chunk.
+#[derive(Default)]
+struct Ring {
+    chunks: VecDeque<Box<[Slot]>>,
+    /// Sequence number of the first slot of the first chunk.
+    chunk_base: u64,
+    /// Offset of the front slot in the first chunk.
+    head: usize,
+    /// One past the highest sequence number stored.
+    end: u64,
+}
+
+impl Ring {
+    fn front_seq(&self) -> u64 {
+        self.chunk_base + self.head as u64
+    }
+
+    fn len(&self) -> u64 {
+        self.end.saturating_sub(self.front_seq())
+    }
+
+    fn get_mut(&mut self, seq: u64) -> Option<&mut Slot> {
+        if seq < self.front_seq() {
+            return None;
+        }
+        let idx = usize::try_from(seq - self.chunk_base).ok()?;
+        let (chunk, offset) = (idx / CHUNK, idx % CHUNK);
+        while self.chunks.len() <= chunk {
+            self.chunks.push_back(vec![Slot::default(); CHUNK].into_boxed_slice());
+        }
+        self.end = self.end.max(seq + 1);
+        Some(&mut self.chunks[chunk][offset])
+    }
+
+    fn front(&self) -> Option<&Slot> {
+        (self.len() > 0).then(|| &self.chunks[0][self.head])
+    }
+
+    fn pop_front(&mut self) -> Option<(u64, Slot)> {
+        if self.len() == 0 {
+            return None;
+        }
+        let seq = self.front_seq();
+        let slot = self.chunks[0][self.head];
+        self.head += 1;
+        if self.head == CHUNK {
+            self.chunks.pop_front();
+            self.chunk_base += CHUNK as u64;
+            self.head = 0;
+        }
+        Some((seq, slot))
+    }
+}
+
 fn precise_hist() -> Histogram<u64> {
     new_histogram()
 }
@@ -292,8 +351,7 @@ pub struct Recorder {
     send_lag: Histogram<u64>,
     first: Histogram<u64>,
     last: Histogram<u64>,
-    ring: VecDeque<Slot>,
-    base_seq: u64,
+    ring: Ring,
     intervals: VecDeque<IntervalAcc>,
     base_interval: u64,
     points: Vec<TimePoint>,
@@ -318,8 +376,7 @@ impl Recorder {
             send_lag: precise_hist(),
             first: precise_hist(),
             last: precise_hist(),
-            ring: VecDeque::new(),
-            base_seq: 0,
+            ring: Ring::default(),
             intervals: VecDeque::new(),
             base_interval: 0,
             points: Vec::new(),
@@ -416,11 +473,7 @@ impl Recorder {
     }
 
     fn slot(&mut self, seq: u64) -> Option<&mut Slot> {
-        let idx = usize::try_from(seq.checked_sub(self.base_seq)?).ok()?;
-        if idx >= self.ring.len() {
-            self.ring.resize(idx + 1, Slot::default());
-        }
-        self.ring.get_mut(idx)
+        self.ring.get_mut(seq)
     }
 
     fn interval(&mut self, ns: u64) -> Option<&mut IntervalAcc> {
@@ -511,7 +564,7 @@ impl Recorder {
     }
 
     fn on_response(&mut self, seq: u64, at_ns: u64) {
-        if seq < self.base_seq {
+        if seq < self.ring.front_seq() {
             self.counters.late_responses += 1;
             return;
         }
@@ -540,9 +593,9 @@ impl Recorder {
                 front.flags & EXPECTS == 0 || now_us.saturating_sub(front.sched_us) > window_us
             } else {
                 match self.front_wait {
-                    Some((seq, since)) if seq == self.base_seq => now_us.saturating_sub(since) > stuck_us,
+                    Some((seq, since)) if seq == self.ring.front_seq() => now_us.saturating_sub(since) > stuck_us,
                     _ => {
-                        self.front_wait = Some((self.base_seq, now_us));
+                        self.front_wait = Some((self.ring.front_seq(), now_us));
                         false
                     }
                 }
@@ -550,9 +603,8 @@ impl Recorder {
             if !ready {
                 break;
             }
-            let slot = self.ring.pop_front().expect("front exists");
-            self.finalize(self.base_seq, slot);
-            self.base_seq += 1;
+            let (seq, slot) = self.ring.pop_front().expect("front exists");
+            self.finalize(seq, slot);
         }
         let interval_ns = self.cfg.interval.as_nanos() as u64;
         let lag_ns = (self.cfg.response_window + self.cfg.http_timeout + Duration::from_secs(2)).as_nanos() as u64;
@@ -666,9 +718,8 @@ impl Recorder {
 
     fn finish(mut self, f: Finish) {
         self.fill_status_maps();
-        while let Some(slot) = self.ring.pop_front() {
-            self.finalize(self.base_seq, slot);
-            self.base_seq += 1;
+        while let Some((seq, slot)) = self.ring.pop_front() {
+            self.finalize(seq, slot);
         }
         let interval_ns = self.cfg.interval.as_nanos() as u64;
         let n_intervals = (f.test_duration.as_nanos() as u64).div_ceil(interval_ns).max(1);
@@ -832,10 +883,29 @@ mod tests {
         assert_eq!(rec.ring.len(), 10_000);
         std::thread::sleep(Duration::from_millis(5));
         rec.maintain();
-        assert!(rec.ring.is_empty());
+        assert_eq!(rec.ring.len(), 0);
+        assert!(rec.ring.chunks.len() <= 1, "finalized chunks are freed");
         assert_eq!(rec.counters.lost, 10_000);
         rec.handle(Event::Response { seq: 5, at_ns: 1 });
         assert_eq!(rec.counters.late_responses, 1);
+    }
+
+    #[test]
+    fn ring_spans_chunks_and_frees_them() {
+        let mut ring = Ring::default();
+        let n = (CHUNK * 3 + 5) as u64;
+        for seq in (0..n).rev() {
+            ring.get_mut(seq).unwrap().status = (seq % 600) as u16;
+        }
+        assert_eq!(ring.len(), n);
+        for want in 0..n {
+            let (seq, slot) = ring.pop_front().unwrap();
+            assert_eq!((seq, slot.status), (want, (want % 600) as u16));
+        }
+        assert!(ring.pop_front().is_none());
+        assert!(ring.chunks.len() <= 1);
+        assert!(ring.get_mut(n - 1).is_none(), "finalized sequence numbers stay finalized");
+        assert!(ring.get_mut(n).is_some());
     }
 
     #[tokio::test]
