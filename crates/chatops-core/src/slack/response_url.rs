@@ -54,6 +54,8 @@ pub enum ResponseUrlError {
     HostNotAllowed(String),
     #[error("response_url scheme {0} is not allowed for this host")]
     SchemeNotAllowed(String),
+    #[error("response_url must not name a port for this host")]
+    PortNotAllowed,
 }
 
 /// Longest `response_url` accepted. Slack's are about 100 bytes.
@@ -127,6 +129,10 @@ impl AllowedHosts {
             "http" if allowed.allow_plain_http => {}
             other => return Err(ResponseUrlError::SchemeNotAllowed(other.to_owned())),
         }
+        // Slack's URLs never name a port; another port on its host is not Slack.
+        if !allowed.allow_plain_http && url.port().is_some() {
+            return Err(ResponseUrlError::PortNotAllowed);
+        }
         Ok(ResponseUrl(url))
     }
 }
@@ -159,6 +165,9 @@ mod tests {
             "https://2130706433/x",
             "https://[::1]/x",
             "https://0x7f.0.0.1/x",
+            "https://hooks.slack.com:8443/x",
+            "https://evil.example#@hooks.slack.com/x",
+            "https://[::ffff:127.0.0.1]/x",
             "file:///etc/passwd",
             "gopher://hooks.slack.com/x",
             "hooks.slack.com/commands/x",

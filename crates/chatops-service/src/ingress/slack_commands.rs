@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chatops_core::slack::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use chatops_core::slack::{SlackForm, SlackMessage, SlashCommand};
+use chatops_core::slack::{SlackForm, SlackMessage, SlashCommand, VerifyError};
 use chatops_core::time::{now_unix_ns, now_unix_secs, round_ms};
 use chatops_core::{CorrelationId, Job, Quadrant, Stage};
 use chatops_queue::Enqueued;
@@ -149,8 +149,10 @@ async fn accept(
         .await
         .map_err(|_| refuse(IngressError::BodyTimeout(state.limits.body_read_timeout)))?
         .map_err(refuse)?;
-    let timestamp = headers.get(TIMESTAMP_HEADER).map(|v| v.as_bytes());
-    let signature = headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes());
+    let timestamp =
+        single_header(headers, TIMESTAMP_HEADER).map_err(|_| refuse(VerifyError::MalformedTimestamp.into()))?;
+    let signature =
+        single_header(headers, SIGNATURE_HEADER).map_err(|_| refuse(VerifyError::MalformedSignature.into()))?;
     state.signer.verify(timestamp, signature, &body, now_unix_secs()).map_err(|e| refuse(e.into()))?;
     let cmd = match SlashCommand::parse_form(&body).map_err(|e| refuse(e.into()))? {
         SlackForm::SslCheck => return Ok(Accepted::SslCheck),
@@ -192,7 +194,18 @@ async fn accept(
     Ok(Accepted::Queued { command: name, quadrant, enqueue_ms, duplicate: stored == Enqueued::Duplicate })
 }
 
+/// The header's value, refusing a header given twice (which of the two would be signed?).
+fn single_header<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h [u8]>, ()> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next().map(|v| v.as_bytes());
+    if values.next().is_some() { Err(()) } else { Ok(first) }
+}
+
 fn check_content_type(headers: &HeaderMap) -> Result<(), IngressError> {
+    // Two Content-Type headers are ambiguous: refuse rather than pick one.
+    if headers.get_all(header::CONTENT_TYPE).iter().count() != 1 {
+        return Err(IngressError::UnsupportedMediaType);
+    }
     let ok = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod durability;
+mod hostile;
 mod ingress;
 mod limits;
 mod retries;
