@@ -8,13 +8,17 @@
 //! requests in flight (queued or sent) protects the generator: arrivals over it are
 //! dropped and counted.
 //!
-//! Arrivals go on a queue served by workers, each owning one keep-alive HTTP/1 connection
+//! The work is split over shards (`--threads`), each an OS thread with a single-threaded
+//! runtime taking every n-th arrival, so that wakeups stay on one thread. In a shard,
+//! arrivals go on a queue served by workers, each owning one keep-alive HTTP/1 connection
 //! that it drives itself (hyper's connection API, no separate connection task and no pool
 //! lookups). Workers are added on demand, when arrivals wait and no worker is idle, up to
-//! `config.http.pool` connections (Artillery's meaning of `pool`) or 1024. An arrival
-//! waiting for a worker has not been sent: that wait counts in its latency and in the send
-//! lag, not in the service time. Templates are precompiled and the request path and Host
-//! header are resolved once, so the per-request work is rendering, one HMAC and the I/O.
+//! `config.http.pool` connections in all (Artillery's meaning of `pool`) or 1024. An
+//! arrival waiting for a worker has not been sent: that wait counts in its latency and in
+//! the send lag, not in the service time; one that waited longer than the timeout fails
+//! unsent. Templates are precompiled and the request path and Host header are resolved
+//! once, so the per-request work is rendering, one HMAC and the I/O. Arrivals are released
+//! on tokio's 1 ms timer, so the send lag is typically under a millisecond.
 
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;

@@ -1,11 +1,13 @@
 //! The recorder: one task that owns every histogram and counter of a run, fed by events
-//! from the request tasks (`Done`, `Dropped`) and the response receiver (`Response`).
+//! from the workers and the scheduler (`Done`, `Dropped`) and the response receiver
+//! (`Response`, `Unmatched`).
 //!
 //! One owner means no locks on the hot path: senders only push a small event on a channel.
 //! Per-request state lives in a ring indexed by request sequence number, 32 bytes a slot,
 //! for as long as the request may still get answers (its *response window*); then the slot
 //! is finalized: E2E latencies recorded, counted lost if its answer never came, written to
-//! the `--record-requests` file. Memory therefore stays bounded by rate × window, whatever
+//! the `--record-requests` file. Memory therefore stays bounded by rate × window (about
+//! 48 MB at 50,000 requests/s with the default 30 s window), whatever
 //! the test length. Time-series intervals are summarised and dropped the same way, and
 //! histograms use HDR (3 significant digits for totals, 2 for the 1 s/10 s series).
 
@@ -888,6 +890,12 @@ mod tests {
         assert_eq!(rec.counters.lost, 10_000);
         rec.handle(Event::Response { seq: 5, at_ns: 1 });
         assert_eq!(rec.counters.late_responses, 1);
+    }
+
+    #[test]
+    fn a_request_slot_takes_32_bytes() {
+        // The memory bound in the module docs depends on it.
+        assert_eq!(std::mem::size_of::<Slot>(), 32);
     }
 
     #[test]
