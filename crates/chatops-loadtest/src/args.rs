@@ -121,7 +121,7 @@ pub struct LoadtestArgs {
 /// `chatops mock-slack`: a stand-alone response_url receiver that prints each post.
 #[derive(Debug, Clone, clap::Args)]
 pub struct MockSlackArgs {
-    /// Address to listen on; posts go to http://ADDR/hook/<id>.
+    /// Address to listen on; posts go to `http://ADDR/hook/<id>`.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
 
