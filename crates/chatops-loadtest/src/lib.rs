@@ -275,7 +275,7 @@ pub async fn run(mut args: LoadtestArgs, spawned: Option<SpawnedBot>) -> Result<
     }
 
     let total = profile.total_duration();
-    let interval = if total > Duration::from_secs(300) { Duration::from_secs(10) } else { Duration::from_secs(1) };
+    let interval = series_interval(total);
     let live = Arc::new(Live::default());
     let recorder = Recorder::new(
         RecorderConfig {
@@ -406,6 +406,11 @@ fn create_file(path: &Path, what: &'static str) -> Result<std::fs::File, Loadtes
     std::fs::File::create(path).map_err(|source| LoadtestError::Io { what, path: path.to_owned(), source })
 }
 
+/// The time-series step: 1 s, or 10 s for tests longer than 5 minutes.
+pub fn series_interval(total: Duration) -> Duration {
+    if total > Duration::from_secs(300) { Duration::from_secs(10) } else { Duration::from_secs(1) }
+}
+
 /// Waits for requests in flight (bounded by the HTTP timeout), then for outstanding first
 /// answers and a short quiet spell for trailing ones (bounded by the drain timeout).
 async fn drain(engine: &fire::Engine, live: &Live, issued: &AtomicU64, timeout: Duration, drain_limit: Duration) {
@@ -499,6 +504,13 @@ mod tests {
             bot_log_path_for(Path::new("results/test-20261128-123456.json")),
             PathBuf::from("results/test-20261128-123456.bot.log")
         );
+    }
+
+    #[test]
+    fn long_tests_get_a_coarser_time_series() {
+        assert_eq!(series_interval(Duration::from_secs(60)), Duration::from_secs(1));
+        assert_eq!(series_interval(Duration::from_secs(300)), Duration::from_secs(1));
+        assert_eq!(series_interval(Duration::from_secs(301)), Duration::from_secs(10));
     }
 
     #[test]
