@@ -141,9 +141,10 @@ pub fn rate_over_time(r: &LoadTestResults) -> Option<Chart> {
         title: "Target vs achieved request rate".into(),
         y_unit: "/s".into(),
         x_label: "seconds since start".into(),
+        // Target last, so its dashes stay visible where the achieved rate matches it.
         series: vec![
-            Series { name: "target".into(), color: TARGET, dashed: true, points: target },
             Series { name: "achieved".into(), color: ACHIEVED, dashed: false, points: achieved },
+            Series { name: "target".into(), color: TARGET, dashed: true, points: target },
         ],
         tips,
         markers: phase_markers(r),
@@ -174,10 +175,16 @@ pub fn client_percentiles(r: &LoadTestResults) -> Option<Chart> {
     .filter(|(_, s)| s.count > 0)
     .map(|(l, s)| pct_bars(l, s))
     .collect();
-    (!groups.is_empty()).then(|| svg::bar_chart("chart-percentiles", "Client latency percentiles (ms)", &groups, &pct_legend()))
+    (!groups.is_empty())
+        .then(|| svg::bar_chart("chart-percentiles", "Client latency percentiles (ms)", &groups, &pct_legend()))
 }
 
-fn count_bars(id: &str, title: &str, map: &std::collections::BTreeMap<String, u64>, color: impl Fn(&str) -> &'static str) -> Option<Chart> {
+fn count_bars(
+    id: &str,
+    title: &str,
+    map: &std::collections::BTreeMap<String, u64>,
+    color: impl Fn(&str) -> &'static str,
+) -> Option<Chart> {
     if map.is_empty() {
         return None;
     }
@@ -216,14 +223,40 @@ pub fn error_types(r: &LoadTestResults) -> Option<Chart> {
     count_bars("chart-error-types", "Client errors by type", &r.counters.errors, |_| BAD)
 }
 
+/// HTTP answers by status code followed by client errors by type, in one chart (the PNG's
+/// panel; the page shows them apart).
+pub fn answers_and_errors(r: &LoadTestResults) -> Option<Chart> {
+    let mut groups: Vec<BarGroup> = Vec::new();
+    let mut push = |label: String, v: u64, color: &'static str| {
+        groups.push(BarGroup {
+            label: label.clone(),
+            bars: vec![Bar {
+                name: label.clone(),
+                color,
+                value: v as f64,
+                text: count(v),
+                tip: format!("{label}: {}", count(v)),
+            }],
+        })
+    };
+    for (k, v) in r.counters.acks.iter().take(MAX_CHART_ROWS / 2) {
+        push(format!("HTTP {k}"), *v, status_color(k));
+    }
+    for (k, v) in r.counters.errors.iter().take(MAX_CHART_ROWS / 2) {
+        push(format!("error {k}"), *v, BAD);
+    }
+    (!groups.is_empty()).then(|| svg::bar_chart("chart-answers", "HTTP answers and client errors", &groups, &[]))
+}
+
 /// Router, worker and E2E at p50/p95/p99, from the bot's own lines.
 pub fn service_latency(m: &MetricsSummary) -> Option<Chart> {
     let groups: Vec<BarGroup> = [Metric::RouterDuration, Metric::WorkerDuration, Metric::TotalE2e]
         .into_iter()
         .filter_map(|metric| m.stage(metric).filter(|s| s.count > 0).map(|s| pct_bars(metric.label(), s)))
         .collect();
-    (!groups.is_empty())
-        .then(|| svg::bar_chart("chart-service-latency", "Service latency: router, worker, E2E (ms)", &groups, &pct_legend()))
+    (!groups.is_empty()).then(|| {
+        svg::bar_chart("chart-service-latency", "Service latency: router, worker, E2E (ms)", &groups, &pct_legend())
+    })
 }
 
 fn breakdown_row(label: String, b: &E2eBreakdown) -> StackRow {
@@ -241,8 +274,9 @@ fn breakdown_row(label: String, b: &E2eBreakdown) -> StackRow {
     }
 }
 
-/// Where the mean E2E time went, overall and per command, as 100 % stacked bars.
-pub fn e2e_breakdown(m: &MetricsSummary) -> Option<Chart> {
+/// Where the mean E2E time went, overall and per command, as 100 % stacked bars `width`
+/// units wide.
+pub fn e2e_breakdown(m: &MetricsSummary, width: f64) -> Option<Chart> {
     let b = &m.e2e_breakdown;
     if b.lines == 0 || b.segments.is_empty() {
         return None;
@@ -264,12 +298,17 @@ pub fn e2e_breakdown(m: &MetricsSummary) -> Option<Chart> {
             text: format!("{} {} · {}", s.label, ms(s.mean_ms), pct(s.share_pct)),
         })
         .collect();
-    Some(svg::stacked_chart("chart-e2e-breakdown", "E2E breakdown by stage (share of mean E2E)", &rows, &legend))
+    Some(svg::stacked_chart("chart-e2e-breakdown", "E2E breakdown by stage (share of mean E2E)", &rows, &legend, width))
 }
 
 fn join_row(b: &JoinBreakdown) -> StackRow {
     StackRow {
-        label: format!("{} · mean client E2E {} over {} requests", b.command, ms_unit(b.client_e2e.mean), count(b.complete)),
+        label: format!(
+            "{} · mean client E2E {} over {} requests",
+            b.command,
+            ms_unit(b.client_e2e.mean),
+            count(b.complete)
+        ),
         segments: b
             .segments
             .iter()
@@ -281,7 +320,11 @@ fn join_row(b: &JoinBreakdown) -> StackRow {
                     s.label,
                     ms_unit(s.mean_ms),
                     pct(s.share_pct),
-                    if s.negative > 0 { format!(", negative in {} requests", count(s.negative)) } else { String::new() }
+                    if s.negative > 0 {
+                        format!(", negative in {} requests", count(s.negative))
+                    } else {
+                        String::new()
+                    }
                 ),
             })
             .collect(),
@@ -289,7 +332,7 @@ fn join_row(b: &JoinBreakdown) -> StackRow {
 }
 
 /// The client-observed E2E time split into server stages and the unexplained rest (`--requests`).
-pub fn join_breakdown(m: &MetricsSummary) -> Option<Chart> {
+pub fn join_breakdown(m: &MetricsSummary, width: f64) -> Option<Chart> {
     let j = m.join.as_ref()?;
     if j.overall.complete == 0 || j.overall.segments.is_empty() {
         return None;
@@ -305,7 +348,13 @@ pub fn join_breakdown(m: &MetricsSummary) -> Option<Chart> {
             text: format!("{} {} · {}", s.label, ms(s.mean_ms), pct(s.share_pct)),
         })
         .collect();
-    Some(svg::stacked_chart("chart-join-breakdown", "Client E2E split by stage (joined by correlation id)", &rows, &legend))
+    Some(svg::stacked_chart(
+        "chart-join-breakdown",
+        "Client E2E split by stage (joined by correlation id)",
+        &rows,
+        &legend,
+        width,
+    ))
 }
 
 /// Server-side p95 per time bin (`analyze --bin`), on the test's time axis.

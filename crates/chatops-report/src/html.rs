@@ -3,7 +3,7 @@
 //! the sections in reading order: configuration, summary cards, client side, server side,
 //! thresholds, the baseline diff, and the raw numbers as an appendix.
 //!
-//! Every string that came from a file goes through [`esc`]; table cells below are HTML, so
+//! Every string that came from a file goes through `fmt::esc`; table cells below are HTML, so
 //! each `esc` call marks where data enters markup.
 
 use std::collections::BTreeMap;
@@ -45,7 +45,11 @@ pub fn throughput(r: &LoadTestResults) -> Option<f64> {
 }
 
 /// Renders the whole report. Deterministic: the same inputs give the same bytes.
-pub fn render_html(results: &LoadTestResults, metrics: Option<&MetricsSummary>, baseline: Option<&Comparison>) -> String {
+pub fn render_html(
+    results: &LoadTestResults,
+    metrics: Option<&MetricsSummary>,
+    baseline: Option<&Comparison>,
+) -> String {
     let r = results;
     let mut o = String::with_capacity(256 * 1024);
     let title = format!("chatops load test · {} · {}", r.test.profile, instant(r.test.start_ms));
@@ -113,7 +117,7 @@ fn toc(o: &mut String, baseline: bool) {
 }
 
 fn section(o: &mut String, id: &str, title: &str) {
-    let _ = write!(o, "<section class=\"card\" id=\"{id}\"><h2>{}</h2>\n", esc(title));
+    let _ = writeln!(o, "<section class=\"card\" id=\"{id}\"><h2>{}</h2>", esc(title));
 }
 
 /// A table whose cells are HTML (escape data with [`esc`] before). At most
@@ -138,7 +142,11 @@ fn table(o: &mut String, id: &str, class: &str, head: &[&str], rows: impl IntoIt
     }
     o.push_str("</tbody></table></div>\n");
     if extra > 0 {
-        let _ = write!(o, "<p class=\"empty\">{} more rows are not shown; the JSON file has them all.</p>\n", count(extra as u64));
+        let _ = writeln!(
+            o,
+            "<p class=\"empty\">{} more rows are not shown; the JSON file has them all.</p>",
+            count(extra as u64)
+        );
     }
 }
 
@@ -163,7 +171,7 @@ fn figure(o: &mut String, caption: &str, chart: Option<Chart>, empty: &str) {
 
 fn notes(o: &mut String, notes: &[String]) {
     for n in notes {
-        let _ = write!(o, "<p class=\"note\">{}</p>\n", esc(n));
+        let _ = writeln!(o, "<p class=\"note\">{}</p>", esc(n));
     }
 }
 
@@ -225,24 +233,26 @@ fn summary_cards(o: &mut String, r: &LoadTestResults) {
     let c = &r.counters;
     section(o, "summary", "Summary");
     o.push_str("<div class=\"cards\">");
+    let e2e = &r.summaries.first_response;
+    stat(o, "card-e2e-p50", "hl", "E2E p50", &pick(e2e, e2e.p50));
+    stat(o, "card-e2e-p95", "hl", "E2E p95", &pick(e2e, e2e.p95));
+    stat(o, "card-e2e-p99", "hl", "E2E p99", &pick(e2e, e2e.p99));
     let errors: u64 = c.errors.values().sum();
     stat(o, "card-throughput", "", "throughput (successful)", &throughput(r).map_or("n/a".into(), rate));
     stat(o, "card-requests", "", "requests sent", &count(c.requests));
     stat(o, "card-errors", if errors > 0 { "bad" } else { "" }, "errors", &count(errors));
     stat(o, "card-error-rate", if errors > 0 { "bad" } else { "" }, "error rate", &ratio_pct(c.error_rate()));
     stat(o, "card-lost", if c.lost > 0 { "bad" } else { "" }, "lost (no response)", &count(c.lost));
-    let e2e = &r.summaries.first_response;
-    stat(o, "card-e2e-p50", "hl", "E2E p50", &pick(e2e, e2e.p50));
-    stat(o, "card-e2e-p95", "hl", "E2E p95", &pick(e2e, e2e.p95));
-    stat(o, "card-e2e-p99", "hl", "E2E p99", &pick(e2e, e2e.p99));
     let ack = &r.summaries.ack;
     stat(o, "card-ack-p95", "", "ack p95", &pick(ack, ack.p95));
     stat(o, "card-ack-p99", "", "ack p99", &pick(ack, ack.p99));
     stat(o, "card-responses", "", "responses received", &count(c.responses));
     stat(o, "card-dropped", if c.dropped > 0 { "bad" } else { "" }, "dropped (not sent)", &count(c.dropped));
-    o.push_str("</div>\n<p class=\"sub\">E2E = scheduled send → first <code>response_url</code> post at the load \
+    o.push_str(
+        "</div>\n<p class=\"sub\">E2E = scheduled send → first <code>response_url</code> post at the load \
         generator's receiver, as Slack's user would see it; ack = scheduled send → HTTP answer. Both are measured \
-        from the scheduled send time, so a stalled generator cannot hide latency.</p>\n</section>\n");
+        from the scheduled send time, so a stalled generator cannot hide latency.</p>\n</section>\n",
+    );
 }
 
 fn latency_row(label: &str, s: &LatencySummary) -> Vec<String> {
@@ -262,7 +272,20 @@ fn breakdown_table(o: &mut String, id: &str, key: &str, map: &BTreeMap<String, B
         o,
         id,
         "",
-        &[key, "requests", "errors", "lost", "responses", "ack p50", "ack p95", "ack p99", "E2E p50", "E2E p95", "E2E p99", "last resp. p99"],
+        &[
+            key,
+            "requests",
+            "errors",
+            "lost",
+            "responses",
+            "ack p50",
+            "ack p95",
+            "ack p99",
+            "E2E p50",
+            "E2E p95",
+            "E2E p99",
+            "last resp. p99",
+        ],
         map.iter().map(|(k, b)| {
             let f = |s: &LatencySummary, v: f64| if s.count == 0 { "—".to_owned() } else { ms(v) };
             vec![
@@ -365,7 +388,19 @@ fn group_table(o: &mut String, id: &str, key: &str, groups: &[Group]) {
         o,
         id,
         "",
-        &[key, "router lines", "router errors", "jobs", "job failures", "router p95", "E2E p50", "E2E p95", "E2E p99", "queue wait p95", "handler p95"],
+        &[
+            key,
+            "router lines",
+            "router errors",
+            "jobs",
+            "job failures",
+            "router p95",
+            "E2E p50",
+            "E2E p95",
+            "E2E p99",
+            "queue wait p95",
+            "handler p95",
+        ],
         groups.iter().map(|g| {
             vec![
                 esc(&g.key),
@@ -422,12 +457,22 @@ fn server(o: &mut String, r: &LoadTestResults, metrics: Option<&MetricsSummary>)
         esc(&window)
     );
     figure(o, "Service latency: router, worker, E2E", charts::service_latency(m), "No router or worker lines.");
-    figure(o, "Where the E2E time goes", charts::e2e_breakdown(m), "No worker line carried totalE2eMs.");
+    figure(
+        o,
+        "Where the E2E time goes",
+        charts::e2e_breakdown(m, crate::svg::WIDTH),
+        "No worker line carried totalE2eMs.",
+    );
     if m.bins.is_some() {
         figure(o, "Server latency over time", charts::server_over_time(m, r), "No time bins.");
     }
     if m.join.is_some() {
-        figure(o, "Client E2E split by stage", charts::join_breakdown(m), "No client request matched the bot's lines.");
+        figure(
+            o,
+            "Client E2E split by stage",
+            charts::join_breakdown(m, crate::svg::WIDTH),
+            "No client request matched the bot's lines.",
+        );
     }
     o.push_str("</div>\n");
     if !m.e2e_breakdown.segments.is_empty() {
@@ -493,7 +538,19 @@ fn server(o: &mut String, r: &LoadTestResults, metrics: Option<&MetricsSummary>)
             o,
             "join-table",
             "",
-            &["command", "requests", "complete", "client errors", "lost", "client ack p95", "router p95", "ack − router (mean)", "client E2E p50", "client E2E p95", "client E2E p99"],
+            &[
+                "command",
+                "requests",
+                "complete",
+                "client errors",
+                "lost",
+                "client ack p95",
+                "router p95",
+                "ack − router (mean)",
+                "client E2E p50",
+                "client E2E p95",
+                "client E2E p99",
+            ],
             std::iter::once(&j.overall).chain(&j.by_command).map(|b| {
                 vec![
                     esc(&b.command),
@@ -576,11 +633,7 @@ fn baseline_section(o: &mut String, c: &Comparison) {
         "<p>Verdict: <span class=\"badge {}\" id=\"baseline-verdict\">{}</span>{}</p>",
         if c.verdict == "pass" { "pass" } else { "fail" },
         esc(&c.verdict),
-        if c.regressions.is_empty() {
-            String::new()
-        } else {
-            format!(" in {}", esc(&c.regressions.join(", ")))
-        }
+        if c.regressions.is_empty() { String::new() } else { format!(" in {}", esc(&c.regressions.join(", "))) }
     );
     notes(o, &c.notes);
     let value = |v: Option<f64>, unit: &str| match v {
@@ -693,7 +746,20 @@ fn appendix(o: &mut String, r: &LoadTestResults, metrics: Option<&MetricsSummary
         o,
         "raw-time-series",
         "",
-        &["offset ms", "target /s", "achieved /s", "requests", "errors", "dropped", "ack p50", "ack p95", "ack p99", "e2e p50", "e2e p95", "e2e p99"],
+        &[
+            "offset ms",
+            "target /s",
+            "achieved /s",
+            "requests",
+            "errors",
+            "dropped",
+            "ack p50",
+            "ack p95",
+            "ack p99",
+            "e2e p50",
+            "e2e p95",
+            "e2e p99",
+        ],
         r.time_series.points.iter().map(|p| {
             vec![
                 p.offset_ms.to_string(),
@@ -714,13 +780,7 @@ fn appendix(o: &mut String, r: &LoadTestResults, metrics: Option<&MetricsSummary
     o.push_str("</details>");
     if let Some(m) = metrics {
         o.push_str("<details><summary>Server stages</summary>");
-        table(
-            o,
-            "raw-stages",
-            "",
-            &RAW_HEAD,
-            m.stages.iter().map(|st| raw_summary_row(st.metric.field(), &st.stats)),
-        );
+        table(o, "raw-stages", "", &RAW_HEAD, m.stages.iter().map(|st| raw_summary_row(st.metric.field(), &st.stats)));
         o.push_str("</details><details><summary>Lines and window</summary>");
         let l = &m.lines;
         let opt = |v: Option<i64>| v.map_or("—".to_owned(), |v| format!("{v} ({})", instant(v)));
@@ -765,7 +825,18 @@ fn appendix(o: &mut String, r: &LoadTestResults, metrics: Option<&MetricsSummary
                 o,
                 "raw-bins",
                 "",
-                &["start ms", "router lines", "router errors", "jobs", "job failures", "router p95", "queue wait p95", "e2e p50", "e2e p95", "e2e p99"],
+                &[
+                    "start ms",
+                    "router lines",
+                    "router errors",
+                    "jobs",
+                    "job failures",
+                    "router p95",
+                    "queue wait p95",
+                    "e2e p50",
+                    "e2e p95",
+                    "e2e p99",
+                ],
                 b.points.iter().map(|p| {
                     vec![
                         p.start_ms.to_string(),

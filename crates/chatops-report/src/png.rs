@@ -1,4 +1,4 @@
-//! The PNG: a one-page summary of the report (header, key figures, eight chart panels) drawn
+//! The PNG: a one-page summary of the report (header, key figures, seven chart panels) drawn
 //! as one SVG from the same charts as the HTML page and rasterised by `resvg`, without a
 //! browser. Text uses the DejaVu Sans font embedded in the binary (`fonts/`, Bitstream Vera
 //! licence); system fonts are never loaded, so the picture is the same on a machine without
@@ -27,15 +27,19 @@ const HEADER_H: u32 = 92;
 const CARDS_Y: u32 = HEADER_H + 14;
 const CARD_H: u32 = 72;
 const PANELS_Y: u32 = CARDS_Y + CARD_H + GAP;
-const PANEL_H: u32 = 340;
-const PANEL_ROWS: u32 = 4;
+const PANEL_H: u32 = 330;
+const PANEL_ROWS: u32 = 3;
+/// The last row: the E2E breakdown, full width, drawn on a wider coordinate system.
+const WIDE_Y: u32 = PANELS_Y + PANEL_ROWS * (PANEL_H + GAP);
+const WIDE_H: u32 = 440;
+const WIDE_CHART_WIDTH: f64 = 900.0;
 const FOOTER_H: u32 = 30;
 
 /// Width of the PNG in pixels.
 pub const PNG_WIDTH: u32 = 1200;
 /// Height of the PNG in pixels: always the same, whatever the data (absent charts become a
 /// sentence in their panel).
-pub const PNG_HEIGHT: u32 = PANELS_Y + PANEL_ROWS * (PANEL_H + GAP) + FOOTER_H;
+pub const PNG_HEIGHT: u32 = WIDE_Y + WIDE_H + GAP + FOOTER_H;
 
 /// Renders the summary page as PNG bytes, [`PNG_WIDTH`] × [`PNG_HEIGHT`] pixels.
 pub fn render_png(
@@ -99,7 +103,11 @@ pub(crate) fn page_svg(r: &LoadTestResults, metrics: Option<&MetricsSummary>, ba
         pill_x + 65
     );
     if let Some(c) = baseline {
-        let text = if c.verdict == "pass" { "no regression vs baseline".to_owned() } else { "REGRESSION vs baseline".to_owned() };
+        let text = if c.verdict == "pass" {
+            "no regression vs baseline".to_owned()
+        } else {
+            "REGRESSION vs baseline".to_owned()
+        };
         let _ = write!(
             o,
             "<text x=\"{}\" y=\"78\" font-size=\"13\" fill=\"#ffffff\" text-anchor=\"end\">{}</text>",
@@ -142,65 +150,73 @@ pub(crate) fn page_svg(r: &LoadTestResults, metrics: Option<&MetricsSummary>, ba
         );
     }
 
-    // Chart panels, two per row.
+    // Chart panels: three rows of two, then the E2E breakdown across the page.
     let no_metrics = format!("No server metrics: run {NO_METRICS_HINT}");
-    let server = |f: &dyn Fn(&MetricsSummary) -> Option<Chart>, none: &str| match metrics {
-        Some(m) => (f(m), none.to_owned()),
+    let no_series = "No time series in the results.".to_owned();
+    let service = match metrics {
+        Some(m) => (charts::service_latency(m), "No router or worker lines.".to_owned()),
         None => (None, no_metrics.clone()),
     };
-    let no_series = "No time series in the results.".to_owned();
-    let panels: [(&str, Option<Chart>, String); 8] = [
+    let panels: [(&str, Option<Chart>, String); 6] = [
         ("Ack latency over time", charts::ack_over_time(r), no_series.clone()),
         ("E2E latency (first response) over time", charts::e2e_over_time(r), no_series.clone()),
         ("Target vs achieved request rate", charts::rate_over_time(r), no_series),
         ("Client latency percentiles (ms)", charts::client_percentiles(r), "No latency samples.".into()),
-        {
-            let (c, e) = server(&charts::service_latency, "No router or worker lines.");
-            ("Server latency: router, worker, E2E (ms)", c, e)
-        },
-        {
-            let (c, e) = server(&charts::e2e_breakdown, "No worker line carried totalE2eMs.");
-            ("Where the E2E time goes (share of mean)", c, e)
-        },
-        ("HTTP status codes", charts::status_codes(r), "No HTTP answer was received.".into()),
-        ("Client errors by type", charts::error_types(r), "No client errors.".into()),
+        ("Server latency: router, worker, E2E (ms)", service.0, service.1),
+        ("HTTP answers and client errors", charts::answers_and_errors(r), "No HTTP answer and no error.".into()),
     ];
     let panel_w = (w - 2 * MARGIN - GAP) / 2;
     for (i, (title, chart, empty)) in panels.iter().enumerate() {
         let x = MARGIN + (i as u32 % 2) * (panel_w + GAP);
         let y = PANELS_Y + (i as u32 / 2) * (PANEL_H + GAP);
-        let _ = write!(
-            o,
-            "<rect x=\"{x}\" y=\"{y}\" width=\"{panel_w}\" height=\"{PANEL_H}\" rx=\"8\" fill=\"#ffffff\" stroke=\"#d9e2ec\"/>\
-             <text x=\"{}\" y=\"{}\" font-size=\"16\" font-weight=\"bold\" fill=\"#1f2933\">{}</text>",
-            x + 14,
-            y + 26,
-            esc(title)
-        );
-        match chart {
-            Some(c) => o.push_str(&c.to_nested(
-                f64::from(x + 8),
-                f64::from(y + 36),
-                f64::from(panel_w - 16),
-                f64::from(PANEL_H - 44),
-            )),
-            None => {
-                let _ = write!(
-                    o,
-                    "<text x=\"{}\" y=\"{}\" font-size=\"14\" fill=\"#52606d\" text-anchor=\"middle\">{}</text>",
-                    x + panel_w / 2,
-                    y + PANEL_H / 2,
-                    esc(empty)
-                );
-            }
-        }
+        panel(&mut o, (x, y, panel_w, PANEL_H), title, chart.as_ref(), empty);
     }
+    let breakdown = match metrics {
+        Some(m) => (charts::e2e_breakdown(m, WIDE_CHART_WIDTH), "No worker line carried totalE2eMs.".to_owned()),
+        None => (None, no_metrics),
+    };
+    panel(
+        &mut o,
+        (MARGIN, WIDE_Y, w - 2 * MARGIN, WIDE_H),
+        "Where the E2E time goes: share of the mean per stage, all commands and each command",
+        breakdown.0.as_ref(),
+        &breakdown.1,
+    );
     let foot = format!(
         "chatops-report {} · E2E = scheduled send → first response_url post · server stages across machines use wall clocks",
         env!("CARGO_PKG_VERSION")
     );
-    let _ = write!(o, "<text x=\"{MARGIN}\" y=\"{}\" font-size=\"12\" fill=\"#52606d\">{}</text></svg>", h - 12, esc(&foot));
+    let _ = write!(
+        o,
+        "<text x=\"{MARGIN}\" y=\"{}\" font-size=\"12\" fill=\"#52606d\">{}</text></svg>",
+        h - 12,
+        esc(&foot)
+    );
     o
+}
+
+/// A white panel with a title, holding a chart fitted to it or a sentence saying why not.
+fn panel(o: &mut String, (x, y, w, h): (u32, u32, u32, u32), title: &str, chart: Option<&Chart>, empty: &str) {
+    let _ = write!(
+        o,
+        "<rect x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{h}\" rx=\"8\" fill=\"#ffffff\" stroke=\"#d9e2ec\"/>\
+         <text x=\"{}\" y=\"{}\" font-size=\"16\" font-weight=\"bold\" fill=\"#1f2933\">{}</text>",
+        x + 14,
+        y + 26,
+        esc(title)
+    );
+    match chart {
+        Some(c) => o.push_str(&c.to_nested(f64::from(x + 8), f64::from(y + 36), f64::from(w - 16), f64::from(h - 44))),
+        None => {
+            let _ = write!(
+                o,
+                "<text x=\"{}\" y=\"{}\" font-size=\"14\" fill=\"#52606d\" text-anchor=\"middle\">{}</text>",
+                x + w / 2,
+                y + h / 2,
+                esc(empty)
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -179,7 +179,7 @@ fn text(out: &mut String, x: f64, y: f64, size: f64, anchor: &str, fill: &str, s
 }
 
 /// A mark carrying its value: native `<title>` plus `data-tip` for the page's tooltip.
-fn tipped_rect(out: &mut String, x: f64, y: f64, w: f64, h: f64, fill: &str, extra: &str, tip: &str) {
+fn tipped_rect(out: &mut String, (x, y, w, h): (f64, f64, f64, f64), fill: &str, extra: &str, tip: &str) {
     let t = esc(tip);
     let _ = write!(
         out,
@@ -193,15 +193,15 @@ fn tipped_rect(out: &mut String, x: f64, y: f64, w: f64, h: f64, fill: &str, ext
 
 /// Lays legend items out left to right from `x0`, wrapping at the chart width. Returns the
 /// markup and the y below the last row.
-fn legend(items: &[LegendItem], x0: f64, y0: f64, size: f64) -> (String, f64) {
+fn legend(items: &[LegendItem], x0: f64, y0: f64, size: f64, width: f64) -> (String, f64) {
     let mut out = String::new();
     let (mut x, mut y) = (x0, y0);
     let line = size + 6.0;
-    let max_chars = ((WIDTH - x0 - 24.0) / (size * 0.62)) as usize;
+    let max_chars = ((width - x0 - 24.0) / (size * 0.62)) as usize;
     for item in items {
         let label = truncate(&item.text, max_chars);
         let w = 14.0 + text_width(&label, size) + 12.0;
-        if x > x0 && x + w > WIDTH - 4.0 {
+        if x > x0 && x + w > width - 4.0 {
             x = x0;
             y += line;
         }
@@ -257,9 +257,8 @@ fn thin(points: &[(f64, f64)], to_px: impl Fn(f64) -> f64) -> Vec<(f64, f64)> {
 pub fn line_chart(c: &LineChart) -> Chart {
     let height = 240.0;
     let mut body = String::new();
-    let items: Vec<LegendItem> =
-        c.series.iter().map(|s| LegendItem { color: s.color, text: s.name.clone() }).collect();
-    let (leg, leg_bottom) = legend(&items, 8.0, 14.0, 12.0);
+    let items: Vec<LegendItem> = c.series.iter().map(|s| LegendItem { color: s.color, text: s.name.clone() }).collect();
+    let (leg, leg_bottom) = legend(&items, 8.0, 14.0, 12.0, WIDTH);
     body.push_str(&leg);
 
     let xs = c.series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
@@ -284,7 +283,14 @@ pub fn line_chart(c: &LineChart) -> Chart {
     let mut v = 0.0;
     while v <= y_max + y_step * 0.01 {
         let y = py(v);
-        let _ = write!(body, "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{GRID}\"/>", n(left), n(y), n(right), n(y));
+        let _ = write!(
+            body,
+            "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{GRID}\"/>",
+            n(left),
+            n(y),
+            n(right),
+            n(y)
+        );
         let label = if (v - y_max).abs() < y_step * 0.01 { top_label.clone() } else { tick(v) };
         text(&mut body, left - 4.0, y + 4.0, 11.0, "end", MUTED, &label);
         v += y_step;
@@ -294,7 +300,14 @@ pub fn line_chart(c: &LineChart) -> Chart {
     let mut x = (x_min / x_step).ceil() * x_step;
     while x <= x_max + x_step * 0.01 {
         let xx = px(x);
-        let _ = write!(body, "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{GRID}\"/>", n(xx), n(bottom), n(xx), n(bottom + 4.0));
+        let _ = write!(
+            body,
+            "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{GRID}\"/>",
+            n(xx),
+            n(bottom),
+            n(xx),
+            n(bottom + 4.0)
+        );
         text(&mut body, xx, bottom + 16.0, 11.0, "middle", MUTED, &tick(x));
         x += x_step;
     }
@@ -315,7 +328,14 @@ pub fn line_chart(c: &LineChart) -> Chart {
         );
         text(&mut body, xx + 3.0, top + 10.0, 9.0, "start", MUTED, &truncate(label, 14));
     }
-    let _ = write!(body, "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{MUTED}\"/>", n(left), n(bottom), n(right), n(bottom));
+    let _ = write!(
+        body,
+        "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{MUTED}\"/>",
+        n(left),
+        n(bottom),
+        n(right),
+        n(bottom)
+    );
 
     // Lines.
     for s in &c.series {
@@ -336,7 +356,8 @@ pub fn line_chart(c: &LineChart) -> Chart {
         );
         if s.points.len() <= MAX_DOTS {
             for (x, y) in &s.points {
-                let _ = write!(body, "<circle cx=\"{}\" cy=\"{}\" r=\"2.5\" fill=\"{}\"/>", n(px(*x)), n(py(*y)), s.color);
+                let _ =
+                    write!(body, "<circle cx=\"{}\" cy=\"{}\" r=\"2.5\" fill=\"{}\"/>", n(px(*x)), n(py(*y)), s.color);
             }
         }
     }
@@ -348,7 +369,13 @@ pub fn line_chart(c: &LineChart) -> Chart {
         let xx = px(*x);
         let prev = if i == 0 { left } else { (px(kept[i - 1].0) + xx) / 2.0 };
         let next = if i + 1 == kept.len() { right } else { (px(kept[i + 1].0) + xx) / 2.0 };
-        tipped_rect(&mut body, prev, top, next - prev, bottom - top, "#102a43", " fill-opacity=\"0\" class=\"hit\"", tip);
+        tipped_rect(
+            &mut body,
+            (prev, top, next - prev, bottom - top),
+            "#102a43",
+            " fill-opacity=\"0\" class=\"hit\"",
+            tip,
+        );
     }
     Chart { id: c.id.clone(), title: c.title.clone(), width: WIDTH, height, body }
 }
@@ -358,13 +385,14 @@ pub fn bar_chart(id: &str, title: &str, groups: &[BarGroup], legend_items: &[Leg
     let mut body = String::new();
     let mut y = 8.0;
     if !legend_items.is_empty() {
-        let (leg, bottom) = legend(legend_items, 8.0, 14.0, 12.0);
+        let (leg, bottom) = legend(legend_items, 8.0, 14.0, 12.0, WIDTH);
         body.push_str(&leg);
         y = bottom + 4.0;
     }
     let labels: Vec<String> = groups.iter().map(|g| truncate(&g.label, 22)).collect();
     let label_w = labels.iter().map(|l| text_width(l, 12.0)).fold(40.0, f64::max) + 10.0;
-    let value_w = groups.iter().flat_map(|g| g.bars.iter().map(|b| text_width(&b.text, 11.0))).fold(24.0, f64::max) + 8.0;
+    let value_w =
+        groups.iter().flat_map(|g| g.bars.iter().map(|b| text_width(&b.text, 11.0))).fold(24.0, f64::max) + 8.0;
     let (x0, x1) = (label_w, WIDTH - value_w);
     let max = groups.iter().flat_map(|g| g.bars.iter().map(|b| b.value)).fold(0.0_f64, f64::max);
     let scale = |v: f64| if max > 0.0 { (v.max(0.0) / max) * (x1 - x0) } else { 0.0 };
@@ -376,20 +404,27 @@ pub fn bar_chart(id: &str, title: &str, groups: &[BarGroup], legend_items: &[Leg
         body.push_str("</g>");
         for b in &g.bars {
             let w = scale(b.value);
-            tipped_rect(&mut body, x0, y, w.max(1.0), bar_h, b.color, " rx=\"2\"", &b.tip);
+            tipped_rect(&mut body, (x0, y, w.max(1.0), bar_h), b.color, " rx=\"2\"", &b.tip);
             text(&mut body, x0 + w + 4.0, y + bar_h - 3.0, 11.0, "start", TEXT, &b.text);
             y += bar_h + gap;
         }
         y += group_gap - gap;
     }
-    let _ = write!(body, "<line x1=\"{}\" y1=\"4\" x2=\"{}\" y2=\"{}\" stroke=\"{MUTED}\"/>", n(x0), n(x0), n(y - group_gap + 4.0));
+    let _ = write!(
+        body,
+        "<line x1=\"{}\" y1=\"4\" x2=\"{}\" y2=\"{}\" stroke=\"{MUTED}\"/>",
+        n(x0),
+        n(x0),
+        n(y - group_gap + 4.0)
+    );
     Chart { id: id.to_owned(), title: title.to_owned(), width: WIDTH, height: (y + 4.0).ceil(), body }
 }
 
-/// Draws 100 % stacked bars, one per row, with the legend below.
-pub fn stacked_chart(id: &str, title: &str, rows: &[StackRow], legend_items: &[LegendItem]) -> Chart {
+/// Draws 100 % stacked bars, one per row, with the legend below, `width` units wide
+/// ([`WIDTH`] in the page; wider for a full-width panel of the PNG).
+pub fn stacked_chart(id: &str, title: &str, rows: &[StackRow], legend_items: &[LegendItem], width: f64) -> Chart {
     let mut body = String::new();
-    let (x0, x1) = (8.0, WIDTH - 8.0);
+    let (x0, x1) = (8.0, width - 8.0);
     let mut y = 16.0;
     for row in rows {
         let max_chars = ((x1 - x0) / (12.0 * 0.62)) as usize;
@@ -400,7 +435,7 @@ pub fn stacked_chart(id: &str, title: &str, rows: &[StackRow], legend_items: &[L
         let bar_h = 22.0;
         for s in row.segments.iter().filter(|s| s.share_pct > 0.0) {
             let w = s.share_pct / total * (x1 - x0);
-            tipped_rect(&mut body, x, y, w, bar_h, s.color, "", &s.tip);
+            tipped_rect(&mut body, (x, y, w, bar_h), s.color, "", &s.tip);
             let label = format!("{:.0}%", s.share_pct);
             if w >= text_width(&label, 11.0) + 6.0 {
                 text(&mut body, x + w / 2.0, y + 15.0, 11.0, "middle", "#ffffff", &label);
@@ -408,13 +443,18 @@ pub fn stacked_chart(id: &str, title: &str, rows: &[StackRow], legend_items: &[L
             x += w;
         }
         if total <= 0.0 {
-            let _ = write!(body, "<rect x=\"{x0}\" y=\"{}\" width=\"{}\" height=\"{bar_h}\" fill=\"{GRID}\"/>", n(y), n(x1 - x0));
+            let _ = write!(
+                body,
+                "<rect x=\"{x0}\" y=\"{}\" width=\"{}\" height=\"{bar_h}\" fill=\"{GRID}\"/>",
+                n(y),
+                n(x1 - x0)
+            );
         }
         y += bar_h + 14.0;
     }
-    let (leg, bottom) = legend(legend_items, x0, y + 2.0, 12.0);
+    let (leg, bottom) = legend(legend_items, x0, y + 2.0, 12.0, width);
     body.push_str(&leg);
-    Chart { id: id.to_owned(), title: title.to_owned(), width: WIDTH, height: (bottom + 2.0).ceil(), body }
+    Chart { id: id.to_owned(), title: title.to_owned(), width, height: (bottom + 2.0).ceil(), body }
 }
 
 #[cfg(test)]
@@ -497,8 +537,12 @@ mod tests {
         let s = stacked_chart(
             "s",
             "t",
-            &[StackRow { label: "r".into(), segments: vec![Segment { color: "#000", share_pct: -3.0, tip: "x".into() }] }],
+            &[StackRow {
+                label: "r".into(),
+                segments: vec![Segment { color: "#000", share_pct: -3.0, tip: "x".into() }],
+            }],
             &[],
+            WIDTH,
         );
         assert!(!s.to_html().contains("NaN"));
     }

@@ -26,8 +26,12 @@ use crate::support;
 const TIMEOUT: Duration = Duration::from_secs(90);
 
 fn find_chromium() -> PathBuf {
+    let install = "install Debian's package with `apt-get install -y chromium` (scripts/test.sh does this), \
+                   or set CHROMIUM=/path/to/chrome";
     if let Some(p) = std::env::var_os("CHROMIUM") {
-        return PathBuf::from(p);
+        let p = PathBuf::from(p);
+        assert!(p.is_file(), "CHROMIUM={} is not a file: {install}", p.display());
+        return p;
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     for name in ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"] {
@@ -43,10 +47,7 @@ fn find_chromium() -> PathBuf {
             return PathBuf::from(p);
         }
     }
-    panic!(
-        "the browser test needs Chromium and none was found: install Debian's package with \
-         `apt-get install -y chromium` (scripts/test.sh does this), or set CHROMIUM=/path/to/chrome"
-    );
+    panic!("the browser test needs Chromium and none was found: {install}");
 }
 
 /// One headless Chromium with a fresh profile, and one page attached to it.
@@ -109,12 +110,11 @@ impl Browser {
                 buf.clear();
             }
         });
-        let mut b = Browser { child, stdin, rx, next_id: 0, session: String::new(), events: Vec::new(), _profile: profile };
+        let mut b =
+            Browser { child, stdin, rx, next_id: 0, session: String::new(), events: Vec::new(), _profile: profile };
         let target = b.call_browser("Target.createTarget", json!({ "url": "about:blank" }));
-        let attached = b.call_browser(
-            "Target.attachToTarget",
-            json!({ "targetId": target["targetId"], "flatten": true }),
-        );
+        let attached =
+            b.call_browser("Target.attachToTarget", json!({ "targetId": target["targetId"], "flatten": true }));
         b.session = attached["sessionId"].as_str().unwrap().to_owned();
         for domain in ["Runtime.enable", "Log.enable", "Page.enable", "Network.enable"] {
             b.call(domain, json!({}));
@@ -200,7 +200,9 @@ impl Browser {
                 let p = &e["params"];
                 match e["method"].as_str()? {
                     "Runtime.exceptionThrown" => Some(format!("exception: {}", p["exceptionDetails"])),
-                    "Runtime.consoleAPICalled" if matches!(p["type"].as_str(), Some("error" | "assert" | "warning")) => {
+                    "Runtime.consoleAPICalled"
+                        if matches!(p["type"].as_str(), Some("error" | "assert" | "warning")) =>
+                    {
                         Some(format!("console.{}: {}", p["type"], p["args"]))
                     }
                     "Log.entryAdded" if matches!(p["entry"]["level"].as_str(), Some("error" | "warning")) => {
@@ -317,7 +319,10 @@ fn check_layout(b: &mut Browser, width: u32, expect_charts: &[&str]) -> Value {
     let ids: Vec<&str> = probe["charts"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
     assert_eq!(ids, expect_charts, "charts on the page at {width} px");
     for c in probe["charts"].as_array().unwrap() {
-        assert!(c["width"].as_f64().unwrap() > 100.0 && c["height"].as_f64().unwrap() > 30.0, "chart not laid out: {c}");
+        assert!(
+            c["width"].as_f64().unwrap() > 100.0 && c["height"].as_f64().unwrap() > 30.0,
+            "chart not laid out: {c}"
+        );
         assert!(c["marks"].as_u64().unwrap() >= 1, "chart has no visible marks: {c}");
         assert!(c["width"].as_f64().unwrap() <= f64::from(width), "chart wider than the viewport: {c}");
     }
@@ -337,7 +342,8 @@ fn hover_shows_value(b: &mut Browser, chart: &str) {
 #[test]
 fn report_renders_in_chromium_without_errors_or_overflow_at_phone_tablet_and_desktop_width() {
     let dir = support::artefact_dir("browser");
-    let html = chatops_report::render_html(&support::results(), Some(&support::metrics()), Some(&support::comparison()));
+    let html =
+        chatops_report::render_html(&support::results(), Some(&support::metrics()), Some(&support::comparison()));
     let file = dir.join("report.html");
     std::fs::write(&file, html).unwrap();
     let url = format!("file://{}", file.display());

@@ -98,14 +98,30 @@ pub fn oversized() -> LoadTestResults {
     r
 }
 
-/// The text content of the element with `id` (tags stripped), for checking a figure.
+/// The text content of the element with `id`: tags stripped, entities decoded, whitespace
+/// (thin spaces included) collapsed to single spaces.
 pub fn text_of(html: &str, id: &str) -> String {
     let at = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no element #{id}"));
     let start = html[..at].rfind('<').unwrap();
     let tag: String = html[start + 1..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
-    let close = format!("</{tag}>");
-    // Elements checked here do not nest their own tag, so the first closing tag ends them.
-    let end = at + html[at..].find(&close).unwrap();
+    let (open, close) = (format!("<{tag}"), format!("</{tag}>"));
+    // Find the matching closing tag, counting nested elements of the same name.
+    let (mut depth, mut i) = (0usize, start);
+    let end = loop {
+        let next_open = html[i + 1..].find(&open).map(|k| k + i + 1);
+        let next_close = html[i + 1..].find(&close).map(|k| k + i + 1).expect("closing tag");
+        match next_open {
+            Some(o) if o < next_close => {
+                depth += 1;
+                i = o;
+            }
+            _ if depth == 0 => break next_close,
+            _ => {
+                depth -= 1;
+                i = next_close;
+            }
+        }
+    };
     let mut out = String::new();
     let mut in_tag = false;
     for c in html[start..end].chars() {
@@ -119,6 +135,12 @@ pub fn text_of(html: &str, id: &str) -> String {
             _ => {}
         }
     }
+    let out = out
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&");
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
