@@ -377,6 +377,35 @@ fn report_renders_in_chromium_without_errors_or_overflow_at_phone_tablet_and_des
 }
 
 #[test]
+fn printing_opens_every_details_block_and_keeps_the_charts() {
+    let dir = support::artefact_dir("browser-print");
+    let file = dir.join("report.html");
+    std::fs::write(&file, chatops_report::render_html(&support::results(), Some(&support::metrics()), None)).unwrap();
+    let url = format!("file://{}", file.display());
+
+    let mut b = Browser::start();
+    b.open(&url, 1280);
+    let closed = b.eval_json("JSON.stringify(document.querySelectorAll('details:not([open])').length)");
+    assert!(closed.as_u64().unwrap() > 0, "the appendix starts folded on screen");
+    let pdf = b.call("Page.printToPDF", json!({ "printBackground": true }));
+    let pdf = base64::engine::general_purpose::STANDARD.decode(pdf["data"].as_str().unwrap()).unwrap();
+    let out = dir.join("report.pdf");
+    std::fs::write(&out, &pdf).unwrap();
+    println!("pdf: {}", out.display());
+    let closed = b.eval_json("JSON.stringify(document.querySelectorAll('details:not([open])').length)");
+    b.call("Emulation.setEmulatedMedia", json!({ "media": "print" }));
+    let probe = b.eval_json(PROBE);
+    let problems = b.problems();
+    b.close();
+    assert!(pdf.starts_with(b"%PDF"), "a PDF came out");
+    assert_eq!(closed, json!(0), "beforeprint opened every <details>");
+    let charts = probe["charts"].as_array().unwrap();
+    assert_eq!(charts.len(), ALL_CHARTS.len(), "every chart kept in print");
+    assert!(charts.iter().all(|c| c["width"].as_f64().unwrap() > 100.0), "charts laid out in print: {charts:?}");
+    assert!(problems.is_empty(), "console errors or warnings: {problems:#?}");
+}
+
+#[test]
 fn hostile_names_run_no_script_and_long_names_do_not_widen_the_phone_layout() {
     let dir = support::artefact_dir("browser-hostile");
     let (r, m, c) = support::hostile();
