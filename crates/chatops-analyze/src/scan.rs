@@ -107,7 +107,7 @@ impl<'a> Scanner<'a> {
     /// such a string) this looks at eight bytes at a time.
     fn plain_string(&mut self) -> Option<&'a [u8]> {
         self.eat(b'"')?;
-        let rest = &self.b[self.i..];
+        let rest = self.b.get(self.i..)?;
         let end = find_special(rest)?;
         // Escapes need decoding, and control characters are invalid JSON: slow path.
         if rest[end] != b'"' {
@@ -120,7 +120,8 @@ impl<'a> Scanner<'a> {
     fn skip_string(&mut self) -> Option<()> {
         self.eat(b'"')?;
         loop {
-            let rest = &self.b[self.i..];
+            // An escape at the very end of the line leaves the cursor past it.
+            let rest = self.b.get(self.i..)?;
             let at = find_special(rest)?;
             match rest[at] {
                 b'"' => {
@@ -367,6 +368,22 @@ fn number(t: &[u8]) -> Option<Option<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_escape_at_the_end_of_a_line_is_not_read_past() {
+        // Found by `scripts/fuzz.sh log_line`: a backslash as the last byte of a skipped
+        // string moved the cursor past the end of the line.
+        let line: &[u8] = &[
+            116, 104, 116, 111, 107, 105, 111, 45, 114, 117, 110, 116, 105, 109, 101, 45, 119, 123, 34, 116, 105, 109,
+            101, 115, 116, 97, 88, 109, 47, 112, 34, 58, 49, 55, 49, 52, 53, 53, 55, 54, 48, 50, 48, 48, 48, 44, 34,
+            109, 101, 115, 115, 97, 103, 101, 34, 58, 91, 34, 80, 101, 114, 102, 111, 114, 109, 97, 110, 99, 101, 32,
+            109, 101, 116, 114, 105, 99, 115, 34, 44, 34, 99, 111, 114, 114, 97, 110, 99, 101, 32, 109, 101, 116, 114,
+            105, 99, 115, 34, 44, 34, 58, 44, 34, 34, 92, 92, 92, 92, 92, 92, 92, 92, 92, 92, 92, 92, 92, 92, 92, 92,
+            92, 111, 92, 114, 92, 92, 107, 92, 92, 92,
+        ];
+        let _ = crate::line::LineParser::new().parse(line);
+        let _ = crate::line::LineParser::new().parse(br#"{"message":"Performance metrics","x":"\"#);
+    }
 
     #[test]
     fn parses_numbers_exactly_like_the_standard_library() {
