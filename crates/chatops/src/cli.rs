@@ -44,6 +44,9 @@ pub enum Command {
     /// Compare a baseline with a candidate (results or metrics files) and say whether the
     /// candidate regressed; exit code 1 on a regression.
     Compare(chatops_analyze::CompareArgs),
+    /// Render a load test's results (and its metrics summary) as one self-contained HTML
+    /// file with charts, and optionally a PNG.
+    Report(chatops_report::ReportArgs),
 }
 
 /// Where the signing secret comes from. The secret is never accepted as a plain flag on

@@ -22,5 +22,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dlq(args) => commands::dlq::run(args).await,
         Command::Analyze(args) => Ok(ExitCode::from(chatops_analyze::run_analyze(&args)?.exit_code())),
         Command::Compare(args) => Ok(ExitCode::from(chatops_analyze::run_compare(&args)?.exit_code())),
+        Command::Report(args) => {
+            let outcome = chatops_report::run_report(&args)?;
+            println!("report: {}", outcome.html_path.display());
+            if let Some(png) = &outcome.png_path {
+                println!("png:    {}", png.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
