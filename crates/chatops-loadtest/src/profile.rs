@@ -192,7 +192,15 @@ impl Profile {
             return Err(ProfileError::Scale("--rate-scale and --duration-scale must be positive numbers".into()));
         }
         for p in &mut self.phases {
-            p.duration = p.duration.mul_f64(duration);
+            let secs = p.duration.as_secs_f64() * duration;
+            if secs > MAX_PHASE.as_secs_f64() {
+                return Err(ProfileError::Scale(format!(
+                    "phase `{}` after scaling: duration is longer than {} s",
+                    p.name,
+                    MAX_PHASE.as_secs()
+                )));
+            }
+            p.duration = Duration::from_secs_f64(secs);
             p.load = match p.load {
                 Load::Rate { from, to } => Load::Rate { from: from * rate, to: to * rate },
                 Load::Count(n) => Load::Count((n as f64 * rate * duration).round() as u64),
@@ -895,6 +903,9 @@ scenarios:
         assert!(p.scale(0.0, 1.0).is_err());
         assert!(p.scale(f64::NAN, 1.0).is_err());
         assert!(p.scale(1e9, 1.0).is_err(), "scaled rate above the limit");
+        let mut p = Profile::load("minimal", &HashMap::new()).unwrap();
+        assert!(p.scale(1.0, 1e300).is_err(), "scaled duration out of range is an error, not a panic");
+        assert!(p.scale(f64::MAX, f64::MIN_POSITIVE).is_err());
     }
 
     #[test]
