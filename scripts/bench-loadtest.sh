@@ -7,7 +7,7 @@
 #   RATES="20000 40000 60000" DURATION=10 scripts/bench-loadtest.sh
 #
 # Knobs (environment): RATES (arrivals/s to try, ascending), DURATION (s per run, default
-# 10), GEN_THREADS (generator threads, default 1), SERVER_THREADS (default 1), WINDOW
+# 10), GEN_THREADS (generator threads, default 2), SERVER_THREADS (default 1), WINDOW
 # (--response-window, default 30s as in real runs), LONG_SECS (if set, one extra run of that
 # many seconds at LONG_RATE to watch memory over time). Every request is signed and its
 # response_url rewritten for the receiver; the trivial server never answers through it, so
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 RATES=${RATES:-"5000 10000 20000 30000 40000 50000 60000 70000 80000"}
 DURATION=${DURATION:-10}
-GEN_THREADS=${GEN_THREADS:-1}
+GEN_THREADS=${GEN_THREADS:-2}
 SERVER_THREADS=${SERVER_THREADS:-1}
 WINDOW=${WINDOW:-30s}
 OUT=${OUT:-target/bench-loadtest}
@@ -51,14 +51,19 @@ YAML
   echo "$OUT/p-$1.yml"
 }
 
+server_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+
 run() { # rate duration → prints one summary line
   local rate=$1 secs=$2
   local p; p=$(profile "$rate" "$secs")
+  local before; before=$(server_ticks)
   /usr/bin/time -v "$BIN/loadtest" --threads "$GEN_THREADS" --profile "$p" --signing-secret bench-secret \
     --quiet --drain-timeout 1s --response-window "$WINDOW" -o "$OUT/r-$rate-$secs.json" 2>"$OUT/time-$rate-$secs.txt" || true
-  python3 - "$rate" "$secs" "$OUT/r-$rate-$secs.json" "$OUT/time-$rate-$secs.txt" <<'PY'
+  local server_cpu; server_cpu=$(( $(server_ticks) - before ))
+  python3 - "$rate" "$secs" "$OUT/r-$rate-$secs.json" "$OUT/time-$rate-$secs.txt" "$server_cpu" "$(getconf CLK_TCK)" <<'PY'
 import json, re, sys
 rate, secs, rpath, tpath = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
+server_cpu = int(sys.argv[5]) / int(sys.argv[6]) / secs * 100
 r = json.load(open(rpath)); t = open(tpath).read()
 c, s = r["counters"], r["summaries"]
 pts = r["timeSeries"]["points"]
@@ -66,11 +71,11 @@ achieved = sum(p["requests"] for p in pts) / secs       # sent inside the test w
 errors = sum(c["errors"].values())
 ok = abs(achieved - rate) / rate <= 0.02 and c["dropped"] == 0 and errors == 0
 num = lambda k: float(re.search(k + r": *([0-9.:]+)", t).group(1))
-cpu = num(r"Percent of CPU this job got").__int__() if False else int(re.search(r"Percent of CPU this job got: (\d+)%", t).group(1))
+cpu = int(re.search(r"Percent of CPU this job got: (\d+)%", t).group(1))
 user, sys_ = num("User time \\(seconds\\)"), num("System time \\(seconds\\)")
 rss = num(r"Maximum resident set size \(kbytes\)") / 1024
 us = (user + sys_) / max(c["requests"], 1) * 1e6
-print(f"{int(rate):>7} {achieved:>10.0f} {'yes' if ok else 'NO':>4} {c['dropped']:>8} {errors:>6} {cpu:>4}% {us:>6.1f} {rss:>7.1f}"
+print(f"{int(rate):>7} {achieved:>10.0f} {'yes' if ok else 'NO':>4} {c['dropped']:>8} {errors:>6} {cpu:>4}% {server_cpu:>5.0f}% {us:>6.1f} {rss:>7.1f}"
       f" {s['ack']['p50']:>7.2f} {s['ack']['p99']:>8.2f} {s['sendLag']['p50']:>7.2f} {s['sendLag']['p99']:>8.2f}"
       f" {s['serviceTime']['p50']:>7.2f} {s['serviceTime']['p99']:>8.2f}")
 open(rpath + ".ok", "w").write("1" if ok else "0")
@@ -79,7 +84,7 @@ PY
 
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load avg $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "generator threads $GEN_THREADS, server threads $SERVER_THREADS, ${DURATION}s per rate, signing and receiver on"
-echo "   rate   achieved  ok?  dropped errors  cpu  us/req  rss_MB ack_p50  ack_p99 lag_p50  lag_p99 svc_p50  svc_p99"
+echo "   rate   achieved  ok?  dropped errors  cpu   srv  us/req  rss_MB ack_p50  ack_p99 lag_p50  lag_p99 svc_p50  svc_p99"
 best=0
 for rate in $RATES; do
   run "$rate" "$DURATION"
