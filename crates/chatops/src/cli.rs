@@ -38,6 +38,12 @@ pub enum Command {
     Send(SendArgs),
     /// List, redrive or purge the dead-letter queue of a data directory.
     Dlq(DlqArgs),
+    /// Load-test a bot the way Slack uses it: an open-model generator that signs every
+    /// request, plays Slack's response_url, and measures what the user sees. With --spawn
+    /// it starts an embedded bot first.
+    Loadtest(chatops_loadtest::LoadtestArgs),
+    /// Play Slack's response_url alone: print every post that arrives (for manual tests).
+    MockSlack(chatops_loadtest::MockSlackArgs),
     /// Read the bot's JSON logs and compute per-stage latency statistics (count, avg, p50,
     /// p95, p99, max) by component, command, quadrant and status, like a Logs Insights query.
     Analyze(chatops_analyze::AnalyzeArgs),

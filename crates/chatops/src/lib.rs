@@ -20,6 +20,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sign(args) => commands::sign::run(args),
         Command::Send(args) => commands::send::run(args).await,
         Command::Dlq(args) => commands::dlq::run(args).await,
+        Command::Loadtest(args) => commands::loadtest::run(args).await,
+        Command::MockSlack(args) => {
+            chatops_loadtest::run_mock_slack(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Analyze(args) => Ok(ExitCode::from(chatops_analyze::run_analyze(&args)?.exit_code())),
         Command::Compare(args) => Ok(ExitCode::from(chatops_analyze::run_compare(&args)?.exit_code())),
         Command::Report(args) => {

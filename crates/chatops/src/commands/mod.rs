@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod dlq;
+pub mod loadtest;
 pub mod nats;
 pub mod send;
 pub mod serve;

@@ -1,0 +1,101 @@
+//! `chatops loadtest`: runs the load generator; with `--spawn`, first starts an embedded
+//! bot on a random port with a throwaway data directory and a random signing secret, its
+//! JSON logs written beside the results (`results/test-….bot.log`), so that
+//! `chatops analyze --from-results` finds them with no further flags.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chatops_loadtest::{LoadtestArgs, SpawnedBot};
+use chatops_service::config::{self, Overrides};
+use chatops_service::startup::Roles;
+use chatops_service::telemetry::{self, Console};
+use chatops_service::{Application, Settings};
+use secrecy::{ExposeSecret, SecretString};
+
+/// A bot started for the duration of one load test.
+struct EmbeddedBot {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    data_dir: PathBuf,
+}
+
+/// Settings of the spawned bot: the built-in defaults (or `CHATOPS_CONFIG`), on a random
+/// local port, answering to the generator's receiver, without the per-user rate limit (a
+/// load test is one "user" sending thousands of commands).
+fn spawn_settings(data_dir: &Path, secret: &SecretString, log_file: &Path) -> anyhow::Result<Settings> {
+    let config_file = std::env::var_os("CHATOPS_CONFIG").map(PathBuf::from);
+    let overrides = Overrides {
+        listen: Some("127.0.0.1:0".parse().expect("a valid socket address")),
+        data_dir: Some(data_dir.to_owned()),
+        log_file: Some(log_file.to_owned()),
+        allow_response_hosts: vec!["127.0.0.1".into()],
+        signing_secret: Some(secret.clone()),
+        durability: std::env::var("CHATOPS_DURABILITY")
+            .ok()
+            .map(|d| d.parse())
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+        ..Default::default()
+    };
+    let mut settings = config::load(config_file.as_deref(), overrides).context("configuring the spawned bot")?;
+    settings.limits.per_user_per_minute = 0;
+    Ok(settings)
+}
+
+async fn start_bot(results: &Path, log_file: &Path) -> anyhow::Result<(EmbeddedBot, SpawnedBot)> {
+    let secret = SecretString::from(format!("{}{}", fastrand::u64(..), fastrand::u64(..)));
+    let data_dir = std::env::temp_dir().join(format!("chatops-spawn-{}-{}", std::process::id(), fastrand::u32(..)));
+    let settings = spawn_settings(&data_dir, &secret, log_file)?;
+    if let Some(dir) = results.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let app = Application::build(settings, Roles::all()).await.context("starting the spawned bot")?;
+    let addr = app.local_addr().expect("serve listens");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        app.run_until_stopped(async {
+            let _ = stopped.await;
+        })
+        .await
+        .map_err(anyhow::Error::from)
+    });
+    let spawned = SpawnedBot {
+        target_url: format!("http://{addr}"),
+        signing_secret: SecretString::from(secret.expose_secret().to_owned()),
+        bot_log_path: log_file.to_owned(),
+    };
+    Ok((EmbeddedBot { stop, task, data_dir }, spawned))
+}
+
+pub async fn run(mut args: LoadtestArgs) -> anyhow::Result<ExitCode> {
+    if !args.spawn || args.list_profiles {
+        return finish(chatops_loadtest::run(args, None).await);
+    }
+    let results = args.resolve_output();
+    let log_file = chatops_loadtest::bot_log_path_for(&results);
+    // The bot's log lines go to the file only: the console belongs to the load generator.
+    let mut logs = telemetry::init(Console::Off, Some(&log_file), None)?;
+    let (bot, spawned) = start_bot(&results, &log_file).await?;
+    let outcome = chatops_loadtest::run(args, Some(spawned)).await;
+    let _ = bot.stop.send(());
+    let stopped = bot.task.await;
+    logs.shutdown().await;
+    drop(logs);
+    let _ = std::fs::remove_dir_all(&bot.data_dir);
+    stopped.context("the spawned bot's task failed")??;
+    finish(outcome)
+}
+
+fn finish(
+    outcome: Result<chatops_loadtest::LoadtestOutcome, chatops_loadtest::LoadtestError>,
+) -> anyhow::Result<ExitCode> {
+    match outcome {
+        Ok(o) => Ok(ExitCode::from(o.exit_code())),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(e.exit_code()))
+        }
+    }
+}
