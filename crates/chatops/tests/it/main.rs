@@ -10,4 +10,5 @@ mod ingress;
 mod limits;
 mod retries;
 mod scale_out;
+mod toolkit;
 mod tracing;
