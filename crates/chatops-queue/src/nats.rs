@@ -545,14 +545,20 @@ impl Queue for NatsQueue {
                     continue;
                 }
             };
-            // The done-record is checked before any handler runs.
-            if self.is_done(&job.idempotency_key).await {
-                message.ack().await.map_err(ack_error)?;
-                continue;
-            }
             out.push(Delivery { job, attempt, enqueued_ns, dequeued_ns, receipt: Receipt::Nats(Box::new(message)) });
         }
-        Ok(out)
+        // The done-record is checked before any handler runs; the lookups of one batch go
+        // out together, so a batch costs one round trip, not one per job.
+        let done = futures::future::join_all(out.iter().map(|d| self.is_done(&d.job.idempotency_key))).await;
+        let mut fresh = Vec::with_capacity(out.len());
+        for (delivery, done) in out.into_iter().zip(done) {
+            if done {
+                self.message(&delivery).ack().await.map_err(ack_error)?;
+            } else {
+                fresh.push(delivery);
+            }
+        }
+        Ok(fresh)
     }
 
     async fn wait_for_jobs(&self, quadrant: Quadrant, timeout: Duration) {
@@ -581,13 +587,16 @@ impl Queue for NatsQueue {
 
     async fn complete(&self, delivery: &Delivery) -> Result<(), QueueError> {
         let job = &delivery.job;
-        self.js
+        // The done-record goes out first and the ack right behind it on the same connection
+        // (so the server sees them in that order); both are then awaited together.
+        let stored = self
+            .js
             .publish(self.names.done_subject(&job.idempotency_key), Bytes::from(job.job_id.clone()))
             .await
-            .map_err(|e| unavailable("writing the done-record", e))?
-            .await
-            .map_err(|e| unavailable("storing the done-record", e))?;
-        self.message(delivery).double_ack().await.map_err(ack_error)
+            .map_err(|e| unavailable("writing the done-record", e))?;
+        let (stored, acked) = tokio::join!(stored, self.message(delivery).double_ack());
+        stored.map_err(|e| unavailable("storing the done-record", e))?;
+        acked.map_err(ack_error)
     }
 
     async fn fail(
