@@ -27,7 +27,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run only the Slack ingress, publishing to NATS JetStream (--queue nats://...); run
     /// any number of these behind a load balancer.
-    Router(RouterArgs),
+    Router(ServeArgs),
     /// Run only worker pools for some quadrants, consuming from NATS JetStream.
     Worker(WorkerArgs),
     /// Set up the NATS JetStream streams and consumers explicitly.
@@ -139,17 +139,6 @@ pub struct QueueArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address of the Slack ingress [default from config: 127.0.0.1:3000].
-    #[arg(long, value_name = "ADDR", env = "CHATOPS_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    #[command(flatten)]
-    pub bot: BotArgs,
-    #[command(flatten)]
-    pub secret: SecretArgs,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct RouterArgs {
     /// Address of the Slack ingress [default from config: 127.0.0.1:3000].
     #[arg(long, value_name = "ADDR", env = "CHATOPS_LISTEN")]
     pub listen: Option<SocketAddr>,

@@ -13,7 +13,7 @@ use chatops_service::telemetry::{self, Console};
 use chatops_service::{Application, Settings};
 use secrecy::SecretString;
 
-use crate::cli::{BotArgs, QueueArgs, RouterArgs, SecretArgs, ServeArgs, WorkerArgs};
+use crate::cli::{BotArgs, QueueArgs, SecretArgs, ServeArgs, WorkerArgs};
 
 /// Reads the signing secret from `--signing-secret-file` or `SLACK_SIGNING_SECRET`.
 pub fn signing_secret(args: &SecretArgs) -> anyhow::Result<Option<SecretString>> {
@@ -78,7 +78,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     run_roles(&args.bot, settings, Roles::all()).await
 }
 
-pub async fn router(args: RouterArgs) -> anyhow::Result<ExitCode> {
+pub async fn router(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let settings = settings(&args.bot, args.listen, signing_secret(&args.secret)?)?;
     run_roles(&args.bot, settings, Roles::router()).await
 }

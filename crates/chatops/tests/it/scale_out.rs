@@ -20,6 +20,18 @@ fn nats_engine(server: &NatsServer) -> QueueEngine {
     }))
 }
 
+/// An in-process bot on the broker, with the test settings adjusted by `tune`.
+async fn spawn_nats_app(
+    nats: &NatsServer,
+    tune: impl FnOnce(&mut chatops_service::Settings),
+) -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(dir.path());
+    settings.queue.engine = nats_engine(nats);
+    tune(&mut settings);
+    (spawn_app_with(settings).await, dir)
+}
+
 fn performance_lines(bots: &[&BotProcess]) -> Vec<serde_json::Value> {
     bots.iter().flat_map(|b| b.log_lines()).filter(|l| l["message"] == "Performance metrics").collect()
 }
@@ -125,11 +137,7 @@ async fn a_worker_killed_mid_job_has_its_job_redelivered_after_ack_wait() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_broker_dying_under_load_loses_no_acknowledged_command() {
     let mut nats = NatsServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = test_settings(dir.path());
-    settings.queue.engine = nats_engine(&nats);
-    settings.ack_budget = Duration::from_millis(1500);
-    let app = spawn_app_with(settings).await;
+    let (app, _dir) = spawn_nats_app(&nats, |s| s.ack_budget = Duration::from_millis(1500)).await;
     let slack = SlackReceiver::start().await;
 
     let mut acked = Vec::new();
@@ -175,10 +183,7 @@ async fn the_broker_dying_under_load_loses_no_acknowledged_command() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_slack_request_is_one_job_on_nats() {
     let nats = NatsServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = test_settings(dir.path());
-    settings.queue.engine = nats_engine(&nats);
-    let app = spawn_app_with(settings).await;
+    let (app, _dir) = spawn_nats_app(&nats, |_| {}).await;
     let slack = SlackReceiver::start().await;
     let req = sign(slash("/echo", "once", &slack.url("nats-dup")).to_form());
     assert_eq!(app.post(&req, "nats-dup-a").await.status(), 200);
@@ -194,10 +199,7 @@ async fn a_duplicate_slack_request_is_one_job_on_nats() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_always_failing_job_lands_in_the_nats_dlq_and_redrive_answers_it() {
     let nats = NatsServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = test_settings(dir.path());
-    settings.queue.engine = nats_engine(&nats);
-    let app = spawn_app_with(settings).await;
+    let (app, _dir) = spawn_nats_app(&nats, |_| {}).await;
     let slack = SlackReceiver::start().await;
     slack.fail_first(usize::MAX);
     app.send(&slack, "/echo", "doomed", "nats-doomed").await;
@@ -229,10 +231,7 @@ async fn an_always_failing_job_lands_in_the_nats_dlq_and_redrive_answers_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_reports_the_broker() {
     let mut nats = NatsServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = test_settings(dir.path());
-    settings.queue.engine = nats_engine(&nats);
-    let app = spawn_app_with(settings).await;
+    let (app, _dir) = spawn_nats_app(&nats, |_| {}).await;
     let ready = || async { http().get(format!("{}/readyz", app.base)).send().await.unwrap().status().as_u16() };
     assert_eq!(ready().await, 200);
     nats.kill();
