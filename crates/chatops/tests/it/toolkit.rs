@@ -71,6 +71,21 @@ fn loadtest_analyze_report_and_compare_agree() {
         .unwrap();
     assert!(client_e2e + 0.5 >= server_e2e, "client E2E {client_e2e} ms covers server E2E {server_e2e} ms");
 
+    // The same log through stdin gives the same counts.
+    let mut piped = Command::new(env!("CARGO_BIN_EXE_chatops"))
+        .current_dir(dir.path())
+        .args(["analyze", "-", "--json", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut piped.stdin.take().unwrap(), &std::fs::read(&bot_log).unwrap()).unwrap();
+    let piped = piped.wait_with_output().unwrap();
+    assert!(piped.status.success());
+    let from_stdin: Value = serde_json::from_slice(&piped.stdout).unwrap();
+    assert_eq!(from_stdin["router"]["requests"], metrics["router"]["requests"]);
+    assert_eq!(from_stdin["worker"]["attempts"], metrics["worker"]["attempts"]);
+
     // report renders both, offline, with the same request count.
     let html_path = dir.path().join("report.html");
     let png_path = dir.path().join("report.png");
