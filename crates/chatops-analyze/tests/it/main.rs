@@ -1,3 +1,6 @@
+//! Integration tests of chatops-analyze on small fixtures: known values, windows, gzip,
+//! folders, the origin format, the join and compare.
+
 mod analyze;
 mod compare;
 mod join;

@@ -12,3 +12,4 @@ mod retries;
 mod scale_out;
 mod toolkit;
 mod tracing;
+mod tidy;
