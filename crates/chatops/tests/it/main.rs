@@ -10,6 +10,6 @@ mod ingress;
 mod limits;
 mod retries;
 mod scale_out;
+mod tidy;
 mod toolkit;
 mod tracing;
-mod tidy;
