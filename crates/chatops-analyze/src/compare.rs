@@ -271,17 +271,8 @@ fn stat(s: &LatencySummary, which: &str) -> Option<f64> {
     if s.count == 0 { None } else { s.get(which) }
 }
 
-/// Successful requests per second of test time.
-fn throughput(r: &LoadTestResults) -> Option<f64> {
-    if r.test.duration_ms <= 0 {
-        return None;
-    }
-    let errors: u64 = r.counters.errors.values().sum();
-    Some(r.counters.requests.saturating_sub(errors) as f64 / (r.test.duration_ms as f64 / 1000.0))
-}
-
 fn compare_results(rules: &Rules, b: &LoadTestResults, c: &LoadTestResults, out: &mut Vec<FigureChange>) {
-    out.push(figure(rules, "throughput".into(), "req/s", Better::Higher, 0.0, throughput(b), throughput(c)));
+    out.push(figure(rules, "throughput".into(), "req/s", Better::Higher, 0.0, b.throughput(), c.throughput()));
     out.push(figure(
         rules,
         "error_rate".into(),

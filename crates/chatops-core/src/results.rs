@@ -110,12 +110,31 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Failed requests: transport errors and non-2xx answers, all types.
+    pub fn n_errors(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
     /// Errors (transport errors and non-2xx answers) over requests sent.
     pub fn error_rate(&self) -> f64 {
         if self.requests == 0 {
             return 0.0;
         }
-        self.errors.values().sum::<u64>() as f64 / self.requests as f64
+        self.n_errors() as f64 / self.requests as f64
+    }
+}
+
+impl LoadTestResults {
+    /// Successful requests per second of test time; `None` without a duration. The one
+    /// definition `compare` and `report` both show.
+    pub fn throughput(&self) -> Option<f64> {
+        if self.test.duration_ms <= 0 {
+            return None;
+        }
+        Some(
+            self.counters.requests.saturating_sub(self.counters.n_errors()) as f64
+                / (self.test.duration_ms as f64 / 1000.0),
+        )
     }
 }
 

@@ -33,17 +33,6 @@ pub const MAX_TABLE_ROWS: usize = 500;
 /// How to get the server side when no metrics summary was given.
 pub const NO_METRICS_HINT: &str = "chatops analyze --from-results RESULTS.json";
 
-/// Successful requests per second of test time (requests − errors) / duration, the same
-/// definition as `chatops compare`'s `throughput`. The report's one derived figure: the
-/// results file has no throughput field (see the crate docs).
-pub fn throughput(r: &LoadTestResults) -> Option<f64> {
-    if r.test.duration_ms <= 0 {
-        return None;
-    }
-    let errors: u64 = r.counters.errors.values().sum();
-    Some(r.counters.requests.saturating_sub(errors) as f64 / (r.test.duration_ms as f64 / 1000.0))
-}
-
 /// Renders the whole report. Deterministic: the same inputs give the same bytes.
 pub fn render_html(
     results: &LoadTestResults,
@@ -237,8 +226,8 @@ fn summary_cards(o: &mut String, r: &LoadTestResults) {
     stat(o, "card-e2e-p50", "hl", "E2E p50", &pick(e2e, e2e.p50));
     stat(o, "card-e2e-p95", "hl", "E2E p95", &pick(e2e, e2e.p95));
     stat(o, "card-e2e-p99", "hl", "E2E p99", &pick(e2e, e2e.p99));
-    let errors: u64 = c.errors.values().sum();
-    stat(o, "card-throughput", "", "throughput (successful)", &throughput(r).map_or("n/a".into(), rate));
+    let errors = c.n_errors();
+    stat(o, "card-throughput", "", "throughput (successful)", &r.throughput().map_or("n/a".into(), rate));
     stat(o, "card-requests", "", "requests sent", &count(c.requests));
     stat(o, "card-errors", if errors > 0 { "bad" } else { "" }, "errors", &count(errors));
     stat(o, "card-error-rate", if errors > 0 { "bad" } else { "" }, "error rate", &ratio_pct(c.error_rate()));
@@ -885,9 +874,9 @@ mod tests {
         r.counters.requests = 1000;
         r.counters.errors = BTreeMap::from([("timeout".to_owned(), 100)]);
         r.test.duration_ms = 10_000;
-        assert_eq!(throughput(&r), Some(90.0));
+        assert_eq!(r.throughput(), Some(90.0));
         r.test.duration_ms = 0;
-        assert_eq!(throughput(&r), None);
+        assert_eq!(r.throughput(), None);
     }
 
     #[test]

@@ -5,9 +5,9 @@
 //!
 //! **Architecture Invariant:** this crate computes nothing. Every figure it shows is a field
 //! of the results, the summary or a [`Comparison`]; it picks, formats and converts units
-//! (ms → s, ratio → percent, epoch ms → RFC 3339). The two exceptions are spelled out where
-//! they happen: the throughput card ([`html::throughput`], (requests − errors) / duration, the
-//! definition `chatops compare` uses) and the error count (the sum of `counters.errors`).
+//! (ms → s, ratio → percent, epoch ms → RFC 3339). The throughput card and the error count
+//! come from `LoadTestResults::throughput` and `Counters::n_errors` in `chatops-core`, the
+//! same definitions `chatops compare` uses.
 //!
 //! The charts are SVG written by hand ([`svg`]); the HTML page inlines them, and the PNG
 //! rasterises the same markup with `resvg` and an embedded DejaVu Sans, so it needs neither a

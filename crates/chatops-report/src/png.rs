@@ -15,7 +15,7 @@ use resvg::{tiny_skia, usvg};
 use crate::charts;
 use crate::error::ReportError;
 use crate::fmt::{count, duration, esc, instant, ms_unit, rate, ratio_pct, truncate};
-use crate::html::{NO_METRICS_HINT, throughput};
+use crate::html::NO_METRICS_HINT;
 use crate::svg::{Chart, FONT};
 
 static DEJAVU_SANS: &[u8] = include_bytes!("../fonts/DejaVuSans.ttf");
@@ -119,9 +119,9 @@ pub(crate) fn page_svg(r: &LoadTestResults, metrics: Option<&MetricsSummary>, ba
     // Key figures.
     let e2e = &r.summaries.first_response;
     let lat = |v: f64| if e2e.count == 0 { "—".to_owned() } else { ms_unit(v) };
-    let errors: u64 = r.counters.errors.values().sum();
+    let errors = r.counters.n_errors();
     let cards: [(&str, String, bool); 8] = [
-        ("throughput", throughput(r).map_or("n/a".into(), rate), false),
+        ("throughput", r.throughput().map_or("n/a".into(), rate), false),
         ("requests", count(r.counters.requests), false),
         ("error rate", ratio_pct(r.counters.error_rate()), errors > 0),
         ("lost", count(r.counters.lost), r.counters.lost > 0),
