@@ -7,24 +7,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::routing::post;
 use chatops_core::SlashCommand;
 use chatops_core::slack::SlackSigner;
 use chatops_core::slack::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use chatops_loadtest::receiver::{self, HookSink};
 use tokio::sync::mpsc;
 
 use crate::cli::SendArgs;
 
-struct Receiver {
-    tx: mpsc::UnboundedSender<(Instant, Bytes)>,
-}
+/// Forwards every post the receiver gets to the printing loop.
+struct Forward(mpsc::UnboundedSender<(Instant, Vec<u8>)>);
 
-async fn receive(State(r): State<Arc<Receiver>>, body: Bytes) -> &'static str {
-    let _ = r.tx.send((Instant::now(), body));
-    "ok"
+impl HookSink for Forward {
+    fn on_post(&self, _id: &str, at: Instant, body: &[u8]) -> bool {
+        self.0.send((at, body.to_vec())).is_ok()
+    }
 }
 
 pub async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
@@ -37,9 +34,9 @@ pub async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(args.receiver)
         .await
         .with_context(|| format!("binding the response receiver on {}", args.receiver))?;
-    let receiver_addr = listener.local_addr()?;
-    let app = Router::new().route("/hook/{id}", post(receive)).with_state(Arc::new(Receiver { tx }));
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    // The load generator's receiver, which plays Slack's response_url.
+    let receiver = receiver::serve(listener, Arc::new(Forward(tx))).context("starting the response receiver")?;
+    let receiver_addr = receiver.addr;
 
     let request_id = chatops_core::CorrelationId::generate();
     let command = SlashCommand {
