@@ -25,3 +25,7 @@ fi
 # keeps this 2-core machine responsive without serialising everything.
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-4}"
 cargo test --workspace --locked "$@"
+
+# Load tests with latency bounds (marked #[ignore]) need the machine to themselves: one at a
+# time, after everything else.
+cargo test --locked -p chatops --test it -- --ignored --test-threads=1

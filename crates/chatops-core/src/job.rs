@@ -41,11 +41,12 @@ impl Job {
         uuid::Uuid::now_v7().to_string()
     }
 
-    /// The idempotency key of a Slack request: its timestamp and signature, which together
-    /// identify one delivery of one body (a retransmission of the same request has both).
-    pub fn idempotency_key_for(timestamp: &str, signature: &str) -> String {
-        let sig = signature.strip_prefix("v0=").unwrap_or(signature);
-        format!("{timestamp}.{sig}")
+    /// The idempotency key of a verified Slack request: its timestamp and MAC, which
+    /// together identify one delivery of one body (a retransmission of the same request has
+    /// both). Built from the decoded MAC bytes, not the header text, so re-sending a captured
+    /// request with the signature's hex digits in another case is the same request.
+    pub fn idempotency_key_for(verified: &crate::slack::signature::Verified) -> String {
+        format!("{}.{}", verified.timestamp, hex::encode(verified.tag))
     }
 }
 
@@ -153,7 +154,8 @@ mod tests {
     }
 
     #[test]
-    fn idempotency_key_ignores_version_prefix() {
-        assert_eq!(Job::idempotency_key_for("1531420618", "v0=abcd"), "1531420618.abcd");
+    fn idempotency_key_is_timestamp_and_lowercase_mac() {
+        let verified = crate::slack::signature::Verified { timestamp: 1531420618, tag: [0xAB; 32] };
+        assert_eq!(Job::idempotency_key_for(&verified), format!("1531420618.{}", "ab".repeat(32)));
     }
 }

@@ -100,7 +100,11 @@ struct RawLimits {
     max_header_bytes: Option<usize>,
     header_read_timeout: Option<HumanDuration>,
     body_read_timeout: Option<HumanDuration>,
+    max_connections: Option<usize>,
+    max_unverified_bodies: Option<usize>,
+    max_unverified_bodies_per_peer: Option<usize>,
     metrics_listen: Option<String>,
+    metrics_on_ingress: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -216,7 +220,15 @@ pub struct LimitSettings {
     pub max_header_bytes: usize,
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
+    /// Open connections on one listener; beyond it new ones are closed at once.
+    pub max_connections: usize,
+    /// Bodies read at once before their signature could be checked, in total and per
+    /// client address.
+    pub max_unverified_bodies: usize,
+    pub max_unverified_bodies_per_peer: usize,
     pub metrics_listen: Option<SocketAddr>,
+    /// Also serve `/metrics` on the Slack-facing listener.
+    pub metrics_on_ingress: bool,
 }
 
 /// Which queue engine, and where.
@@ -410,7 +422,17 @@ fn build(d: RawSettings, u: RawSettings, o: Overrides) -> Result<Settings, Confi
             "limits.header_read_timeout",
         )?,
         body_read_timeout: pick(u.limits.body_read_timeout, d.limits.body_read_timeout, "limits.body_read_timeout")?,
+        max_connections: at_least_one(u.limits.max_connections.or(d.limits.max_connections), "limits.max_connections")?,
+        max_unverified_bodies: at_least_one(
+            u.limits.max_unverified_bodies.or(d.limits.max_unverified_bodies),
+            "limits.max_unverified_bodies",
+        )?,
+        max_unverified_bodies_per_peer: at_least_one(
+            u.limits.max_unverified_bodies_per_peer.or(d.limits.max_unverified_bodies_per_peer),
+            "limits.max_unverified_bodies_per_peer",
+        )?,
         metrics_listen,
+        metrics_on_ingress: u.limits.metrics_on_ingress.or(d.limits.metrics_on_ingress).unwrap_or(false),
     };
     Ok(Settings {
         listen,
@@ -454,6 +476,14 @@ fn queue_engine(url: Option<String>, data_dir: &Path, mut nats: NatsEngine) -> R
             Ok(QueueEngine::Nats(Box::new(nats)))
         }
         Some(u) => Err(invalid("queue.url", format!("`{u}` is neither sqlite://PATH nor nats://HOST:PORT"))),
+    }
+}
+
+fn at_least_one(value: Option<usize>, key: &str) -> Result<usize, ConfigError> {
+    match value {
+        None => Err(invalid(key, "missing (and no built-in default)")),
+        Some(0) => Err(invalid(key, "must be at least 1")),
+        Some(n) => Ok(n),
     }
 }
 

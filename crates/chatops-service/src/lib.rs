@@ -10,6 +10,7 @@
 pub mod config;
 pub mod ingress;
 pub mod metrics;
+pub mod probe;
 pub mod registry;
 pub mod startup;
 pub mod status;

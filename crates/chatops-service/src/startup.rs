@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{ConfigError, QueueEngine, Settings};
 use crate::ingress::{self, IngressLimits, IngressState};
 use crate::metrics::{Metrics, QuadrantLabels};
+use crate::probe::QueueProbe;
 use crate::registry::{Registry, RegistryBuilder, RegistryError};
 use crate::status::BotState;
 use crate::worker::respond::ResponseClient;
@@ -67,6 +68,8 @@ impl Roles {
 /// A bot that is bound and ready to run.
 pub struct Application {
     listener: Option<tokio::net::TcpListener>,
+    metrics_listener: Option<tokio::net::TcpListener>,
+    probe: Arc<QueueProbe>,
     ingress: Option<Arc<IngressState>>,
     workers: Arc<WorkerContext>,
     settings: Settings,
@@ -171,6 +174,13 @@ impl Application {
     ) -> Result<Self, StartupError> {
         let registry: Arc<Registry> = Arc::new(handlers.build(settings.commands.clone())?);
         let metrics = Metrics::new();
+        let probe = Arc::new(QueueProbe::new(queue.clone()));
+        let metrics_listener = match settings.limits.metrics_listen {
+            Some(addr) => {
+                Some(tokio::net::TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?)
+            }
+            None => None,
+        };
         let (listener, ingress) = if roles.ingress {
             let secret = settings.signing_secret.as_ref().ok_or(ConfigError::MissingSigningSecret)?;
             let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -185,6 +195,8 @@ impl Application {
                 ack_budget: settings.ack_budget,
                 limits: IngressLimits::new(&settings.limits),
                 metrics: metrics.clone(),
+                probe: probe.clone(),
+                metrics_on_ingress: settings.limits.metrics_on_ingress,
             });
             (Some(listener), Some(ingress))
         } else {
@@ -200,13 +212,19 @@ impl Application {
             retry: settings.retry,
             metrics,
         });
-        Ok(Application { listener, ingress, workers, settings, roles, background: Vec::new() })
+        Ok(Application { listener, metrics_listener, probe, ingress, workers, settings, roles, background: Vec::new() })
     }
 
     /// The address the ingress listens on (the real port when configured with port 0);
     /// `None` in a worker-only process.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.listener.as_ref().map(|l| l.local_addr().expect("a bound listener has an address"))
+    }
+
+    /// The address `/metrics` is served on (the real port when configured with port 0);
+    /// `None` without a metrics listener.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().map(|l| l.local_addr().expect("a bound listener has an address"))
     }
 
     pub fn queue(&self) -> Arc<dyn Queue> {
@@ -220,7 +238,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
         let addr = self.local_addr();
-        let metrics_addr = self.settings.limits.metrics_listen;
+        let metrics_addr = self.metrics_addr();
         let (listener, ingress) = (self.listener.take(), self.ingress.take());
         let (workers, settings, roles) = (self.workers.clone(), self.settings.clone(), self.roles.clone());
         tracing::info!(
@@ -250,11 +268,8 @@ impl Application {
             }
             _ => None,
         };
-        if let Some(addr) = limits.metrics_listen {
-            let listener =
-                tokio::net::TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?;
-            tracing::info!(listen = %addr, "metrics listener started");
-            let app = ingress::metrics_router(workers.metrics.clone(), workers.queue.clone());
+        if let Some(listener) = self.metrics_listener.take() {
+            let app = ingress::metrics_router(workers.metrics.clone(), self.probe.clone());
             let stop = stop_ingress.clone();
             self.background.push(tokio::spawn(async move {
                 let _ = ingress::serve(listener, app, &limits, stop).await;

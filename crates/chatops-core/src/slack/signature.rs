@@ -111,7 +111,18 @@ impl SlackSigner {
         signature: Option<&[u8]>,
         body: &[u8],
         now_unix_secs: u64,
-    ) -> Result<(), VerifyError> {
+    ) -> Result<Verified, VerifyError> {
+        self.check_headers(timestamp, signature, now_unix_secs)?.verify_body(self, body)
+    }
+
+    /// The checks that need no body: a fresh timestamp and a well-formed signature. The
+    /// router runs them before it spends anything on reading the body.
+    pub fn check_headers<'h>(
+        &self,
+        timestamp: Option<&'h [u8]>,
+        signature: Option<&[u8]>,
+        now_unix_secs: u64,
+    ) -> Result<SignedHeaders<'h>, VerifyError> {
         let timestamp = timestamp.ok_or(VerifyError::MissingTimestamp)?;
         let timestamp = std::str::from_utf8(timestamp).map_err(|_| VerifyError::MalformedTimestamp)?;
         let ts = parse_unix_secs(timestamp).ok_or(VerifyError::MalformedTimestamp)?;
@@ -123,10 +134,38 @@ impl SlackSigner {
         }
         let signature = signature.ok_or(VerifyError::MissingSignature)?;
         let hex_part = signature.strip_prefix(b"v0=").ok_or(VerifyError::MalformedSignature)?;
-        let mut expected = [0u8; 32];
-        hex::decode_to_slice(hex_part, &mut expected).map_err(|_| VerifyError::MalformedSignature)?;
-        self.mac_for(timestamp, body).verify_slice(&expected).map_err(|_| VerifyError::BadSignature)
+        let mut tag = [0u8; 32];
+        hex::decode_to_slice(hex_part, &mut tag).map_err(|_| VerifyError::MalformedSignature)?;
+        Ok(SignedHeaders { timestamp, tag })
     }
+}
+
+/// Signature headers that passed [`SlackSigner::check_headers`]: fresh and well formed,
+/// not yet checked against a body.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedHeaders<'h> {
+    timestamp: &'h str,
+    tag: [u8; 32],
+}
+
+impl SignedHeaders<'_> {
+    /// Checks the HMAC over the raw body, in constant time.
+    pub fn verify_body(self, signer: &SlackSigner, body: &[u8]) -> Result<Verified, VerifyError> {
+        signer.mac_for(self.timestamp, body).verify_slice(&self.tag).map_err(|_| VerifyError::BadSignature)?;
+        let timestamp = self.timestamp.parse().map_err(|_| VerifyError::MalformedTimestamp)?;
+        Ok(Verified { timestamp, tag: self.tag })
+    }
+}
+
+/// What a verified request was signed with: its timestamp and the decoded MAC bytes.
+///
+/// Anything derived from a request's signature (the idempotency key) is built from this,
+/// never from the header text: hex is case-insensitive, so `v0=ABCD…` and `v0=abcd…` are
+/// the same signature and must be the same request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    pub timestamp: u64,
+    pub tag: [u8; 32],
 }
 
 /// Parses a positive decimal number of seconds, refusing signs, spaces and absurd lengths.
@@ -160,7 +199,7 @@ mod tests {
     fn accepts_slack_documentation_example() {
         let now = 1531420618 + 10;
         let r = signer().verify(Some(DOC_TS.as_bytes()), Some(DOC_SIG.as_bytes()), DOC_BODY.as_bytes(), now);
-        assert_eq!(r, Ok(()));
+        assert!(r.is_ok(), "{r:?}");
     }
 
     #[test]
@@ -188,8 +227,8 @@ mod tests {
     fn accepts_edges_of_the_window() {
         let s = signer();
         let ok = |now| s.verify(Some(DOC_TS.as_bytes()), Some(DOC_SIG.as_bytes()), DOC_BODY.as_bytes(), now);
-        assert_eq!(ok(1531420618 + 300), Ok(()));
-        assert_eq!(ok(1531420618 - 300), Ok(()));
+        assert!(ok(1531420618 + 300).is_ok());
+        assert!(ok(1531420618 - 300).is_ok());
     }
 
     #[test]
@@ -211,8 +250,24 @@ mod tests {
             (Some(DOC_TS.as_bytes()), Some(&DOC_SIG.as_bytes()[..60]), VerifyError::MalformedSignature),
         ];
         for (ts, sig, want) in cases {
-            assert_eq!(s.verify(*ts, *sig, body, now), Err(*want), "ts={ts:?} sig={sig:?}");
+            assert_eq!(s.verify(*ts, *sig, body, now).err(), Some(*want), "ts={ts:?} sig={sig:?}");
         }
+    }
+
+    #[test]
+    fn the_case_of_the_hex_digits_does_not_change_what_was_verified() {
+        let s = signer();
+        let now = 1531420618;
+        let upper = format!("v0={}", DOC_SIG[3..].to_ascii_uppercase());
+        let mixed: String = DOC_SIG
+            .char_indices()
+            .map(|(i, c)| if i >= 3 && i % 2 == 0 { c.to_ascii_uppercase() } else { c })
+            .collect();
+        let verify = |sig: &str| s.verify(Some(DOC_TS.as_bytes()), Some(sig.as_bytes()), DOC_BODY.as_bytes(), now);
+        let original = verify(DOC_SIG).unwrap();
+        assert_eq!(verify(&upper).unwrap(), original);
+        assert_eq!(verify(&mixed).unwrap(), original);
+        assert_eq!(original.timestamp, 1531420618);
     }
 
     #[test]

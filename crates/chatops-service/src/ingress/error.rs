@@ -36,6 +36,8 @@ pub enum IngressError {
     BodyTimeout(std::time::Duration),
     #[error("too many requests in progress")]
     Overloaded,
+    #[error("too many unauthenticated request bodies are being read")]
+    UnverifiedBodies,
 }
 
 impl IngressError {
@@ -45,9 +47,10 @@ impl IngressError {
             IngressError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             IngressError::BodyRead | IngressError::Form(_) | IngressError::ResponseUrl(_) => StatusCode::BAD_REQUEST,
             IngressError::Signature(_) => StatusCode::UNAUTHORIZED,
-            IngressError::QueueUnavailable(_) | IngressError::QueueTimeout | IngressError::Overloaded => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            IngressError::QueueUnavailable(_)
+            | IngressError::QueueTimeout
+            | IngressError::Overloaded
+            | IngressError::UnverifiedBodies => StatusCode::SERVICE_UNAVAILABLE,
             IngressError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
@@ -66,6 +69,7 @@ impl IngressError {
             IngressError::QueueTimeout => "queue_timeout",
             IngressError::BodyTimeout(_) => "body_timeout",
             IngressError::Overloaded => "overloaded",
+            IngressError::UnverifiedBodies => "unverified_bodies",
         }
     }
 }

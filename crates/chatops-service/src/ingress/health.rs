@@ -1,8 +1,10 @@
 //! Liveness and readiness. `/healthz` says the process answers; `/readyz` says the queue
-//! can take work, so a load balancer stops sending commands that could not be stored.
+//! can take work, so a load balancer stops sending commands that could not be stored. Both
+//! are on the public listener, so they answer a bare status: why the queue is not ready
+//! (addresses, paths) goes to the log, not to whoever asked. Readiness is cached for about
+//! a second ([`crate::probe`]).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -15,14 +17,9 @@ pub async fn healthz() -> Json<serde_json::Value> {
 }
 
 pub async fn readyz(State(state): State<Arc<IngressState>>) -> (StatusCode, Json<serde_json::Value>) {
-    match tokio::time::timeout(Duration::from_secs(1), state.queue.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, Json(serde_json::json!({"status": "ready"}))),
-        Ok(Err(e)) => {
-            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "not ready", "reason": e.to_string()})))
-        }
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({"status": "not ready", "reason": "queue did not answer within 1s"})),
-        ),
+    if state.probe.is_ready().await {
+        (StatusCode::OK, Json(serde_json::json!({"status": "ready"})))
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "not ready"})))
     }
 }

@@ -1,9 +1,21 @@
-//! Limits that keep the ingress answering legitimate commands while someone floods it: a
-//! cap on requests in progress (503 beyond it), a per-user command rate (an ephemeral
-//! "slow down" beyond it), and a deadline for reading a request body.
+//! Limits that keep the ingress answering legitimate commands while someone floods it.
+//!
+//! Two budgets, so that unauthenticated clients cannot take what verified ones need:
+//!
+//! - *Unverified bodies*: a request whose headers passed the cheap checks (content type,
+//!   length, a fresh timestamp, a well-formed signature) may read its body only with a
+//!   permit, at most `max_unverified_bodies` at once in total and
+//!   `max_unverified_bodies_per_peer` per client address, for at most `body_read_timeout`.
+//!   A client that trickles its body holds one of these, never a slot of the other budget.
+//! - *Requests in progress*: a request whose signature verified takes a slot for the rest
+//!   of its handling (parse, enqueue); 503 beyond `max_concurrent_requests`.
+//!
+//! Plus a per-user command rate (an ephemeral "slow down" beyond it).
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -13,6 +25,9 @@ use crate::config::LimitSettings;
 
 pub struct IngressLimits {
     in_progress: Arc<Semaphore>,
+    unverified: Arc<Semaphore>,
+    unverified_by_peer: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    max_unverified_per_peer: usize,
     per_user: Option<DefaultKeyedRateLimiter<(String, String)>>,
     per_user_per_minute: u32,
     pub body_read_timeout: Duration,
@@ -35,6 +50,9 @@ impl IngressLimits {
         });
         IngressLimits {
             in_progress: Arc::new(Semaphore::new(settings.max_concurrent_requests)),
+            unverified: Arc::new(Semaphore::new(settings.max_unverified_bodies)),
+            unverified_by_peer: Arc::default(),
+            max_unverified_per_peer: settings.max_unverified_bodies_per_peer,
             per_user,
             per_user_per_minute: settings.per_user_per_minute,
             body_read_timeout: settings.body_read_timeout,
@@ -44,6 +62,22 @@ impl IngressLimits {
     /// A slot for one request, or `None` when the cap is reached.
     pub fn try_enter(&self) -> Option<OwnedSemaphorePermit> {
         self.in_progress.clone().try_acquire_owned().ok()
+    }
+
+    /// A permit to read one unauthenticated body from `peer`, or `None` when the peer or
+    /// all peers together already read as many as allowed.
+    pub fn try_read_unverified(&self, peer: IpAddr) -> Option<UnverifiedBodyPermit> {
+        let total = self.unverified.clone().try_acquire_owned().ok()?;
+        let mut by_peer = self.unverified_by_peer.lock().unwrap_or_else(|p| p.into_inner());
+        let n = by_peer.entry(peer).or_insert(0);
+        if *n >= self.max_unverified_per_peer {
+            if *n == 0 {
+                by_peer.remove(&peer);
+            }
+            return None;
+        }
+        *n += 1;
+        Some(UnverifiedBodyPermit { _total: total, peer, by_peer: self.unverified_by_peer.clone() })
     }
 
     /// Whether this user may run another command now. On refusal, how long to wait.
@@ -64,6 +98,25 @@ impl IngressLimits {
     }
 }
 
+/// Held while an unauthenticated body is read; gives its place back when dropped.
+pub struct UnverifiedBodyPermit {
+    _total: OwnedSemaphorePermit,
+    peer: IpAddr,
+    by_peer: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for UnverifiedBodyPermit {
+    fn drop(&mut self) {
+        let mut by_peer = self.by_peer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = by_peer.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                by_peer.remove(&self.peer);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,7 +129,11 @@ mod tests {
             max_header_bytes: 16384,
             header_read_timeout: Duration::from_secs(5),
             body_read_timeout: Duration::from_secs(5),
+            max_connections: 100,
+            max_unverified_bodies: 4,
+            max_unverified_bodies_per_peer: 2,
             metrics_listen: None,
+            metrics_on_ingress: false,
         }
     }
 
@@ -108,5 +165,20 @@ mod tests {
         assert!(limits.try_enter().is_none());
         drop(a);
         assert!(limits.try_enter().is_some());
+    }
+
+    #[test]
+    fn unverified_bodies_are_bounded_per_peer_and_in_total() {
+        let limits = IngressLimits::new(&settings(0, 1, 10));
+        let (a, b, c) = ([127, 0, 0, 2].into(), [127, 0, 0, 3].into(), [127, 0, 0, 4].into());
+        let a1 = limits.try_read_unverified(a).unwrap();
+        let _a2 = limits.try_read_unverified(a).unwrap();
+        assert!(limits.try_read_unverified(a).is_none(), "a third body from one peer");
+        let _b1 = limits.try_read_unverified(b).unwrap();
+        let _b2 = limits.try_read_unverified(b).unwrap();
+        assert!(limits.try_read_unverified(c).is_none(), "the total budget is spent");
+        drop(a1);
+        assert!(limits.try_read_unverified(c).is_some(), "a finished read gives its place back");
+        assert!(limits.try_enter().is_some(), "verified requests have their own budget");
     }
 }

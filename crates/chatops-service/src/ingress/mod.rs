@@ -1,17 +1,20 @@
-//! The router (HTTP ingress): `POST /slack/commands`, `GET /healthz`, `GET /readyz`,
-//! `GET /metrics`.
+//! The router (HTTP ingress): `POST /slack/commands`, `GET /healthz`, `GET /readyz`, and
+//! `GET /metrics` only when asked for (`limits.metrics_on_ingress`): the Slack-facing
+//! listener is public, and metrics carry command names, queue depths and error counts. The
+//! metrics listener (`limits.metrics_listen`) serves `/metrics` by default.
 //!
 //! It only verifies, parses, enqueues and acknowledges. It never runs a handler or calls
 //! Slack, so its latency is the signature check, the form parse and one durable write.
-//! Connections are served by hyper directly (not `axum::serve`) so that the header size
-//! limit and the header read timeout, the first defences against slow or hostile clients,
-//! can be set.
+//! Connections are served by hyper directly (not `axum::serve`) so that the connection
+//! cap, the header size limit and the header read timeout, the first defences against slow
+//! or hostile clients, can be set.
 
 mod error;
 mod health;
 mod limits;
 mod slack_commands;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::LimitSettings;
 use crate::metrics::{self, HttpLabels, Metrics};
+use crate::probe::QueueProbe;
 use crate::registry::Registry;
 
 pub use error::IngressError;
@@ -43,7 +47,14 @@ pub struct IngressState {
     pub ack_budget: Duration,
     pub limits: IngressLimits,
     pub metrics: Arc<Metrics>,
+    pub probe: Arc<QueueProbe>,
+    /// Serve `/metrics` on this (public) listener too.
+    pub metrics_on_ingress: bool,
 }
+
+/// The client address of the connection a request came on (an extension of every request).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
 
 impl std::fmt::Debug for IngressState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -54,13 +65,14 @@ impl std::fmt::Debug for IngressState {
 /// The ingress routes.
 pub fn router(state: Arc<IngressState>) -> Router {
     let metrics = state.metrics.clone();
-    Router::new()
+    let mut routes = Router::new()
         .route("/slack/commands", post(slack_commands::handle))
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(serve_metrics))
-        .with_state(state)
-        .layer(middleware::from_fn_with_state(metrics, count_requests))
+        .route("/readyz", get(health::readyz));
+    if state.metrics_on_ingress {
+        routes = routes.route("/metrics", get(serve_metrics));
+    }
+    routes.with_state(state).layer(middleware::from_fn_with_state(metrics, count_requests))
 }
 
 /// Counts every request by matched route and status (unmatched paths share one label).
@@ -78,13 +90,17 @@ async fn count_requests(State(metrics): State<Arc<Metrics>>, request: Request, n
 }
 
 async fn serve_metrics(State(state): State<Arc<IngressState>>) -> Response {
-    refresh_queue_gauges(&state.metrics, state.queue.as_ref()).await;
-    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], state.metrics.render()).into_response()
+    render_metrics(&state.metrics, &state.probe).await
 }
 
-/// Updates the queue gauges from the queue itself, at scrape time.
-pub async fn refresh_queue_gauges(metrics: &Metrics, queue: &dyn Queue) {
-    if let Ok(Ok(stats)) = tokio::time::timeout(Duration::from_secs(2), queue.stats()).await {
+async fn render_metrics(metrics: &Metrics, probe: &QueueProbe) -> Response {
+    refresh_queue_gauges(metrics, probe).await;
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], metrics.render()).into_response()
+}
+
+/// Updates the queue gauges from the queue (through the probe's cache), at scrape time.
+pub async fn refresh_queue_gauges(metrics: &Metrics, probe: &QueueProbe) {
+    if let Some(stats) = probe.stats().await {
         for q in chatops_core::Quadrant::ALL {
             let labels = metrics::QuadrantLabels { quadrant: q.as_str() };
             metrics.queue_depth.get_or_create(&labels).set(stats.quadrant(q).ready as i64);
@@ -94,22 +110,20 @@ pub async fn refresh_queue_gauges(metrics: &Metrics, queue: &dyn Queue) {
     }
 }
 
-/// A listener that serves only `/metrics` (for worker-only processes).
-pub fn metrics_router(metrics: Arc<Metrics>, queue: Arc<dyn Queue>) -> Router {
+/// The metrics listener: `/metrics` only.
+pub fn metrics_router(metrics: Arc<Metrics>, probe: Arc<QueueProbe>) -> Router {
     Router::new().route(
         "/metrics",
         get(move || {
-            let (metrics, queue) = (metrics.clone(), queue.clone());
-            async move {
-                refresh_queue_gauges(&metrics, queue.as_ref()).await;
-                ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], metrics.render()).into_response()
-            }
+            let (metrics, probe) = (metrics.clone(), probe.clone());
+            async move { render_metrics(&metrics, &probe).await }
         }),
     )
 }
 
 /// Serves `app` on `listener` until `stop` fires, then lets open connections finish their
-/// current request. Header size and header read time are bounded per connection.
+/// current request. Open connections are capped (`limits.max_connections`: one more is
+/// closed at once); header size and header read time are bounded per connection.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
@@ -123,8 +137,9 @@ pub async fn serve(
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);
+    let open_connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -136,15 +151,25 @@ pub async fn serve(
             },
             _ = stop.cancelled() => break,
         };
+        let Ok(open) = open_connections.clone().try_acquire_owned() else {
+            // At the cap: closing at once costs less than letting the kernel queue it.
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let service = hyper_util::service::TowerToHyperService::new(tower::ServiceExt::map_request(
             app.clone(),
-            |req: hyper::Request<hyper::body::Incoming>| req.map(axum::body::Body::new),
+            move |req: hyper::Request<hyper::body::Incoming>| {
+                let mut req = req.map(axum::body::Body::new);
+                req.extensions_mut().insert(PeerAddr(peer));
+                req
+            },
         ));
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             let _ = connection.await;
+            drop(open);
         });
     }
     drop(listener);

@@ -1,12 +1,21 @@
 //! `POST /slack/commands`: the only way a command enters the system.
 //!
-//! Order of checks: a free slot under the concurrency cap (503) → content type (415) →
-//! body size (413) and read deadline (408) → signature over the raw bytes (401) → form
-//! (400) → response_url allow-list (400) → registry (unknown → 200 with the list) →
-//! per-user rate (200 "slow down") → durable enqueue within the ack budget (503 if not) →
-//! 200 "Processing...". Every request, refused or not, writes one "Router performance
-//! metrics" line and is counted in the metrics.
+//! Order of checks, cheapest first, so that an unauthenticated client costs as little as
+//! possible and cannot hold what verified commands need:
+//!
+//! 1. headers only: content type (415) → declared length (413) → a fresh timestamp and a
+//!    well-formed signature header (401);
+//! 2. a permit to read an unverified body, per client address and in total (503) → the
+//!    body within its deadline (408, 413) → the signature over the raw bytes (401);
+//! 3. only now is the request trusted: its `X-Request-Id` and `traceparent` are adopted, it
+//!    takes a slot under the concurrency cap (503) → form (400) → response_url allow-list
+//!    (400) → registry (unknown → 200 with the list) → per-user rate (200 "slow down") →
+//!    durable enqueue within the ack budget (503 if not) → 200 "Processing...".
+//!
+//! Every request, refused or not, writes one "Router performance metrics" line and is
+//! counted in the metrics.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,7 +25,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use chatops_core::slack::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use chatops_core::slack::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, Verified};
 use chatops_core::slack::{SlackForm, SlackMessage, SlashCommand, VerifyError};
 use chatops_core::time::{now_unix_ns, now_unix_secs, round_ms};
 use chatops_core::{CorrelationId, Job, Quadrant, Stage};
@@ -25,7 +34,7 @@ use http_body_util::BodyExt;
 
 use tracing::Instrument;
 
-use super::{IngressError, IngressState};
+use super::{IngressError, IngressState, PeerAddr};
 use crate::metrics::{ReasonLabels, UNKNOWN_COMMAND};
 use crate::tracing_context;
 
@@ -40,10 +49,37 @@ enum Accepted {
     Queued { command: String, quadrant: Quadrant, enqueue_ms: f64, duplicate: bool },
 }
 
-pub async fn handle(State(state): State<Arc<IngressState>>, headers: HeaderMap, body: Body) -> Response {
-    let received_ns = now_unix_ns();
-    let started = Instant::now();
-    let correlation_id = CorrelationId::from_header_or_generate(headers.get(REQUEST_ID_HEADER).map(|v| v.as_bytes()));
+/// When the router received the request: one wall-clock reading, and the monotonic clock
+/// that every later stage of this process is measured with (a wall clock may step).
+#[derive(Clone, Copy)]
+struct Received {
+    unix_ns: u64,
+    at: Instant,
+}
+
+impl Received {
+    /// The wall-clock stamp of `later`, derived from the receive stamp and monotonic time,
+    /// so stamps taken in this process never run backwards.
+    fn unix_ns_at(&self, later: Instant) -> u64 {
+        self.unix_ns + later.saturating_duration_since(self.at).as_nanos() as u64
+    }
+}
+
+pub async fn handle(
+    State(state): State<Arc<IngressState>>,
+    peer: Option<axum::Extension<PeerAddr>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let received = Received { unix_ns: now_unix_ns(), at: Instant::now() };
+    let peer = peer.map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.0.ip());
+    let verified = verify(&state, &headers, body, peer).await;
+    // Only a request that proved it comes from Slack (or our signer) may choose its
+    // correlation id and trace parent; anyone else gets fresh ones.
+    let correlation_id = match &verified {
+        Ok(_) => CorrelationId::from_header_or_generate(headers.get(REQUEST_ID_HEADER).map(|v| v.as_bytes())),
+        Err(_) => CorrelationId::generate(),
+    };
     let span = tracing::info_span!(
         "slack_command",
         otel.name = "POST /slack/commands",
@@ -51,10 +87,15 @@ pub async fn handle(State(state): State<Arc<IngressState>>, headers: HeaderMap, 
         correlation_id = %correlation_id,
         command = tracing::field::Empty,
     );
-    tracing_context::adopt_incoming_parent(&span, &headers);
-    let result = match state.limits.try_enter() {
-        Some(_slot) => accept(&state, &headers, body, received_ns, &correlation_id).instrument(span).await,
-        None => Err((IngressError::Overloaded, None)),
+    let result = match verified {
+        Ok((body, signed)) => {
+            tracing_context::adopt_incoming_parent(&span, &headers);
+            match state.limits.try_enter() {
+                Some(_slot) => accept(&state, &body, &signed, received, &correlation_id).instrument(span).await,
+                None => Err((IngressError::Overloaded, None)),
+            }
+        }
+        Err(e) => Err((e, None)),
     };
     let (mut response, command, quadrant, enqueue_ms, error) = match result {
         Ok(Accepted::SslCheck) => (StatusCode::OK.into_response(), None, None, None, None),
@@ -91,6 +132,9 @@ pub async fn handle(State(state): State<Arc<IngressState>>, headers: HeaderMap, 
                 IngressError::Overloaded => {
                     state.metrics.throttled.get_or_create(&ReasonLabels { reason: "concurrency" }).inc();
                 }
+                IngressError::UnverifiedBodies => {
+                    state.metrics.throttled.get_or_create(&ReasonLabels { reason: "unverified_bodies" }).inc();
+                }
                 _ => {}
             }
             (e.into_response(), command, None, None, Some((error_type, message)))
@@ -100,7 +144,7 @@ pub async fn handle(State(state): State<Arc<IngressState>>, headers: HeaderMap, 
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
     let status = response.status().as_u16();
-    let duration = round_ms(started.elapsed().as_secs_f64() * 1000.0);
+    let duration = round_ms(received.at.elapsed().as_secs_f64() * 1000.0);
     let label = metric_command(&state, command.as_deref());
     let outcome = if error.is_some() { "refused" } else { "accepted" };
     state.metrics.observe_stage(Stage::Router, label, quadrant, outcome, duration);
@@ -136,25 +180,41 @@ fn metric_command<'a>(state: &'a IngressState, command: Option<&str>) -> &'a str
 
 type Refusal = (IngressError, Option<String>);
 
-async fn accept(
+/// Steps 1 and 2: everything before the request is trusted. Returns the raw body and what
+/// it was signed with.
+async fn verify(
     state: &IngressState,
     headers: &HeaderMap,
     body: Body,
-    received_ns: u64,
+    peer: IpAddr,
+) -> Result<(Bytes, Verified), IngressError> {
+    check_content_type(headers)?;
+    let declared = declared_length(headers)?;
+    if declared.is_some_and(|n| n > state.max_body_bytes as u64) {
+        return Err(IngressError::PayloadTooLarge(state.max_body_bytes));
+    }
+    let timestamp = single_header(headers, TIMESTAMP_HEADER).map_err(|_| VerifyError::MalformedTimestamp)?;
+    let signature = single_header(headers, SIGNATURE_HEADER).map_err(|_| VerifyError::MalformedSignature)?;
+    let signed = state.signer.check_headers(timestamp, signature, now_unix_secs())?;
+    let permit = state.limits.try_read_unverified(peer).ok_or(IngressError::UnverifiedBodies)?;
+    let body = tokio::time::timeout(state.limits.body_read_timeout, read_limited(body, state.max_body_bytes))
+        .await
+        .map_err(|_| IngressError::BodyTimeout(state.limits.body_read_timeout))??;
+    drop(permit);
+    let verified = signed.verify_body(&state.signer, &body)?;
+    Ok((body, verified))
+}
+
+/// Step 3: a verified request becomes a stored job (or a polite refusal).
+async fn accept(
+    state: &IngressState,
+    body: &[u8],
+    verified: &Verified,
+    received: Received,
     correlation_id: &CorrelationId,
 ) -> Result<Accepted, Refusal> {
     let refuse = |e: IngressError| (e, None);
-    check_content_type(headers).map_err(refuse)?;
-    let body = tokio::time::timeout(state.limits.body_read_timeout, read_limited(headers, body, state.max_body_bytes))
-        .await
-        .map_err(|_| refuse(IngressError::BodyTimeout(state.limits.body_read_timeout)))?
-        .map_err(refuse)?;
-    let timestamp =
-        single_header(headers, TIMESTAMP_HEADER).map_err(|_| refuse(VerifyError::MalformedTimestamp.into()))?;
-    let signature =
-        single_header(headers, SIGNATURE_HEADER).map_err(|_| refuse(VerifyError::MalformedSignature.into()))?;
-    state.signer.verify(timestamp, signature, &body, now_unix_secs()).map_err(|e| refuse(e.into()))?;
-    let cmd = match SlashCommand::parse_form(&body).map_err(|e| refuse(e.into()))? {
+    let cmd = match SlashCommand::parse_form(body).map_err(|e| refuse(e.into()))? {
         SlackForm::SslCheck => return Ok(Accepted::SslCheck),
         SlackForm::Command(cmd) => cmd,
     };
@@ -168,21 +228,18 @@ async fn accept(
     if let Err(wait) = state.limits.check_user(&cmd.team_id, &cmd.user_id) {
         return Ok(Accepted::SlowDown { command: name, wait });
     }
-    // Both headers were verified above, so they are valid UTF-8 here.
-    let timestamp = timestamp.and_then(|t| std::str::from_utf8(t).ok()).unwrap_or_default();
-    let signature = signature.and_then(|s| std::str::from_utf8(s).ok()).unwrap_or_default();
     let quadrant = spec.quadrant;
     let enqueue_span = tracing::info_span!("enqueue", correlation_id = %correlation_id, quadrant = quadrant.as_str());
-    let enqueue_started_ns = now_unix_ns();
+    let enqueue_started = Instant::now();
     let job = Job {
         job_id: Job::new_id(),
         correlation_id: correlation_id.clone(),
-        idempotency_key: Job::idempotency_key_for(timestamp, signature),
+        idempotency_key: Job::idempotency_key_for(verified),
         quadrant,
         command: *cmd,
         max_attempts: spec.max_attempts,
-        router_received_ns: received_ns,
-        enqueue_started_ns,
+        router_received_ns: received.unix_ns,
+        enqueue_started_ns: received.unix_ns_at(enqueue_started),
         traceparent: tracing_context::traceparent_of(&enqueue_span),
         redrives: 0,
     };
@@ -190,7 +247,7 @@ async fn accept(
         .await
         .map_err(|_| with_name(IngressError::QueueTimeout))?
         .map_err(|e| with_name(IngressError::QueueUnavailable(e)))?;
-    let enqueue_ms = round_ms((now_unix_ns() - enqueue_started_ns) as f64 / 1e6);
+    let enqueue_ms = round_ms(enqueue_started.elapsed().as_secs_f64() * 1000.0);
     Ok(Accepted::Queued { command: name, quadrant, enqueue_ms, duplicate: stored == Enqueued::Duplicate })
 }
 
@@ -214,14 +271,22 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), IngressError> {
     if ok { Ok(()) } else { Err(IngressError::UnsupportedMediaType) }
 }
 
-/// Reads the body, refusing it as soon as it is known to exceed the limit: from
-/// Content-Length when given, otherwise while streaming.
-async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, IngressError> {
-    let declared =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(IngressError::PayloadTooLarge(limit));
+/// The declared Content-Length, refusing one that is given twice or is not a number.
+fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, IngressError> {
+    match single_header(headers, header::CONTENT_LENGTH.as_str()) {
+        Ok(None) => Ok(None),
+        Ok(Some(v)) => std::str::from_utf8(v)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Some)
+            .ok_or(IngressError::BodyRead),
+        Err(()) => Err(IngressError::BodyRead),
     }
+}
+
+/// Reads the body, refusing it as soon as it exceeds the limit while streaming (a declared
+/// length over the limit was refused before).
+async fn read_limited(body: Body, limit: usize) -> Result<Bytes, IngressError> {
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(IngressError::PayloadTooLarge(limit)),

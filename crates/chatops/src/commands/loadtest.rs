@@ -23,7 +23,7 @@ struct EmbeddedBot {
 
 /// Settings of the spawned bot: the built-in defaults (or `CHATOPS_CONFIG`), on a random
 /// local port, answering to the generator's receiver, without the per-user rate limit (a
-/// load test is one "user" sending thousands of commands).
+/// load test is one "user" sending thousands of commands), metrics on a free port.
 fn spawn_settings(data_dir: &Path, secret: &SecretString, log_file: &Path) -> anyhow::Result<Settings> {
     let config_file = std::env::var_os("CHATOPS_CONFIG").map(PathBuf::from);
     let overrides = Overrides {
@@ -41,6 +41,10 @@ fn spawn_settings(data_dir: &Path, secret: &SecretString, log_file: &Path) -> an
     };
     let mut settings = config::load(config_file.as_deref(), overrides).context("configuring the spawned bot")?;
     settings.limits.per_user_per_minute = 0;
+    // Beside a running bot the default metrics port may be taken: any free port.
+    if settings.limits.metrics_listen.is_some() {
+        settings.limits.metrics_listen = Some("127.0.0.1:0".parse().expect("a valid socket address"));
+    }
     Ok(settings)
 }
 

@@ -72,17 +72,31 @@ async fn every_hostile_request_gets_its_documented_answer() {
     let cases = corpus["cases"].as_array().unwrap();
     assert!(cases.len() >= 50, "the corpus has {} cases", cases.len());
     let signer = SlackSigner::new(SECRET.as_bytes());
+    let mut previous: Option<(Vec<u8>, String)> = None;
     for (i, case) in cases.iter().enumerate() {
         let name = case["name"].as_str().unwrap();
         // A field unique to the case, so two otherwise identical requests signed in the same
-        // second are not taken for one request delivered twice.
-        let mut body = body_bytes(&case["body"]);
-        body.extend(format!("&case={i}").into_bytes());
-        let now = chatops_core::time::now_unix_secs();
-        let ts = timestamp(case["timestamp"].as_str(), now);
+        // second are not taken for one request delivered twice; a case that replays the
+        // previous request re-sends its exact bytes and timestamp instead.
+        let (body, ts) = match (case["replayPrevious"].as_bool(), &previous) {
+            (Some(true), Some((body, ts))) => (body.clone(), ts.clone()),
+            _ => {
+                let mut body = body_bytes(&case["body"]);
+                body.extend(format!("&case={i}").into_bytes());
+                (body, timestamp(case["timestamp"].as_str(), chatops_core::time::now_unix_secs()))
+            }
+        };
+        previous = Some((body.clone(), ts.clone()));
         let signature = match case["signature"].as_str() {
             None => Some(signer.sign(&ts, &body)),
             Some("uppercase") => Some(format!("v0={}", signer.sign(&ts, &body)[3..].to_uppercase())),
+            Some("mixedcase") => Some(
+                signer
+                    .sign(&ts, &body)
+                    .char_indices()
+                    .map(|(i, c)| if i > 3 && i % 2 == 0 { c.to_ascii_uppercase() } else { c })
+                    .collect(),
+            ),
             Some("of-empty-body") => Some(signer.sign(&ts, b"")),
             Some("none") => None,
             Some(literal) => Some(literal.to_owned()),
@@ -112,6 +126,9 @@ async fn every_hostile_request_gets_its_documented_answer() {
         let expect = &case["expect"];
         assert_eq!(resp.status().as_u16() as u64, expect["status"].as_u64().unwrap(), "{name}");
         let echoed_id = resp.headers().get("x-request-id").map(|v| v.to_str().unwrap().to_owned());
+        if let Some(duplicate) = expect["duplicate"].as_bool() {
+            assert_eq!(resp.headers().get("x-chatops-duplicate").is_some(), duplicate, "{name}: duplicate header");
+        }
         let text = resp.text().await.unwrap();
         if let Some(error) = expect["error"].as_str() {
             let json: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {text}"));

@@ -275,12 +275,16 @@ async fn bad_requests_get_a_clear_error_and_enqueue_nothing() {
         let request_id = format!("bad-{}", case.name.replace(' ', "-"));
         let resp = req.header("x-request-id", &request_id).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), case.status, "{}", case.name);
+        // Only a verified request keeps the id it asked for; the others get a fresh one.
+        let assigned = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let verified = !matches!(case.status, 401 | 408 | 413 | 415);
+        assert_eq!(assigned == request_id, verified, "{}: correlation id {assigned}", case.name);
         let body: Value = resp.json().await.unwrap_or_else(|e| panic!("{}: body is not JSON: {e}", case.name));
         assert_eq!(body["ok"], false, "{}: {body}", case.name);
         assert_eq!(body["error"], case.error, "{}: {body}", case.name);
         assert!(!body["message"].as_str().unwrap().is_empty(), "{}", case.name);
         assert_eq!(queue_total(&app).await, 0, "{}: nothing enqueued", case.name);
-        let line = wait_for_log(&request_id, "Router performance metrics", 1).await;
+        let line = wait_for_log(&assigned, "Router performance metrics", 1).await;
         assert_eq!(line.len(), 1, "{}: one router line", case.name);
         assert_eq!(line[0]["statusCode"], case.status, "{}", case.name);
         assert_eq!(line[0]["success"], false, "{}", case.name);
@@ -368,5 +372,71 @@ async fn secrets_never_reach_the_logs() {
     let text = all_log_text();
     assert!(!text.contains(SECRET), "the signing secret is in the logs");
     assert!(!text.contains(token), "a response_url token is in the logs");
+    app.stop().await;
+}
+
+/// Sends one signed `/echo` four times: as signed, the same again, and with the
+/// signature's hex digits upper-cased and mixed-case (hex is case-insensitive, so all four
+/// verify). Exactly one job must run; the other three are acknowledged as duplicates.
+pub(crate) async fn assert_signature_case_variants_are_one_job(app: &TestApp, slack: &SlackReceiver, id: &str) {
+    let req = sign(slash("/echo", "replayed in another case", &slack.url(id)).to_form());
+    let hex = req.signature.strip_prefix("v0=").unwrap();
+    let upper = format!("v0={}", hex.to_ascii_uppercase());
+    let mixed: String = format!(
+        "v0={}",
+        hex.char_indices().map(|(i, c)| if i % 3 == 0 { c.to_ascii_uppercase() } else { c }).collect::<String>()
+    );
+    assert_ne!(upper, req.signature, "the signature has hex letters to change the case of");
+    let mut duplicates = 0;
+    for (n, signature) in [req.signature.clone(), req.signature.clone(), upper, mixed].into_iter().enumerate() {
+        let variant = SignedRequest { body: req.body.clone(), timestamp: req.timestamp.clone(), signature };
+        let resp = app.post(&variant, &format!("{id}-{n}")).await;
+        assert_eq!(resp.status(), 200, "variant {n} verifies");
+        if resp.headers().get("x-chatops-duplicate").is_some_and(|v| v == "true") {
+            duplicates += 1;
+        }
+    }
+    assert_eq!(duplicates, 3, "the original is one job; the same again and both case variants are duplicates");
+    assert_eq!(slack.wait_for(id, 2, Duration::from_secs(20)).await.len(), 2);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(slack.posts(id).len(), 2, "one job ran: two answers, not eight");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_with_the_signature_in_another_case_is_the_same_request() {
+    let app = spawn_app().await;
+    let slack = SlackReceiver::start().await;
+    assert_signature_case_variants_are_one_job(&app, &slack, "case-replay").await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_id_and_traceparent_are_adopted_only_from_verified_requests() {
+    let app = spawn_app().await;
+    let slack = SlackReceiver::start().await;
+    let forged = SignedRequest {
+        signature: format!("v0={}", "0".repeat(64)),
+        ..sign(slash("/echo", "forged", &slack.url("forged")).to_form())
+    };
+    let resp = http()
+        .post(format!("{}/slack/commands", app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", &forged.timestamp)
+        .header("x-slack-signature", &forged.signature)
+        .header("x-request-id", "chosen-by-an-attacker")
+        .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        .body(forged.body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let assigned = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_ne!(assigned, "chosen-by-an-attacker", "an unverified request does not choose its correlation id");
+    assert!(chatops_core::CorrelationId::parse(&assigned).is_some(), "a fresh id instead: {assigned}");
+    let refused = wait_for_log(&assigned, "Router performance metrics", 1).await;
+    assert_eq!(refused[0]["errorType"], "bad_signature");
+    assert!(log_lines_for("chosen-by-an-attacker").is_empty(), "the attacker's id is in no log line");
+    // A verified request keeps its id, as before.
+    assert_eq!(app.send(&slack, "/echo", "trusted", "trusted-id").await.headers()["x-request-id"], "trusted-id");
     app.stop().await;
 }

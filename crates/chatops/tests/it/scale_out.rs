@@ -248,3 +248,12 @@ async fn readyz_reports_the_broker() {
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_with_the_signature_in_another_case_is_one_job_on_nats() {
+    let nats = NatsServer::start();
+    let (app, _dir) = spawn_nats_app(&nats, |_| {}).await;
+    let slack = SlackReceiver::start().await;
+    crate::ingress::assert_signature_case_variants_are_one_job(&app, &slack, "nats-case-replay").await;
+    app.stop().await;
+}

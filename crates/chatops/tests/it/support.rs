@@ -219,7 +219,17 @@ pub fn http() -> reqwest::Client {
 
 /// Posts a signed form with `X-Request-Id: request_id`.
 pub async fn post_signed(base: &str, req: &SignedRequest, request_id: &str) -> reqwest::Response {
-    http()
+    post_signed_with(&http(), base, req, request_id).await
+}
+
+/// [`post_signed`] on a given client (and so its connection pool).
+pub async fn post_signed_with(
+    client: &reqwest::Client,
+    base: &str,
+    req: &SignedRequest,
+    request_id: &str,
+) -> reqwest::Response {
+    client
         .post(format!("{base}/slack/commands"))
         .header("content-type", "application/x-www-form-urlencoded")
         .header("x-slack-request-timestamp", &req.timestamp)
@@ -250,6 +260,8 @@ pub fn test_settings(data_dir: &Path) -> Settings {
     s.shutdown_grace = Duration::from_secs(10);
     // Tests send many commands as one user; the rate limit has tests of its own.
     s.limits.per_user_per_minute = 0;
+    // Tests run side by side: the metrics listener on a free port.
+    s.limits.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
     s
 }
 
@@ -263,6 +275,8 @@ pub fn test_config_file(dir: &Path, extra: &str) -> PathBuf {
 
 pub struct TestApp {
     pub base: String,
+    /// `http://ADDR` of the metrics listener.
+    pub metrics_base: String,
     pub queue: Arc<dyn chatops_queue::Queue>,
     pub data_dir: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -305,6 +319,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     let data_dir = settings.data_dir.clone();
     let app = Application::build(settings, chatops_service::startup::Roles::all()).await.unwrap();
     let base = format!("http://{}", app.local_addr().expect("serve listens"));
+    let metrics_base = app.metrics_addr().map(|a| format!("http://{a}")).unwrap_or_default();
     let queue = app.queue();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
@@ -314,7 +329,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         .await
         .unwrap();
     });
-    TestApp { base, queue, data_dir, stop: Some(tx), task: Some(task), _dir: None }
+    TestApp { base, metrics_base, queue, data_dir, stop: Some(tx), task: Some(task), _dir: None }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -323,6 +338,8 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
 pub struct BotProcess {
     pub child: Child,
     pub base: String,
+    /// `http://ADDR` of its metrics listener (empty without one).
+    pub metrics_base: String,
     pub log_file: PathBuf,
 }
 
@@ -343,6 +360,8 @@ impl BotProcess {
             .arg(log_file)
             .env("SLACK_SIGNING_SECRET", SECRET)
             .env("RUST_LOG", "info")
+            // Processes run side by side: the metrics listener on a free port.
+            .env("CHATOPS_METRICS_LISTEN", "127.0.0.1:0")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in extra_env {
@@ -356,14 +375,20 @@ impl BotProcess {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if !sent && line.contains("chatops is serving") {
                     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-                    let _ = tx.send(v["listen"].as_str().unwrap_or_default().to_owned());
+                    let addr = |key: &str| v[key].as_str().unwrap_or_default().to_owned();
+                    let _ = tx.send((addr("listen"), addr("metrics_listen")));
                     sent = true;
                 }
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the bot starts within 30 s");
-        let base = if addr.is_empty() { String::new() } else { format!("http://{addr}") };
-        BotProcess { child, base, log_file: log_file.to_owned() }
+        let (addr, metrics_addr) = rx.recv_timeout(Duration::from_secs(30)).expect("the bot starts within 30 s");
+        let http_base = |a: String| if a.is_empty() { String::new() } else { format!("http://{a}") };
+        BotProcess {
+            child,
+            base: http_base(addr),
+            metrics_base: http_base(metrics_addr),
+            log_file: log_file.to_owned(),
+        }
     }
 
     pub fn kill9(&mut self) {

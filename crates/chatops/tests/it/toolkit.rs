@@ -185,7 +185,7 @@ scenarios:
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(slack.total_posts() >= 60, "30 commands answered twice ({} posts)", slack.total_posts());
-    let metrics = http().get(format!("{}/metrics", bot.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = http().get(format!("{}/metrics", bot.metrics_base)).send().await.unwrap().text().await.unwrap();
     let mut texts =
         vec![("metrics".to_owned(), metrics), ("stdout".to_owned(), String::from_utf8_lossy(&out.stdout).into_owned())];
     texts.push(("bot log".to_owned(), std::fs::read_to_string(&log).unwrap()));
