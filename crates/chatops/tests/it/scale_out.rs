@@ -10,7 +10,7 @@ use chatops_testkit::NatsServer;
 
 use crate::support::*;
 
-fn nats_engine(server: &NatsServer) -> QueueEngine {
+pub(crate) fn nats_engine(server: &NatsServer) -> QueueEngine {
     QueueEngine::Nats(Box::new(NatsEngine {
         servers: vec![server.url()],
         prefix: "CHATOPS".into(),
@@ -21,7 +21,7 @@ fn nats_engine(server: &NatsServer) -> QueueEngine {
 }
 
 /// An in-process bot on the broker, with the test settings adjusted by `tune`.
-async fn spawn_nats_app(
+pub(crate) async fn spawn_nats_app(
     nats: &NatsServer,
     tune: impl FnOnce(&mut chatops_service::Settings),
 ) -> (TestApp, tempfile::TempDir) {
