@@ -9,6 +9,7 @@ mod hostile;
 mod ingress;
 mod limits;
 mod not_queued;
+mod private_data;
 mod retries;
 mod scale_out;
 mod tidy;

@@ -332,7 +332,7 @@ const BACKLOG: usize = 50_000;
 
 /// Issue 9, item 4: a worker whose pool is busy holds no copies of the backlog. It used to
 /// subscribe to the jobs subjects for wake-ups, and its client buffered every published job
-/// (up to 65,536 per quadrant; about 90 MiB for this backlog); now wake-ups are empty
+/// (up to 65,536 per quadrant: +147 MiB RSS for this backlog when measured); now wake-ups are empty
 /// messages on their own connection with a 16-message buffer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_nats_worker_does_not_buffer_the_backlog() {
@@ -364,6 +364,9 @@ async fn a_stalled_nats_worker_does_not_buffer_the_backlog() {
         redrives: 0,
     };
     let soon = || tokio::time::Instant::now() + Duration::from_secs(20);
+    // An idle pool first waits for wake-ups (that is when it subscribes), as any worker
+    // that ever ran out of work did.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     queue.enqueue(&job("/stall", "stall".into(), "hold".into()), soon()).await.unwrap();
     assert_eq!(slack.wait_for("stall", 1, Duration::from_secs(20)).await.len(), 1, "the only slot is busy");
     tokio::time::sleep(Duration::from_secs(1)).await;
