@@ -142,9 +142,11 @@ pub enum QueueErrorKind {
 impl QueueError {
     pub fn kind(&self) -> QueueErrorKind {
         match self {
-            QueueError::Full { .. } | QueueError::Unavailable(_) | QueueError::Storage(_) | QueueError::Closed | QueueError::NotStoredInTime => {
-                QueueErrorKind::Transient
-            }
+            QueueError::Full { .. }
+            | QueueError::Unavailable(_)
+            | QueueError::Storage(_)
+            | QueueError::Closed
+            | QueueError::NotStoredInTime => QueueErrorKind::Transient,
             QueueError::NotFound(_) | QueueError::Corrupt(_) => QueueErrorKind::Permanent,
         }
     }

@@ -614,11 +614,8 @@ impl Queue for NatsQueue {
         // is busy holds a few empty messages, never copies of the backlog.
         let mut slot = self.wakeups[quadrant_index(quadrant)].lock().await;
         if slot.is_none() {
-            let client = self
-                .wake_client
-                .get_or_try_init(|| connect_client(&self.settings, WAKE_BUFFER))
-                .await
-                .map(Client::clone);
+            let client =
+                self.wake_client.get_or_try_init(|| connect_client(&self.settings, WAKE_BUFFER)).await.cloned();
             let subscribed = match client {
                 Ok(client) => client.subscribe(self.names.wake_subject(quadrant)).await.map_err(|_| ()),
                 Err(_) => Err(()),

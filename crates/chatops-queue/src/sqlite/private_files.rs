@@ -39,11 +39,9 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), QueueError> {
             }
             Ok(())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => DirBuilder::new()
-            .recursive(true)
-            .mode(DIR_MODE)
-            .create(dir)
-            .map_err(|e| unavailable("creating", dir, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir).map_err(|e| unavailable("creating", dir, e))
+        }
         Err(e) => Err(unavailable("reading", dir, e)),
     }
 }
@@ -60,8 +58,10 @@ pub fn ensure_private_file(path: &Path) -> Result<(), QueueError> {
 /// Tightens an existing file to 0600; a missing one is fine.
 pub fn tighten(path: &Path) -> Result<(), QueueError> {
     match std::fs::metadata(path) {
-        Ok(meta) if meta.permissions().mode() & OTHERS != 0 => std::fs::set_permissions(path, Permissions::from_mode(FILE_MODE))
-            .map_err(|e| unavailable("restricting the permissions of", path, e)),
+        Ok(meta) if meta.permissions().mode() & OTHERS != 0 => {
+            std::fs::set_permissions(path, Permissions::from_mode(FILE_MODE))
+                .map_err(|e| unavailable("restricting the permissions of", path, e))
+        }
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(unavailable("reading", path, e)),
