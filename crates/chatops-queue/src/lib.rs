@@ -123,6 +123,11 @@ pub enum QueueError {
     Corrupt(String),
     #[error("queue storage failed: {0}")]
     Storage(String),
+    /// The enqueue's deadline passed first. Contract: the job was not stored and will never
+    /// run (an engine that cannot undo a store it started must make sure of that, e.g. with
+    /// a tombstone done-record), so the caller may tell the user "not queued".
+    #[error("the queue did not store the job before its deadline; it will not run")]
+    NotStoredInTime,
 }
 
 /// How a caller should react to a [`QueueError`].
@@ -137,9 +142,11 @@ pub enum QueueErrorKind {
 impl QueueError {
     pub fn kind(&self) -> QueueErrorKind {
         match self {
-            QueueError::Full { .. } | QueueError::Unavailable(_) | QueueError::Storage(_) | QueueError::Closed => {
-                QueueErrorKind::Transient
-            }
+            QueueError::Full { .. }
+            | QueueError::Unavailable(_)
+            | QueueError::Storage(_)
+            | QueueError::Closed
+            | QueueError::NotStoredInTime => QueueErrorKind::Transient,
             QueueError::NotFound(_) | QueueError::Corrupt(_) => QueueErrorKind::Permanent,
         }
     }
@@ -150,7 +157,14 @@ impl QueueError {
 pub trait Queue: Send + Sync + 'static {
     /// Stores the job durably; returns only once it would survive a crash (subject to the
     /// engine's durability setting). Idempotent on `job.idempotency_key`.
-    async fn enqueue(&self, job: &Job) -> Result<Enqueued, QueueError>;
+    ///
+    /// `deadline` bounds the whole call, and the engine enforces it rather than the caller
+    /// (a caller that dropped the future could not know whether the job was stored): it
+    /// returns by about the deadline with `Stored`/`Duplicate` (the job will run),
+    /// [`QueueError::NotStoredInTime`] (it was not stored and will never run), or another
+    /// error (it was not stored: each engine refuses or undoes the job before answering).
+    /// A job whose deadline already passed is refused without being stored.
+    async fn enqueue(&self, job: &Job, deadline: tokio::time::Instant) -> Result<Enqueued, QueueError>;
 
     /// Leases up to `max` ready jobs of the quadrant for `lease`. Jobs that already have a
     /// done-record are completed silently and never returned. Returns at once (possibly

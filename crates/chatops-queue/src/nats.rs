@@ -18,6 +18,12 @@
 //!   stream rather than a KV bucket: async-nats' KV setup needs a 2.10+ server, and
 //!   Debian ships 2.9.)
 //!
+//! - core-NATS subjects `<p>.wake.{sr,sw,lr,lw}` (no stream): an empty message published
+//!   after each stored job, so idle workers in any process wake at once. Workers listen on a
+//!   connection of their own whose subscriptions buffer at most [`WAKE_BUFFER`] messages
+//!   (the rest are dropped: one pending wake-up is as good as many). Workers never receive
+//!   job payloads outside a fetch, so a backlog costs them no memory.
+//!
 //! Retries are negative acks with a delay. A job whose worker dies on its last delivery is
 //! moved to the DLQ by a watcher of JetStream's max-deliveries advisory.
 
@@ -39,6 +45,19 @@ use crate::{
 
 /// Upper bound of one fetch round trip.
 const FETCH_EXPIRES: Duration = Duration::from_millis(500);
+
+/// Wake-ups one subscription may hold before newer ones are dropped.
+pub const WAKE_BUFFER: usize = 16;
+
+/// Time kept back from an enqueue's deadline for writing the tombstone after a publish
+/// that did not complete in time.
+const TOMBSTONE_MARGIN: Duration = Duration::from_millis(100);
+
+/// The shortest publish an enqueue attempts, however close its deadline.
+const MIN_PUBLISH_WAIT: Duration = Duration::from_millis(5);
+
+/// async-nats' default buffer of a subscription.
+const DEFAULT_SUBSCRIPTION_CAPACITY: usize = 64 * 1024;
 
 const HEADER_CORRELATION_ID: &str = "Chatops-Correlation-Id";
 const HEADER_JOB_ID: &str = "Chatops-Job-Id";
@@ -84,7 +103,8 @@ pub struct NatsSettings {
     /// Indexed like [`Quadrant::ALL`].
     pub consumers: [ConsumerSettings; 4],
     pub replicas: usize,
-    /// How long a publish waits for JetStream's acknowledgement.
+    /// How long a JetStream API request (stream info, dead letters, done-records) waits
+    /// for its answer. An enqueue is bounded by its own deadline instead.
     pub publish_timeout: Duration,
 }
 
@@ -143,6 +163,10 @@ impl Names {
         format!("{}.jobs.{}", self.subject_root, q.short())
     }
 
+    fn wake_subject(&self, q: Quadrant) -> String {
+        format!("{}.wake.{}", self.subject_root, q.short())
+    }
+
     fn dlq_subject(&self, q: Quadrant) -> String {
         format!("{}.dlq.{}", self.subject_root, q.short())
     }
@@ -166,7 +190,10 @@ pub struct NatsQueue {
     done: stream::Stream,
     consumers: Vec<PullConsumer>,
     wakeups: Vec<Mutex<Option<async_nats::Subscriber>>>,
-    publish_timeout: Duration,
+    /// The connection wake-ups arrive on, opened by the first `wait_for_jobs` (routers never
+    /// need it): its own, because subscription buffers are sized per connection.
+    wake_client: tokio::sync::OnceCell<Client>,
+    settings: NatsSettings,
 }
 
 impl std::fmt::Debug for NatsQueue {
@@ -179,10 +206,11 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> QueueError {
     QueueError::Unavailable(format!("{what}: {e}"))
 }
 
-async fn connect_client(settings: &NatsSettings) -> Result<Client, QueueError> {
+async fn connect_client(settings: &NatsSettings, subscription_capacity: usize) -> Result<Client, QueueError> {
     let auth = &settings.auth;
     let mut options = async_nats::ConnectOptions::new()
         .name("chatops")
+        .subscription_capacity(subscription_capacity)
         .connection_timeout(Duration::from_secs(3))
         .require_tls(auth.require_tls);
     if let Some(path) = &auth.creds_file {
@@ -225,7 +253,9 @@ impl NatsQueue {
     }
 
     async fn open(settings: &NatsSettings, setup: bool) -> Result<NatsQueue, QueueError> {
-        let client = connect_client(settings).await?;
+        // The main connection keeps the client's default buffers: fetches stream their
+        // batches through them.
+        let client = connect_client(settings, DEFAULT_SUBSCRIPTION_CAPACITY).await?;
         let js = jetstream::ContextBuilder::new().timeout(settings.publish_timeout).build(client.clone());
         check_jetstream(&client, settings).await?;
         let names = Names::new(&settings.prefix);
@@ -276,7 +306,8 @@ impl NatsQueue {
             done,
             consumers,
             wakeups: (0..4).map(|_| Mutex::new(None)).collect(),
-            publish_timeout: settings.publish_timeout,
+            wake_client: tokio::sync::OnceCell::new(),
+            settings: settings.clone(),
         })
     }
 
@@ -452,7 +483,11 @@ fn ack_error(e: impl std::fmt::Display) -> QueueError {
 
 #[async_trait]
 impl Queue for NatsQueue {
-    async fn enqueue(&self, job: &Job) -> Result<Enqueued, QueueError> {
+    async fn enqueue(&self, job: &Job, deadline: tokio::time::Instant) -> Result<Enqueued, QueueError> {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Err(QueueError::NotStoredInTime);
+        }
         // While disconnected the client would buffer the publish and send it after a
         // reconnect, after the router already answered "not queued". Refuse instead.
         if self.client.connection_state() != State::Connected {
@@ -482,22 +517,33 @@ impl Queue for NatsQueue {
                     }
                 })
         };
-        let result = tokio::time::timeout(self.publish_timeout, publish)
-            .await
-            .map_err(|_| QueueError::Unavailable("JetStream did not acknowledge the publish in time".into()))
-            .and_then(|r| r);
+        // The publish gives up before the deadline, so that the tombstone below is written
+        // while the caller still waits for our answer.
+        let publish_wait = (deadline - now).saturating_sub(TOMBSTONE_MARGIN).max(MIN_PUBLISH_WAIT);
+        let result =
+            tokio::time::timeout(publish_wait, publish).await.map_err(|_| QueueError::NotStoredInTime).and_then(|r| r);
         match result {
-            Ok(ack) => {
-                Ok(if ack.duplicate { Enqueued::Duplicate } else { Enqueued::Stored { enqueued_ns: now_unix_ns() } })
+            Ok(ack) if ack.duplicate => Ok(Enqueued::Duplicate),
+            Ok(_) => {
+                // Core NATS, fire and forget: a lost wake-up only costs a worker's poll.
+                let _ = self.client.publish(self.names.wake_subject(job.quadrant), Bytes::new()).await;
+                Ok(Enqueued::Stored { enqueued_ns: now_unix_ns() })
             }
+            // The server refused it: nothing was stored.
             Err(e @ QueueError::Full { .. }) => Err(e),
             Err(e) => {
-                // The router will answer "not queued", but the client may still deliver the
-                // publish after a reconnect. A done-record written right behind it (same
-                // connection, so same order) makes workers skip such a job.
+                // The caller will answer "not queued", but the publish may have left and be
+                // stored late (a stalled broker, an ack lost on the way back). A done-record
+                // written right behind it (same connection, so the server sees it second)
+                // makes workers skip such a job.
                 let tombstone =
                     self.js.publish(self.names.done_subject(&job.idempotency_key), Bytes::from_static(b"not-queued"));
-                let _ = tokio::time::timeout(Duration::from_millis(100), tombstone).await;
+                if tokio::time::timeout(TOMBSTONE_MARGIN, tombstone).await.is_err() {
+                    tracing::warn!(
+                        correlation_id = %job.correlation_id,
+                        "could not hand the not-queued tombstone to the NATS client in time"
+                    );
+                }
                 Err(e)
             }
         }
@@ -562,11 +608,19 @@ impl Queue for NatsQueue {
     }
 
     async fn wait_for_jobs(&self, quadrant: Quadrant, timeout: Duration) {
-        // A plain subscription on the quadrant's subject sees every publish: an instant
-        // wake-up across processes. Retries whose delay ended are found by the caller's poll.
+        // An empty message per stored job on the quadrant's wake subject: an instant wake-up
+        // across processes. Retries whose delay ended are found by the caller's poll. The
+        // buffer is drained fully on each wake-up, and it is small, so a worker whose pool
+        // is busy holds a few empty messages, never copies of the backlog.
         let mut slot = self.wakeups[quadrant_index(quadrant)].lock().await;
         if slot.is_none() {
-            match self.client.subscribe(self.names.job_subject(quadrant)).await {
+            let client =
+                self.wake_client.get_or_try_init(|| connect_client(&self.settings, WAKE_BUFFER)).await.cloned();
+            let subscribed = match client {
+                Ok(client) => client.subscribe(self.names.wake_subject(quadrant)).await.map_err(|_| ()),
+                Err(_) => Err(()),
+            };
+            match subscribed {
                 Ok(sub) => *slot = Some(sub),
                 Err(_) => {
                     drop(slot);
@@ -576,8 +630,11 @@ impl Queue for NatsQueue {
             }
         }
         let sub = slot.as_mut().expect("subscribed above");
-        if tokio::time::timeout(timeout, sub.next()).await.is_ok() {
-            while let Some(Some(_)) = futures::FutureExt::now_or_never(sub.next()) {}
+        match tokio::time::timeout(timeout, sub.next()).await {
+            Ok(Some(_)) => while let Some(Some(_)) = futures::FutureExt::now_or_never(sub.next()) {},
+            // The subscription ended (client closed): subscribe again next time, not spin.
+            Ok(None) => *slot = None,
+            Err(_) => {}
         }
     }
 

@@ -116,7 +116,6 @@ pub fn nats_settings(settings: &Settings, engine: &crate::config::NatsEngine) ->
     nats.replicas = engine.replicas;
     nats.max_depth = settings.queue.max_depth;
     nats.done_retention = settings.queue.done_retention;
-    nats.publish_timeout = settings.ack_budget;
     for (slot, q) in nats.consumers.iter_mut().zip(Quadrant::ALL) {
         *slot = ConsumerSettings { ack_wait: settings.pool(q).lease, max_deliver: settings.max_attempts_in(q) };
     }

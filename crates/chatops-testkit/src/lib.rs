@@ -88,6 +88,23 @@ impl NatsServer {
         }
     }
 
+    /// SIGSTOP: the broker keeps its connections open but answers nothing (a stalled
+    /// broker, as seen by its clients), until [`NatsServer::resume`].
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`NatsServer::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, which: &str) {
+        let child = self.child.as_ref().expect("the broker is running");
+        let status = Command::new("kill").args([which, &child.id().to_string()]).status().expect("kill runs");
+        assert!(status.success(), "kill {which} of the broker");
+    }
+
     /// Starts the broker again on the same port with the same store.
     pub fn restart(&mut self) {
         self.kill();

@@ -8,6 +8,7 @@
 //! dead). Admin commands (`chatops dlq ...`) open the file without the lock and without
 //! that recovery step.
 
+mod private_files;
 mod writer;
 
 use std::fs::File;
@@ -112,6 +113,11 @@ impl Drop for SqliteQueue {
     }
 }
 
+/// The writer drops a reply only when the transaction failed part-way through it.
+fn transaction_failed() -> QueueError {
+    QueueError::Storage("queue transaction failed; nothing in it was stored".into())
+}
+
 fn storage(e: impl std::fmt::Display) -> QueueError {
     QueueError::Storage(e.to_string())
 }
@@ -138,8 +144,12 @@ impl SqliteQueue {
     /// Opens (creating if needed) the queue file. Must be called inside a tokio runtime.
     pub fn open(settings: SqliteSettings, mode: OpenMode) -> Result<SqliteQueue, QueueError> {
         if let Some(dir) = settings.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| QueueError::Unavailable(format!("creating {}: {e}", dir.display())))?;
+            private_files::ensure_private_dir(dir)?;
+        }
+        // Before SQLite creates anything: it gives the WAL and SHM files the db file's mode.
+        private_files::ensure_private_file(&settings.path)?;
+        for suffix in ["-wal", "-shm"] {
+            private_files::tighten(&private_files::sibling(&settings.path, suffix))?;
         }
         let lock = match mode {
             OpenMode::Owner => Some(lock_exclusively(&settings.path)?),
@@ -193,8 +203,7 @@ impl SqliteQueue {
     async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, QueueError>>) -> Op) -> Result<T, QueueError> {
         let (tx, rx) = oneshot::channel();
         self.ops.send(make(tx)).await.map_err(|_| QueueError::Closed)?;
-        // The writer drops a reply only when the transaction failed part-way through it.
-        rx.await.map_err(|_| QueueError::Storage("queue transaction failed; nothing in it was stored".into()))?
+        rx.await.map_err(|_| transaction_failed())?
     }
 
     async fn read<T: Send + 'static>(
@@ -213,20 +222,22 @@ impl SqliteQueue {
 
 /// Takes an exclusive advisory lock on `<db>.lock`, failing fast if another process has it.
 fn lock_exclusively(db: &Path) -> Result<File, QueueError> {
-    let mut lock_path = db.as_os_str().to_owned();
-    lock_path.push(".lock");
+    use std::os::unix::fs::OpenOptionsExt;
+    let lock_path = private_files::sibling(db, ".lock");
     let file = File::options()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(private_files::FILE_MODE)
         .open(&lock_path)
-        .map_err(|e| QueueError::Unavailable(format!("opening {}: {e:?}", PathBuf::from(&lock_path).display())))?;
+        .map_err(|e| QueueError::Unavailable(format!("opening {}: {e:?}", lock_path.display())))?;
+    private_files::tighten(&lock_path)?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(QueueError::Unavailable(format!(
             "{} is in use by another chatops process (lock {} is held)",
             db.display(),
-            PathBuf::from(&lock_path).display()
+            lock_path.display()
         ))),
         Err(std::fs::TryLockError::Error(e)) => Err(QueueError::Unavailable(format!("locking {}: {e}", db.display()))),
     }
@@ -249,13 +260,37 @@ fn decode(payload: &[u8]) -> Result<Job, QueueError> {
 
 #[async_trait]
 impl Queue for SqliteQueue {
-    async fn enqueue(&self, job: &Job) -> Result<Enqueued, QueueError> {
+    async fn enqueue(&self, job: &Job, deadline: tokio::time::Instant) -> Result<Enqueued, QueueError> {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(QueueError::NotStoredInTime);
+        }
         let payload = serde_json::to_vec(job).map_err(|e| QueueError::Corrupt(e.to_string()))?;
         let job_id = job.job_id.clone();
         let key = job.idempotency_key.clone();
         let quadrant = job.quadrant;
         let max_attempts = job.max_attempts;
-        self.call(|reply| Op::Enqueue { job_id, key, quadrant, max_attempts, payload, reply }).await
+        let (reply, mut rx) = oneshot::channel();
+        let op = Op::Enqueue { job_id, key, quadrant, max_attempts, payload, deadline: deadline.into_std(), reply };
+        // A send that cannot get into the channel in time never reaches the writer.
+        match tokio::time::timeout_at(deadline, self.ops.send(op)).await {
+            Err(_) => return Err(QueueError::NotStoredInTime),
+            Ok(Err(_)) => return Err(QueueError::Closed),
+            Ok(Ok(())) => {}
+        }
+        tokio::select! {
+            biased;
+            answer = &mut rx => answer.unwrap_or_else(|_| Err(transaction_failed())),
+            () = tokio::time::sleep_until(deadline) => {
+                // After `close` the writer can no longer deliver a reply: either it already
+                // did (the job is stored, and we say so), or it will find the receiver
+                // closed and skip the job, or undo it if it was committing it just now.
+                rx.close();
+                match rx.try_recv() {
+                    Ok(answer) => answer,
+                    Err(_) => Err(QueueError::NotStoredInTime),
+                }
+            }
+        }
     }
 
     async fn dequeue(&self, quadrant: Quadrant, max: usize, lease: Duration) -> Result<Vec<Delivery>, QueueError> {

@@ -38,6 +38,8 @@ pub(crate) enum Op {
         quadrant: Quadrant,
         max_attempts: u32,
         payload: Vec<u8>,
+        /// The caller stops waiting then: an enqueue not applied by this instant is skipped.
+        deadline: std::time::Instant,
         reply: Reply<Enqueued>,
     },
     Claim {
@@ -206,6 +208,29 @@ pub(crate) struct Writer {
     /// became durable, not when its INSERT ran. Rows from before a restart fall back to
     /// their insert stamp.
     committed_ns: HashMap<i64, u64>,
+    /// When dead letters were last scrubbed of expired `response_url`s.
+    last_scrub: Option<std::time::Instant>,
+}
+
+/// Slack accepts posts to a `response_url` for this long after the command: afterwards the
+/// URL is useless to us and only a secret to leak.
+pub(crate) const RESPONSE_URL_LIFETIME: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// How often the maintenance pass scrubs dead letters (a scan of the DLQ; expiry is
+/// measured in minutes, so once in a while is enough).
+const SCRUB_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Blanks the `response_url` of dead letters whose command is older than its lifetime; the
+/// rest of the job stays for the operator. Returns how many were scrubbed.
+pub(crate) fn scrub_expired_response_urls(conn: &Connection, now_ns: u64) -> rusqlite::Result<usize> {
+    let cutoff_ns = now_ns.saturating_sub(RESPONSE_URL_LIFETIME.as_nanos() as u64) as i64;
+    // Payloads are JSON text in a BLOB column; the casts keep SQLite from reading it as JSONB.
+    conn.prepare_cached(
+        "UPDATE dlq SET payload = CAST(json_set(CAST(payload AS TEXT), '$.command.response_url', '') AS BLOB)
+         WHERE json_extract(CAST(payload AS TEXT), '$.router_received_ns') < ?1
+           AND coalesce(json_extract(CAST(payload AS TEXT), '$.command.response_url'), '') <> ''",
+    )?
+    .execute([cutoff_ns])
 }
 
 impl Writer {
@@ -225,6 +250,7 @@ impl Writer {
             ready,
             depth: [0; 4],
             committed_ns: HashMap::new(),
+            last_scrub: None,
         };
         w.resync_depth()?;
         Ok(w)
@@ -289,11 +315,15 @@ impl Writer {
             return;
         }
         let committed = now_unix_ns();
+        let mut untold = Vec::new();
         for done in results {
             match done {
                 Done::Enqueue(reply, Ok(Some(row_id))) => {
                     self.committed_ns.insert(row_id, committed);
-                    let _ = reply.send(Ok(Enqueued::Stored { enqueued_ns: committed }));
+                    if reply.send(Ok(Enqueued::Stored { enqueued_ns: committed })).is_err() {
+                        // The caller gave up at its deadline and told the user "not queued".
+                        untold.push(row_id);
+                    }
                 }
                 Done::Enqueue(reply, Ok(None)) => {
                     let _ = reply.send(Ok(Enqueued::Duplicate));
@@ -316,6 +346,9 @@ impl Writer {
                 Done::Nothing => {}
             }
         }
+        if !untold.is_empty() {
+            self.undo_untold(&untold);
+        }
         for (i, woke) in woken.into_iter().enumerate() {
             if woke {
                 self.ready[i].notify_one();
@@ -323,9 +356,40 @@ impl Writer {
         }
     }
 
+    /// Deletes rows committed in this batch whose callers could no longer be told they were
+    /// stored. It runs before any worker is woken and on the only thread that claims, so
+    /// no claim can see these rows in between.
+    fn undo_untold(&mut self, rows: &[i64]) {
+        let outcome = (|| -> rusqlite::Result<()> {
+            self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+            for &row_id in rows {
+                self.delete_job(row_id)?;
+            }
+            self.conn.prepare_cached("COMMIT")?.execute([]).map(drop)
+        })();
+        match outcome {
+            Ok(()) => tracing::info!(jobs = rows.len(), "removed jobs stored after their callers' deadline"),
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                // The counters may now be off by these rows; the next maintenance pass
+                // resyncs them from the table.
+                tracing::error!(
+                    jobs = rows.len(),
+                    error.message = %e,
+                    "could not remove jobs stored after their callers' deadline; they will run although the user was told they were not queued"
+                );
+            }
+        }
+    }
+
     fn apply(&mut self, op: Op, woken: &mut [bool; 4]) -> rusqlite::Result<Done> {
         Ok(match op {
-            Op::Enqueue { job_id, key, quadrant, max_attempts, payload, reply } => {
+            Op::Enqueue { job_id, key, quadrant, max_attempts, payload, deadline, reply } => {
+                // Nobody would hear that it was stored: storing it would run a job the user
+                // was told was not queued.
+                if reply.is_closed() || std::time::Instant::now() >= deadline {
+                    return Ok(Done::Enqueue(reply, Err(QueueError::NotStoredInTime)));
+                }
                 let qi = quadrant_index(quadrant);
                 if self.depth[qi] >= self.max_depth {
                     let depth = self.depth[qi];
@@ -556,6 +620,13 @@ impl Writer {
         self.conn
             .prepare_cached("DELETE FROM done WHERE completed_ms < ?1")?
             .execute([now - self.done_retention_ms])?;
+        if self.last_scrub.is_none_or(|at| at.elapsed() >= SCRUB_EVERY) {
+            let n = scrub_expired_response_urls(&self.conn, now_unix_ns())?;
+            if n > 0 {
+                tracing::info!(dead_letters = n, "removed expired response_urls from dead letters");
+            }
+            self.last_scrub = Some(std::time::Instant::now());
+        }
         self.resync_depth()?;
         // Stamps of rows another process removed (dlq purge, redrive) would otherwise leak.
         if self.committed_ns.len() as u64 > self.depth.iter().sum::<u64>() {

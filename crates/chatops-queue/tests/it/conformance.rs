@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatops_core::{CorrelationId, Job, Quadrant, SlashCommand};
-use chatops_queue::{Enqueued, FailOutcome, Queue, Redrive};
+use chatops_queue::{Enqueued, FailOutcome, Queue, QueueError, QueueErrorKind, Redrive};
 
 pub fn job(key: &str, quadrant: Quadrant) -> Job {
     Job {
@@ -27,10 +27,28 @@ pub fn job(key: &str, quadrant: Quadrant) -> Job {
     }
 }
 
+/// A deadline no healthy engine misses: for tests about something else.
+pub fn soon() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(20)
+}
+
 const LEASE: Duration = Duration::from_secs(30);
 
+/// A caller whose deadline passed was told "not queued": the job must not be stored.
+pub async fn an_expired_deadline_stores_nothing(q: Arc<dyn Queue>) {
+    let expired = tokio::time::Instant::now() - Duration::from_millis(1);
+    let refused = q.enqueue(&job("late", Quadrant::ShortRead), expired).await;
+    assert!(matches!(refused, Err(QueueError::NotStoredInTime)), "{refused:?}");
+    assert_eq!(refused.unwrap_err().kind(), QueueErrorKind::Transient);
+    let stats = q.stats().await.unwrap().quadrant(Quadrant::ShortRead);
+    assert_eq!(stats.ready + stats.in_flight, 0, "nothing stored");
+    assert!(q.dequeue(Quadrant::ShortRead, 10, LEASE).await.unwrap().is_empty());
+    // Not a duplicate either: the same request, retried in time, is stored.
+    assert!(matches!(q.enqueue(&job("late", Quadrant::ShortRead), soon()).await.unwrap(), Enqueued::Stored { .. }));
+}
+
 pub async fn delivers_an_enqueued_job_once(q: Arc<dyn Queue>) {
-    let stored = q.enqueue(&job("a", Quadrant::ShortRead)).await.unwrap();
+    let stored = q.enqueue(&job("a", Quadrant::ShortRead), soon()).await.unwrap();
     let Enqueued::Stored { enqueued_ns } = stored else { panic!("expected Stored, got {stored:?}") };
     assert!(enqueued_ns > 0);
     assert_eq!(q.stats().await.unwrap().quadrant(Quadrant::ShortRead).ready, 1);
@@ -50,7 +68,7 @@ pub async fn delivers_an_enqueued_job_once(q: Arc<dyn Queue>) {
 }
 
 pub async fn keeps_quadrants_apart(q: Arc<dyn Queue>) {
-    q.enqueue(&job("lw", Quadrant::LongWrite)).await.unwrap();
+    q.enqueue(&job("lw", Quadrant::LongWrite), soon()).await.unwrap();
     assert!(q.dequeue(Quadrant::ShortRead, 10, LEASE).await.unwrap().is_empty());
     let got = q.dequeue(Quadrant::LongWrite, 10, LEASE).await.unwrap();
     assert_eq!(got.len(), 1);
@@ -58,18 +76,18 @@ pub async fn keeps_quadrants_apart(q: Arc<dyn Queue>) {
 }
 
 pub async fn same_request_twice_yields_one_job(q: Arc<dyn Queue>) {
-    assert!(matches!(q.enqueue(&job("dup", Quadrant::ShortRead)).await.unwrap(), Enqueued::Stored { .. }));
-    assert_eq!(q.enqueue(&job("dup", Quadrant::ShortRead)).await.unwrap(), Enqueued::Duplicate);
+    assert!(matches!(q.enqueue(&job("dup", Quadrant::ShortRead), soon()).await.unwrap(), Enqueued::Stored { .. }));
+    assert_eq!(q.enqueue(&job("dup", Quadrant::ShortRead), soon()).await.unwrap(), Enqueued::Duplicate);
     let got = q.dequeue(Quadrant::ShortRead, 10, LEASE).await.unwrap();
     assert_eq!(got.len(), 1);
     q.complete(&got[0]).await.unwrap();
     // After completion the done-record still refuses the duplicate.
-    assert_eq!(q.enqueue(&job("dup", Quadrant::ShortRead)).await.unwrap(), Enqueued::Duplicate);
+    assert_eq!(q.enqueue(&job("dup", Quadrant::ShortRead), soon()).await.unwrap(), Enqueued::Duplicate);
     assert!(q.dequeue(Quadrant::ShortRead, 10, LEASE).await.unwrap().is_empty());
 }
 
 pub async fn failed_job_is_retried_after_its_delay(q: Arc<dyn Queue>) {
-    q.enqueue(&job("retry", Quadrant::ShortWrite)).await.unwrap();
+    q.enqueue(&job("retry", Quadrant::ShortWrite), soon()).await.unwrap();
     let first = q.dequeue(Quadrant::ShortWrite, 1, LEASE).await.unwrap().pop().unwrap();
     let failed_at = std::time::Instant::now();
     let outcome = q.fail(&first, "receiver said 500", Some(Duration::from_millis(300))).await.unwrap();
@@ -87,7 +105,7 @@ pub async fn failed_job_is_retried_after_its_delay(q: Arc<dyn Queue>) {
 
 pub async fn dead_letters_can_be_listed_redriven_and_purged(q: Arc<dyn Queue>) {
     for key in ["d1", "d2", "d3"] {
-        q.enqueue(&job(key, Quadrant::LongRead)).await.unwrap();
+        q.enqueue(&job(key, Quadrant::LongRead), soon()).await.unwrap();
     }
     for d in q.dequeue(Quadrant::LongRead, 10, LEASE).await.unwrap() {
         assert_eq!(q.fail(&d, "handler exploded", None).await.unwrap(), FailOutcome::DeadLettered);
@@ -98,7 +116,7 @@ pub async fn dead_letters_can_be_listed_redriven_and_purged(q: Arc<dyn Queue>) {
     assert_eq!(dead[0].attempts, 1);
     assert_eq!(q.stats().await.unwrap().dead_letters, 3);
     // A dead-lettered request delivered again is still a duplicate.
-    assert_eq!(q.enqueue(&job("d1", Quadrant::LongRead)).await.unwrap(), Enqueued::Duplicate);
+    assert_eq!(q.enqueue(&job("d1", Quadrant::LongRead), soon()).await.unwrap(), Enqueued::Duplicate);
 
     assert_eq!(q.dlq_redrive(Redrive::One(dead[0].id.clone())).await.unwrap(), 1);
     let again = q.dequeue(Quadrant::LongRead, 10, LEASE).await.unwrap();
@@ -114,7 +132,7 @@ pub async fn dead_letters_can_be_listed_redriven_and_purged(q: Arc<dyn Queue>) {
 
 pub async fn redrive_all_returns_every_dead_letter(q: Arc<dyn Queue>) {
     for key in ["r1", "r2"] {
-        q.enqueue(&job(key, Quadrant::ShortRead)).await.unwrap();
+        q.enqueue(&job(key, Quadrant::ShortRead), soon()).await.unwrap();
     }
     for d in q.dequeue(Quadrant::ShortRead, 10, LEASE).await.unwrap() {
         q.fail(&d, "boom", None).await.unwrap();
@@ -126,7 +144,7 @@ pub async fn redrive_all_returns_every_dead_letter(q: Arc<dyn Queue>) {
 /// Released at shutdown: back at once. (SQLite does not count the attempt; JetStream
 /// counts every delivery, see `sqlite_only` and the NATS docs.)
 pub async fn released_job_comes_back_at_once(q: Arc<dyn Queue>) {
-    q.enqueue(&job("rel", Quadrant::LongWrite)).await.unwrap();
+    q.enqueue(&job("rel", Quadrant::LongWrite), soon()).await.unwrap();
     let d = q.dequeue(Quadrant::LongWrite, 1, LEASE).await.unwrap().pop().unwrap();
     q.release(&d).await.unwrap();
     let again = tokio::time::timeout(Duration::from_secs(10), async {
@@ -144,7 +162,7 @@ pub async fn released_job_comes_back_at_once(q: Arc<dyn Queue>) {
 }
 
 pub async fn expired_lease_is_delivered_again(q: Arc<dyn Queue>) {
-    q.enqueue(&job("lease", Quadrant::ShortRead)).await.unwrap();
+    q.enqueue(&job("lease", Quadrant::ShortRead), soon()).await.unwrap();
     let first = q.dequeue(Quadrant::ShortRead, 1, Duration::from_millis(200)).await.unwrap().pop().unwrap();
     // The worker "dies": no complete, no fail. The job must come back.
     let second = tokio::time::timeout(Duration::from_secs(30), async {
@@ -162,7 +180,7 @@ pub async fn expired_lease_is_delivered_again(q: Arc<dyn Queue>) {
 }
 
 pub async fn extended_lease_is_kept(q: Arc<dyn Queue>) {
-    q.enqueue(&job("ext", Quadrant::LongRead)).await.unwrap();
+    q.enqueue(&job("ext", Quadrant::LongRead), soon()).await.unwrap();
     let d = q.dequeue(Quadrant::LongRead, 1, Duration::from_millis(300)).await.unwrap().pop().unwrap();
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -176,7 +194,7 @@ pub async fn concurrent_enqueues_are_all_stored(q: Arc<dyn Queue>) {
     let mut tasks = Vec::new();
     for i in 0..500 {
         let q = q.clone();
-        tasks.push(tokio::spawn(async move { q.enqueue(&job(&format!("c{i}"), Quadrant::ShortRead)).await }));
+        tasks.push(tokio::spawn(async move { q.enqueue(&job(&format!("c{i}"), Quadrant::ShortRead), soon()).await }));
     }
     for t in tasks {
         assert!(matches!(t.await.unwrap().unwrap(), Enqueued::Stored { .. }));
@@ -205,7 +223,7 @@ pub async fn wait_for_jobs_wakes_on_enqueue(q: Arc<dyn Queue>) {
         })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
-    q.enqueue(&job("wake", Quadrant::ShortWrite)).await.unwrap();
+    q.enqueue(&job("wake", Quadrant::ShortWrite), soon()).await.unwrap();
     let waited = waiter.await.unwrap();
     assert!(waited < Duration::from_secs(10), "woken by the enqueue, not by the 20 s timeout ({waited:?})");
 }
@@ -228,6 +246,7 @@ macro_rules! conformance {
                 extended_lease_is_kept,
                 concurrent_enqueues_are_all_stored,
                 wait_for_jobs_wakes_on_enqueue,
+                an_expired_deadline_stores_nothing,
             );
         }
     };

@@ -9,7 +9,7 @@ use chatops_queue::nats::{ConsumerSettings, NatsQueue, NatsSettings};
 use chatops_queue::{Enqueued, Queue};
 use chatops_testkit::NatsServer;
 
-use crate::conformance::job;
+use crate::conformance::{job, soon};
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -23,7 +23,7 @@ fn settings(server: &NatsServer) -> NatsSettings {
 async fn setup_is_idempotent_and_updates_changed_settings() {
     let server = NatsServer::start();
     let first = NatsQueue::connect(&settings(&server)).await.unwrap();
-    first.enqueue(&job("kept", Quadrant::ShortRead)).await.unwrap();
+    first.enqueue(&job("kept", Quadrant::ShortRead), soon()).await.unwrap();
     let mut changed = settings(&server);
     changed.consumers[0].ack_wait = Duration::from_secs(2);
     let second = NatsQueue::connect(&changed).await.expect("connecting again with other settings works");
@@ -62,7 +62,7 @@ async fn a_job_whose_worker_dies_on_every_delivery_ends_in_the_dlq() {
     let server = NatsServer::start();
     let q = NatsQueue::connect(&settings(&server)).await.unwrap();
     let _watcher = q.watch_exhausted_deliveries().await.unwrap();
-    q.enqueue(&job("crashy", Quadrant::LongWrite)).await.unwrap();
+    q.enqueue(&job("crashy", Quadrant::LongWrite), soon()).await.unwrap();
     // Two deliveries (max_deliver = 2), neither acknowledged: the worker "died" each time.
     for _ in 0..2 {
         let d = tokio::time::timeout(Duration::from_secs(20), async {
@@ -98,9 +98,9 @@ async fn a_job_whose_worker_dies_on_every_delivery_ends_in_the_dlq() {
 async fn stored_jobs_survive_a_broker_restart() {
     let mut server = NatsServer::start();
     let q: Arc<dyn Queue> = Arc::new(NatsQueue::connect(&settings(&server)).await.unwrap());
-    assert!(matches!(q.enqueue(&job("durable", Quadrant::ShortRead)).await.unwrap(), Enqueued::Stored { .. }));
+    assert!(matches!(q.enqueue(&job("durable", Quadrant::ShortRead), soon()).await.unwrap(), Enqueued::Stored { .. }));
     server.kill();
-    let refused = q.enqueue(&job("while-down", Quadrant::ShortRead)).await;
+    let refused = q.enqueue(&job("while-down", Quadrant::ShortRead), soon()).await;
     assert!(refused.is_err(), "no ack while the broker is down");
     assert!(q.ping().await.is_err());
     server.restart();

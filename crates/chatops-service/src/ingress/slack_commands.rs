@@ -243,10 +243,14 @@ async fn accept(
         traceparent: tracing_context::traceparent_of(&enqueue_span),
         redrives: 0,
     };
-    let stored = tokio::time::timeout(state.ack_budget, state.queue.enqueue(&job).instrument(enqueue_span))
-        .await
-        .map_err(|_| with_name(IngressError::QueueTimeout))?
-        .map_err(|e| with_name(IngressError::QueueUnavailable(e)))?;
+    // The queue enforces the deadline itself: dropping its future here could not tell a
+    // stored job from one that was not, so "not queued" could be a lie. The budget counts
+    // from the request's arrival, as Slack's 3 seconds do.
+    let deadline = tokio::time::Instant::from_std(received.at) + state.ack_budget;
+    let stored = state.queue.enqueue(&job, deadline).instrument(enqueue_span).await.map_err(|e| match e {
+        chatops_queue::QueueError::NotStoredInTime => with_name(IngressError::QueueTimeout),
+        e => with_name(IngressError::QueueUnavailable(e)),
+    })?;
     let enqueue_ms = round_ms(enqueue_started.elapsed().as_secs_f64() * 1000.0);
     Ok(Accepted::Queued { command: name, quadrant, enqueue_ms, duplicate: stored == Enqueued::Duplicate })
 }

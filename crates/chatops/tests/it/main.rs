@@ -8,6 +8,8 @@ mod durability;
 mod hostile;
 mod ingress;
 mod limits;
+mod not_queued;
+mod private_data;
 mod retries;
 mod scale_out;
 mod tidy;

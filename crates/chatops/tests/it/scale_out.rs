@@ -10,7 +10,7 @@ use chatops_testkit::NatsServer;
 
 use crate::support::*;
 
-fn nats_engine(server: &NatsServer) -> QueueEngine {
+pub(crate) fn nats_engine(server: &NatsServer) -> QueueEngine {
     QueueEngine::Nats(Box::new(NatsEngine {
         servers: vec![server.url()],
         prefix: "CHATOPS".into(),
@@ -21,7 +21,7 @@ fn nats_engine(server: &NatsServer) -> QueueEngine {
 }
 
 /// An in-process bot on the broker, with the test settings adjusted by `tune`.
-async fn spawn_nats_app(
+pub(crate) async fn spawn_nats_app(
     nats: &NatsServer,
     tune: impl FnOnce(&mut chatops_service::Settings),
 ) -> (TestApp, tempfile::TempDir) {
@@ -256,4 +256,153 @@ async fn a_replay_with_the_signature_in_another_case_is_one_job_on_nats() {
     let slack = SlackReceiver::start().await;
     crate::ingress::assert_signature_case_variants_are_one_job(&app, &slack, "nats-case-replay").await;
     app.stop().await;
+}
+
+/// A short-write command that outlives the short quadrants' 5 s lease, so the test also
+/// shows that in-progress acks (every lease/3) keep a running job leased.
+const CRASH_CONFIG: &str = r#"
+[[commands]]
+name = "/rollout"
+quadrant = "short-write"
+timeout = "30s"
+handler = "simulate"
+work = "6s"
+answers = 2
+"#;
+
+/// Issue 9, item 9: a job in flight when its worker died comes back within the short
+/// quadrants' default lease (5 s; it was 30 s, which fails the bound below).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_job_of_a_killed_worker_is_answered_by_another_within_the_lease() {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config_file(dir.path(), CRASH_CONFIG);
+    let env = [("CHATOPS_CONFIG", config.to_str().unwrap())];
+    let slack = SlackReceiver::start().await;
+    let queue = nats.url();
+    let router =
+        BotProcess::spawn(&["router", "--listen", "127.0.0.1:0", "--queue", &queue], &dir.path().join("r.log"), &env);
+    let mut doomed = BotProcess::spawn(&["worker", "--queue", &queue], &dir.path().join("doomed.log"), &env);
+    let body = slash("/rollout", "web", &slack.url("crash-1")).to_form();
+    assert_eq!(post_signed(&router.base, &sign(body), "crash-1").await.status(), 200);
+    let started = slack.wait_for("crash-1", 1, Duration::from_secs(20)).await;
+    assert_eq!(started.len(), 1, "the first worker started the job");
+    // The second worker is up before the first dies, as in a real deployment.
+    let survivor = BotProcess::spawn(&["worker", "--queue", &queue], &dir.path().join("survivor.log"), &env);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    doomed.kill9();
+    let killed_at = Instant::now();
+    // Its second "started" post is the survivor's: the job is answered again.
+    let posts = slack.wait_for("crash-1", 2, Duration::from_secs(60)).await;
+    let answered_after = posts.get(1).map(|p| p.at.duration_since(killed_at));
+    eprintln!("crash recovery: answered {answered_after:?} after kill -9 (lease 5 s)");
+    let answered_after = answered_after.expect("the survivor answered");
+    // Lease 5 s + poll + a loaded 2-core machine; the old 30 s lease is far outside.
+    assert!(answered_after < Duration::from_secs(5 + 8), "answered within the lease: {answered_after:?}");
+    let posts = slack.wait_for("crash-1", 3, Duration::from_secs(30)).await;
+    assert_eq!(posts.len(), 3, "started (doomed), started + done (survivor)");
+    assert!(posts[2].body["text"].as_str().unwrap().contains("done"), "{:?}", posts[2]);
+    let lines = {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines = performance_lines(&[&survivor]);
+            if !lines.is_empty() || Instant::now() > deadline {
+                break lines;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    assert_eq!(lines.len(), 1, "the survivor ran it once, its 6 s outliving the 5 s lease: {lines:?}");
+    assert_eq!(lines[0]["attempt"], 2);
+    assert_eq!(lines[0]["outcome"], "completed");
+}
+
+fn vm_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+const STALL_CONFIG: &str = r#"
+[workers.short-read]
+concurrency = 1
+
+[[commands]]
+name = "/stall"
+quadrant = "short-read"
+timeout = "300s"
+handler = "simulate"
+work = "120s"
+answers = 2
+"#;
+
+/// Jobs queued for the test, each with a ~1 KiB text like a verbose command.
+const BACKLOG: usize = 50_000;
+
+/// Issue 9, item 4: a worker whose pool is busy holds no copies of the backlog. It used to
+/// subscribe to the jobs subjects for wake-ups, and its client buffered every published job
+/// (up to 65,536 per quadrant: +147 MiB RSS for this backlog when measured); now wake-ups are empty
+/// messages on their own connection with a 16-message buffer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_nats_worker_does_not_buffer_the_backlog() {
+    use chatops_queue::Queue;
+    use chatops_queue::nats::{NatsQueue, NatsSettings};
+
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config_file(dir.path(), STALL_CONFIG);
+    let env = [("CHATOPS_CONFIG", config.to_str().unwrap())];
+    let slack = SlackReceiver::start().await;
+    let worker = BotProcess::spawn(
+        &["worker", "--queue", &nats.url(), "--quadrant", "short-read"],
+        &dir.path().join("worker.log"),
+        &env,
+    );
+    // The worker created the streams and consumers; the test only publishes.
+    let queue = std::sync::Arc::new(NatsQueue::connect_existing(&NatsSettings::new(vec![nats.url()])).await.unwrap());
+    let job = |command: &str, key: String, text: String| chatops_core::Job {
+        job_id: format!("job-{key}"),
+        correlation_id: chatops_core::CorrelationId::generate(),
+        idempotency_key: key.clone(),
+        quadrant: chatops_core::Quadrant::ShortRead,
+        command: slash(command, &text, &slack.url(&key)),
+        max_attempts: 3,
+        router_received_ns: chatops_core::time::now_unix_ns(),
+        enqueue_started_ns: chatops_core::time::now_unix_ns(),
+        traceparent: None,
+        redrives: 0,
+    };
+    let soon = || tokio::time::Instant::now() + Duration::from_secs(20);
+    // An idle pool first waits for wake-ups (that is when it subscribes), as any worker
+    // that ever ran out of work did.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    queue.enqueue(&job("/stall", "stall".into(), "hold".into()), soon()).await.unwrap();
+    assert_eq!(slack.wait_for("stall", 1, Duration::from_secs(20)).await.len(), 1, "the only slot is busy");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before_kib = vm_rss_kib(worker.child.id());
+
+    let text = "x".repeat(1024);
+    let started = Instant::now();
+    let mut stored = 0;
+    for chunk in 0..BACKLOG / 500 {
+        let mut batch = tokio::task::JoinSet::new();
+        for i in 0..500 {
+            let (queue, j) = (queue.clone(), job("/echo", format!("backlog-{chunk}-{i}"), text.clone()));
+            batch.spawn(async move { queue.enqueue(&j, tokio::time::Instant::now() + Duration::from_secs(20)).await });
+        }
+        stored += batch.join_all().await.into_iter().filter(|r| r.is_ok()).count();
+    }
+    assert_eq!(stored, BACKLOG);
+    // Let the worker's client read whatever the server sends it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after_kib = vm_rss_kib(worker.child.id());
+    let waiting = queue.stats().await.unwrap().quadrant(chatops_core::Quadrant::ShortRead).ready;
+    eprintln!(
+        "stalled worker: VmRSS {before_kib} KiB before, {after_kib} KiB after {BACKLOG} jobs ({waiting} waiting), enqueued in {:?}",
+        started.elapsed()
+    );
+    assert!(waiting >= BACKLOG as u64 - 1, "the backlog is queued, not taken: {waiting}");
+    // The jobs alone are over 60 MiB; the bound leaves room for allocator noise.
+    let grown_kib = after_kib.saturating_sub(before_kib);
+    assert!(grown_kib < 16 * 1024, "the stalled worker grew by {grown_kib} KiB");
 }
