@@ -17,6 +17,7 @@ use chatops_core::slack::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use tokio::sync::mpsc;
 
 use crate::cli::SendArgs;
+use crate::commands::options;
 
 struct Receiver {
     tx: mpsc::UnboundedSender<(Instant, Bytes)>,
@@ -33,6 +34,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
         "`{}` is not a slash command (it must look like /echo)",
         args.command
     );
+    let secret = options::client_signing_secret(args.secret_file.as_deref(), args.secret.as_deref())?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let listener = tokio::net::TcpListener::bind(args.receiver)
         .await
@@ -58,7 +60,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
     };
     let body = command.to_form();
     let timestamp = chatops_core::time::now_unix_secs().to_string();
-    let signature = SlackSigner::new(args.secret.as_bytes()).sign(&timestamp, body.as_bytes());
+    let signature = SlackSigner::new(secret.as_bytes()).sign(&timestamp, body.as_bytes());
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
     println!("→ {} {} (correlation id {request_id})", args.command, command.text);
