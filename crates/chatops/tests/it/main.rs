@@ -8,6 +8,7 @@ mod durability;
 mod hostile;
 mod ingress;
 mod limits;
+mod queue_options;
 mod retries;
 mod scale_out;
 mod tidy;
