@@ -247,6 +247,7 @@ pub async fn run(mut args: LoadtestArgs, spawned: Option<SpawnedBot>) -> Result<
             start,
             issued: Arc::clone(&issued),
             events: events_tx.clone(),
+            sent: AtomicU64::new(0),
         };
         Some(
             receiver::serve(listener, Arc::new(sink))
