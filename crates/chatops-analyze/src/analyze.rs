@@ -3,7 +3,7 @@
 //! [`MetricsSummary`], write it as JSON and print the table.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use chatops_core::results::{LoadTestResults, RESULTS_SCHEMA_VERSION};
 
@@ -63,7 +63,7 @@ pub fn run_analyze_to(args: &AnalyzeArgs, out: &mut dyn Write) -> Result<Analyze
         && let (Some(r), Some(dir)) = (&results, &results_dir)
         && let Some(log) = &r.test.bot_log
     {
-        paths.push(dir.join(log));
+        paths.push(inside_results_dir(dir, log, "test.botLog")?);
     }
     if paths.is_empty() {
         return Err(AnalyzeError::NoInput);
@@ -72,13 +72,16 @@ pub fn run_analyze_to(args: &AnalyzeArgs, out: &mut dyn Write) -> Result<Analyze
 
     let requests = match (&args.requests, &results, &results_dir) {
         (Some(p), _, _) => Some(p.clone()),
-        (None, Some(r), Some(dir)) => r.test.requests_file.as_ref().map(|f| dir.join(f)).filter(|p| {
-            let exists = p.is_file();
-            if !exists {
-                notes.push(format!("requests file {} named by the results is missing: no join", p.display()));
-            }
-            exists
-        }),
+        (None, Some(r), Some(dir)) => match &r.test.requests_file {
+            Some(f) => Some(inside_results_dir(dir, f, "test.requestsFile")?).filter(|p| {
+                let exists = p.is_file();
+                if !exists {
+                    notes.push(format!("requests file {} named by the results is missing: no join", p.display()));
+                }
+                exists
+            }),
+            None => None,
+        },
         _ => None,
     };
     let joiner = requests.as_deref().map(Joiner::read).transpose()?;
@@ -248,6 +251,35 @@ pub(crate) fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> std::io
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, [json.as_slice(), b"\n"].concat())?;
     std::fs::rename(&tmp, path)
+}
+
+/// Resolves a file named by a results file inside the results file's folder, and only
+/// there: a results file is data (it may come from a CI artifact or a colleague), so it
+/// must not make `analyze` read `/etc/shadow` or `~/.ssh` and echo what it finds. A plain
+/// relative name is joined to the folder; absolute paths, `..`, and symlinks that lead out
+/// of the folder are refused.
+fn inside_results_dir(dir: &Path, name: &str, key: &'static str) -> Result<PathBuf, AnalyzeError> {
+    let refuse =
+        |reason: &str| AnalyzeError::UnsafeResultsPath { key, name: name.to_owned(), reason: reason.to_owned() };
+    let relative = Path::new(name);
+    if name.is_empty() {
+        return Err(refuse("it is empty"));
+    }
+    if relative.is_absolute() || relative.has_root() {
+        return Err(refuse("it is an absolute path"));
+    }
+    if !relative.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir)) {
+        return Err(refuse("it leaves the folder with `..`"));
+    }
+    let joined = dir.join(relative);
+    // A name that does not exist (yet) cannot lead anywhere; the callers report it missing.
+    if let (Ok(real_dir), Ok(real)) =
+        (dir.canonicalize().or_else(|_| Path::new(".").canonicalize()), joined.canonicalize())
+        && !real.starts_with(&real_dir)
+    {
+        return Err(refuse("a symlink leads out of the folder"));
+    }
+    Ok(joined)
 }
 
 struct Window {

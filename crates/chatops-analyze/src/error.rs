@@ -37,6 +37,11 @@ pub enum AnalyzeError {
     NoInput,
     #[error("invalid arguments: {0}")]
     Args(String),
+    #[error(
+        "the results file's `{key}` ({name:?}) is refused: {reason}; it must name a file in the results \
+         file's own folder (or pass the log files and --requests explicitly)"
+    )]
+    UnsafeResultsPath { key: &'static str, name: String, reason: String },
 }
 
 /// Why a results or metrics file could not be read.

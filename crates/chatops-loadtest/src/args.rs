@@ -23,12 +23,15 @@ pub struct LoadtestArgs {
     #[arg(long, value_name = "URL", conflicts_with = "spawn")]
     pub target: Option<String>,
 
-    /// Slack signing secret used to sign every request.
+    /// Slack signing secret used to sign every request. Prefer --signing-secret-file or the
+    /// SLACK_SIGNING_SECRET environment variable: a value on the command line is visible to
+    /// every user of the machine in `ps` and stays in shell history.
     #[arg(long, env = "SLACK_SIGNING_SECRET", hide_env_values = true, value_name = "SECRET", value_parser = parse_secret)]
     pub signing_secret: Option<SecretString>,
 
-    /// Read the signing secret from this file (first line); takes precedence over --signing-secret.
-    #[arg(long, value_name = "FILE")]
+    /// Read the signing secret from this file (one trailing newline ignored, like `serve`);
+    /// takes precedence over --signing-secret and SLACK_SIGNING_SECRET.
+    #[arg(long, value_name = "FILE", env = "CHATOPS_SIGNING_SECRET_FILE")]
     pub signing_secret_file: Option<PathBuf>,
 
     /// Start an embedded `chatops serve` (temporary data dir, random secret) and target it.

@@ -136,28 +136,23 @@ fn read_secret(args: &LoadtestArgs, spawned: Option<&SpawnedBot>) -> Result<Secr
         return Ok(bot.signing_secret.clone());
     }
     if let Some(path) = &args.signing_secret_file {
-        let meta = std::fs::metadata(path).map_err(|source| LoadtestError::Io {
-            what: "reading signing secret file",
-            path: path.clone(),
-            source,
+        // The one rule every tool shares, so one file gives `serve` and `loadtest` the
+        // same secret.
+        let file = chatops_core::slack::secret_file::read_secret_file(path).map_err(|e| match e {
+            chatops_core::slack::secret_file::SecretFileError::Read { path, source } => {
+                LoadtestError::Io { what: "reading signing secret file", path, source }
+            }
+            invalid => LoadtestError::Usage(invalid.to_string()),
         })?;
-        if meta.len() > 64 * 1024 {
-            return Err(LoadtestError::Usage(format!("signing secret file {} is too large", path.display())));
+        if let Some(warning) = file.permission_warning(path) {
+            eprintln!("warning: {warning}");
         }
-        let text = std::fs::read_to_string(path).map_err(|source| LoadtestError::Io {
-            what: "reading signing secret file",
-            path: path.clone(),
-            source,
-        })?;
-        let line = text.lines().next().unwrap_or("").trim();
-        if line.is_empty() {
-            return Err(LoadtestError::Usage(format!("signing secret file {} is empty", path.display())));
-        }
-        return Ok(SecretString::from(line));
+        return Ok(SecretString::from(file.into_secret()));
     }
     args.signing_secret.clone().ok_or_else(|| {
         LoadtestError::Usage(
-            "no signing secret: pass --signing-secret, set SLACK_SIGNING_SECRET, or use --signing-secret-file".into(),
+            "no signing secret: use --signing-secret-file FILE or set SLACK_SIGNING_SECRET (or --signing-secret)"
+                .into(),
         )
     })
 }
@@ -252,6 +247,7 @@ pub async fn run(mut args: LoadtestArgs, spawned: Option<SpawnedBot>) -> Result<
             start,
             issued: Arc::clone(&issued),
             events: events_tx.clone(),
+            sent: AtomicU64::new(0),
         };
         Some(
             receiver::serve(listener, Arc::new(sink))

@@ -3,15 +3,22 @@
 //! `POST /hook/<request-id>` answers 200 and reports the arrival time of the post to a
 //! [`HookSink`]: the load test's recorder (which turns it into first/last-response E2E) or
 //! `mock-slack`, which prints each post. Arrival is stamped when the request head has been
-//! read, before the body, because that is when Slack would have the message. Bodies are
-//! capped, so a hostile or broken client cannot make the receiver buffer without bound.
+//! read, before the body, because that is when Slack would have the message.
+//!
+//! The receiver listens on a port that anything on the machine (or the network, with
+//! `--receiver-listen 0.0.0.0:...`) can reach, so nothing a client does makes it hold
+//! memory or slots without bound: bodies are capped, open connections are capped (beyond
+//! the cap new connections wait in the kernel's backlog until a slot frees), a client must
+//! send a request's headers within [`ReceiverLimits::header_read_timeout`] (an idle or
+//! trickling connection is closed, which is what frees slots for real posts), and the
+//! events a recorder receives are bounded by the requests it issued.
 
 use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -19,13 +26,35 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use crate::record::Event;
 
 /// Largest post accepted (Slack messages are at most about 40 kB of text plus blocks).
 pub const MAX_POST_BYTES: usize = 256 * 1024;
+
+/// Bounds on what clients of the receiver can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiverLimits {
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// A request's headers must arrive within this; otherwise the connection is closed.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ReceiverLimits {
+    fn default() -> Self {
+        // A bot posts over a pool of at most a few hundred connections; 4096 leaves room for
+        // several bots against one generator.
+        ReceiverLimits { max_connections: 4096, header_read_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// Events one issued request may cause: Slack accepts 5 posts per `response_url`.
+pub const MAX_EVENTS_PER_REQUEST: u64 = 5;
+/// Posts to unknown ids reported before further ones are refused without an event.
+pub const MAX_UNMATCHED_EVENTS: u64 = 100_000;
 
 /// Where the receiver reports posts.
 pub trait HookSink: Send + Sync + 'static {
@@ -55,22 +84,42 @@ impl Drop for Receiver {
     }
 }
 
-/// Serves the receiver on an already bound listener.
+/// Serves the receiver on an already bound listener with the default limits.
 pub fn serve(listener: TcpListener, sink: Arc<dyn HookSink>) -> std::io::Result<Receiver> {
+    serve_with_limits(listener, sink, ReceiverLimits::default())
+}
+
+/// Serves the receiver on an already bound listener.
+pub fn serve_with_limits(
+    listener: TcpListener,
+    sink: Arc<dyn HookSink>,
+    limits: ReceiverLimits,
+) -> std::io::Result<Receiver> {
     let addr = listener.local_addr()?;
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let task = tokio::spawn(async move {
         // Connections live in the set, so aborting the accept task aborts them too.
         let mut conns = JoinSet::new();
         loop {
             tokio::select! {
-                accepted = listener.accept() => {
+                // A slot first, then accept: at the cap, new connections wait in the
+                // backlog instead of being accepted and starved.
+                permit = Arc::clone(&slots).acquire_owned() => {
+                    let Ok(permit) = permit else { return };
+                    let accepted = tokio::select! {
+                        a = listener.accept() => a,
+                        Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+                    };
                     let Ok((stream, _)) = accepted else { continue };
                     let _ = stream.set_nodelay(true);
                     let sink = Arc::clone(&sink);
                     conns.spawn(async move {
+                        let _permit = permit;
                         let svc = hyper::service::service_fn(move |req| handle(req, Arc::clone(&sink)));
                         let _ = hyper::server::conn::http1::Builder::new()
                             .keep_alive(true)
+                            .timer(hyper_util::rt::TokioTimer::new())
+                            .header_read_timeout(limits.header_read_timeout)
                             .serve_connection(TokioIo::new(stream), svc)
                             .await;
                     });
@@ -120,6 +169,9 @@ pub(crate) struct RecorderSink {
     /// Requests issued so far; a higher sequence number cannot be ours.
     pub issued: Arc<AtomicU64>,
     pub events: mpsc::UnboundedSender<Event>,
+    /// Events sent so far: the channel is shared with the generator, so the receiver's
+    /// share is bounded here (5 per issued request, plus a fixed allowance of unmatched).
+    pub sent: AtomicU64,
 }
 
 impl RecorderSink {
@@ -131,6 +183,12 @@ impl RecorderSink {
         let seq: u64 = seq.parse().ok()?;
         (seq < self.issued.load(Ordering::Acquire)).then_some(seq)
     }
+
+    /// Takes one event from the budget; false when a client has used it up.
+    fn take_event(&self) -> bool {
+        let budget = self.issued.load(Ordering::Acquire).saturating_mul(MAX_EVENTS_PER_REQUEST) + MAX_UNMATCHED_EVENTS;
+        self.sent.fetch_add(1, Ordering::AcqRel) < budget
+    }
 }
 
 impl HookSink for RecorderSink {
@@ -138,7 +196,9 @@ impl HookSink for RecorderSink {
         match self.seq_of(id) {
             Some(seq) => {
                 let at_ns = at.saturating_duration_since(self.start).as_nanos() as u64;
-                let _ = self.events.send(Event::Response { seq, at_ns });
+                if self.take_event() {
+                    let _ = self.events.send(Event::Response { seq, at_ns });
+                }
                 true
             }
             None => {
@@ -149,7 +209,9 @@ impl HookSink for RecorderSink {
     }
 
     fn on_unmatched(&self) {
-        let _ = self.events.send(Event::Unmatched);
+        if self.take_event() {
+            let _ = self.events.send(Event::Unmatched);
+        }
     }
 }
 
@@ -227,6 +289,7 @@ mod tests {
             start: Instant::now(),
             issued: Arc::new(AtomicU64::new(10)),
             events: tx,
+            sent: AtomicU64::new(0),
         };
         assert!(sink.on_post("ab12-9", Instant::now(), b""));
         assert!(matches!(rx.recv().await, Some(Event::Response { seq: 9, .. })));
@@ -234,5 +297,79 @@ mod tests {
             assert!(!sink.on_post(bad, Instant::now(), b""), "{bad}");
             assert!(matches!(rx.recv().await, Some(Event::Unmatched)), "{bad}");
         }
+    }
+
+    /// Counts posts, for the limit tests.
+    #[derive(Default)]
+    struct CountingSink(AtomicU64);
+
+    impl HookSink for CountingSink {
+        fn on_post(&self, _id: &str, _at: Instant, _body: &[u8]) -> bool {
+            self.0.fetch_add(1, Ordering::AcqRel);
+            true
+        }
+    }
+
+    async fn receiver_with(limits: ReceiverLimits) -> (Receiver, Arc<CountingSink>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sink = Arc::new(CountingSink::default());
+        (serve_with_limits(listener, sink.clone(), limits).unwrap(), sink)
+    }
+
+    const TEST_LIMITS: ReceiverLimits =
+        ReceiverLimits { max_connections: 8, header_read_timeout: Duration::from_millis(1000) };
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_idle_connections_do_not_stop_a_real_post_from_being_counted() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (receiver, sink) = receiver_with(TEST_LIMITS).await;
+        // Six times the cap, each sending nothing: they hold every slot until the header
+        // timeout closes them.
+        let mut idle = Vec::new();
+        for _ in 0..48 {
+            idle.push(tokio::net::TcpStream::connect(receiver.addr).await.unwrap());
+        }
+        let mut real = tokio::net::TcpStream::connect(receiver.addr).await.unwrap();
+        real.write_all(b"POST /hook/real-1 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok").await.unwrap();
+        let mut answer = [0u8; 12];
+        // Generous: the idle connections are cut after 1 s per round of 8 slots.
+        tokio::time::timeout(Duration::from_secs(30), real.read_exact(&mut answer))
+            .await
+            .expect("the real post is answered within 30 s")
+            .unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 200");
+        assert_eq!(sink.0.load(Ordering::Acquire), 1, "the post was counted");
+        drop(idle);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_trickles_its_headers_is_cut() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (receiver, sink) = receiver_with(TEST_LIMITS).await;
+        let stream = tokio::net::TcpStream::connect(receiver.addr).await.unwrap();
+        let (mut read, mut write) = stream.into_split();
+        write.write_all(b"POST /hook/slow-1 HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        let closed = tokio::spawn(async move {
+            let mut buf = [0u8; 256];
+            // Whatever hyper sends before closing (if anything), the read ends at EOF.
+            while let Ok(n) = read.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        });
+        let started = Instant::now();
+        // One header line every 200 ms for at most 20 s: never a complete head.
+        let mut cut = false;
+        for i in 0..100 {
+            if closed.is_finished() || write.write_all(format!("X-Slow-{i}: a\r\n").as_bytes()).await.is_err() {
+                cut = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(cut, "the trickling client was still connected after {:?}", started.elapsed());
+        assert!(started.elapsed() < Duration::from_secs(20));
+        assert_eq!(sink.0.load(Ordering::Acquire), 0);
     }
 }

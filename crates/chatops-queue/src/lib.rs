@@ -19,6 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chatops_core::{Job, Quadrant};
 
+pub mod engine;
 pub mod nats;
 pub mod sqlite;
 

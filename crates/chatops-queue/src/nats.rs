@@ -98,7 +98,8 @@ pub struct NatsSettings {
     pub auth: NatsAuth,
     pub max_depth: u64,
     pub done_retention: Duration,
-    /// Longer than Slack's 5-minute replay window, so a replay is always caught.
+    /// At least 15 minutes: the signature check accepts timestamps 5 minutes either side of
+    /// now, so a replay can arrive up to 10 minutes after the original.
     pub duplicate_window: Duration,
     /// Indexed like [`Quadrant::ALL`].
     pub consumers: [ConsumerSettings; 4],
@@ -116,26 +117,11 @@ impl NatsSettings {
             auth: NatsAuth::default(),
             max_depth: 100_000,
             done_retention: Duration::from_secs(24 * 3600),
-            duplicate_window: Duration::from_secs(10 * 60),
+            duplicate_window: Duration::from_secs(15 * 60),
             consumers: [ConsumerSettings { ack_wait: Duration::from_secs(30), max_deliver: 3 }; 4],
             replicas: 1,
             publish_timeout: Duration::from_secs(2),
         }
-    }
-
-    /// Parses `nats://host:port[,host:port...]` (each host may repeat the scheme).
-    pub fn parse_servers(url: &str) -> Result<Vec<String>, String> {
-        let rest = url.strip_prefix("nats://").ok_or_else(|| format!("`{url}` does not start with nats://"))?;
-        let servers: Vec<String> = rest
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| if s.contains("://") { s.to_owned() } else { format!("nats://{s}") })
-            .collect();
-        if servers.is_empty() {
-            return Err(format!("`{url}` names no server"));
-        }
-        Ok(servers)
     }
 }
 

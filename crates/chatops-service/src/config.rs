@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use chatops_core::Quadrant;
 use chatops_core::slack::AllowedHosts;
+use chatops_queue::engine::{DEFAULT_NATS_PREFIX, EngineSettings};
 use chatops_queue::nats::NatsAuth;
 use chatops_queue::sqlite::Durability;
 use secrecy::SecretString;
@@ -231,27 +232,12 @@ pub struct LimitSettings {
     pub metrics_on_ingress: bool,
 }
 
-/// Which queue engine, and where.
-#[derive(Debug, Clone)]
-pub enum QueueEngine {
-    /// The embedded default: one SQLite file, owned by this process.
-    Sqlite { path: PathBuf },
-    /// NATS JetStream: any number of routers and workers share it.
-    Nats(Box<NatsEngine>),
-}
-
-#[derive(Debug, Clone)]
-pub struct NatsEngine {
-    pub servers: Vec<String>,
-    pub prefix: String,
-    pub auth: NatsAuth,
-    pub duplicate_window: Duration,
-    pub replicas: usize,
-}
-
 #[derive(Debug, Clone)]
 pub struct QueueSettings {
-    pub engine: QueueEngine,
+    /// Which engine and how to reach it (built by [`chatops_queue::engine`], the one place a
+    /// queue URL is parsed). `startup::open_queue` applies the values below to it again
+    /// when it opens the queue, so a caller that changes them after `load` is obeyed.
+    pub engine: EngineSettings,
     /// SQLite only; for NATS see the docs on `sync_interval`.
     pub durability: Durability,
     pub max_depth: u64,
@@ -383,17 +369,32 @@ fn build(d: RawSettings, u: RawSettings, o: Overrides) -> Result<Settings, Confi
     };
     let commands =
         raw_commands.into_iter().map(|c| command_spec(c, retry.max_attempts)).collect::<Result<Vec<_>, _>>()?;
-    let engine = queue_engine(
-        o.queue_url.or(u.queue.url).or(d.queue.url),
-        &data_dir,
-        NatsEngine {
-            servers: Vec::new(),
-            prefix: o.nats_prefix.or(u.queue.nats_prefix).or(d.queue.nats_prefix).unwrap_or_else(|| "CHATOPS".into()),
-            auth: o.nats_auth,
-            duplicate_window: pick(u.queue.duplicate_window, d.queue.duplicate_window, "queue.duplicate_window")?,
-            replicas: u.queue.replicas.or(d.queue.replicas).unwrap_or(1).clamp(1, 5),
-        },
-    )?;
+    let max_depth = u.queue.max_depth.or(d.queue.max_depth).unwrap_or(100_000);
+    let done_retention = pick(u.queue.done_retention, d.queue.done_retention, "queue.done_retention")?;
+    at_least_replay_memory("queue.done_retention", done_retention)?;
+    let mut engine = queue_engine(o.queue_url.or(u.queue.url).or(d.queue.url), &data_dir, o.nats_auth)?;
+    match &mut engine {
+        EngineSettings::Sqlite(sqlite) => {
+            sqlite.durability = durability;
+            sqlite.max_depth = max_depth;
+            sqlite.done_retention = done_retention;
+        }
+        EngineSettings::Nats(nats) => {
+            nats.prefix = o
+                .nats_prefix
+                .or(u.queue.nats_prefix)
+                .or(d.queue.nats_prefix)
+                .unwrap_or_else(|| DEFAULT_NATS_PREFIX.into());
+            if nats.prefix.is_empty() || !nats.prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(invalid("queue.nats_prefix", "letters, digits and _ only"));
+            }
+            nats.duplicate_window = pick(u.queue.duplicate_window, d.queue.duplicate_window, "queue.duplicate_window")?;
+            at_least_replay_memory("queue.duplicate_window", nats.duplicate_window)?;
+            nats.replicas = u.queue.replicas.or(d.queue.replicas).unwrap_or(1).clamp(1, 5);
+            nats.max_depth = max_depth;
+            nats.done_retention = done_retention;
+        }
+    }
     let metrics_listen = match o.metrics_listen {
         Some(addr) => Some(addr),
         None => match u.limits.metrics_listen.or(d.limits.metrics_listen).filter(|s| !s.is_empty()) {
@@ -444,12 +445,7 @@ fn build(d: RawSettings, u: RawSettings, o: Overrides) -> Result<Settings, Confi
         ack_budget,
         limits,
         shutdown_grace: pick(u.server.shutdown_grace, d.server.shutdown_grace, "server.shutdown_grace")?,
-        queue: QueueSettings {
-            engine,
-            durability,
-            max_depth: u.queue.max_depth.or(d.queue.max_depth).unwrap_or(100_000),
-            done_retention: pick(u.queue.done_retention, d.queue.done_retention, "queue.done_retention")?,
-        },
+        queue: QueueSettings { engine, durability, max_depth, done_retention },
         retry,
         respond,
         workers,
@@ -457,25 +453,31 @@ fn build(d: RawSettings, u: RawSettings, o: Overrides) -> Result<Settings, Confi
     })
 }
 
+/// The shortest memory of past requests that still catches every replay: a signed request
+/// is accepted for 5 minutes either side of its timestamp, so a replay can arrive up to 10
+/// minutes after the original; 15 leaves room for clock skew and a slow first attempt.
+pub const MIN_REPLAY_MEMORY: Duration = Duration::from_secs(15 * 60);
+
+fn at_least_replay_memory(key: &str, value: Duration) -> Result<(), ConfigError> {
+    if value < MIN_REPLAY_MEMORY {
+        return Err(invalid(
+            key,
+            format!(
+                "{} is too short: must be at least 15m, because a signed Slack request can be replayed for \
+                 10 minutes and a shorter memory would run the replay as a new job",
+                humantime::format_duration(value)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// `sqlite://PATH`, `nats://...`, or nothing (the embedded queue in the data directory).
-fn queue_engine(url: Option<String>, data_dir: &Path, mut nats: NatsEngine) -> Result<QueueEngine, ConfigError> {
+/// The URL itself is parsed by `chatops_queue::engine`, the one place that knows its forms.
+fn queue_engine(url: Option<String>, data_dir: &Path, auth: NatsAuth) -> Result<EngineSettings, ConfigError> {
     match url.as_deref() {
-        None | Some("") => Ok(QueueEngine::Sqlite { path: data_dir.join("queue.db") }),
-        Some(u) if u.starts_with("sqlite://") => {
-            let path = &u["sqlite://".len()..];
-            if path.is_empty() {
-                return Err(invalid("queue.url", "sqlite:// needs a file path, e.g. sqlite://data/queue.db"));
-            }
-            Ok(QueueEngine::Sqlite { path: PathBuf::from(path) })
-        }
-        Some(u) if u.starts_with("nats://") => {
-            nats.servers = chatops_queue::nats::NatsSettings::parse_servers(u).map_err(|e| invalid("queue.url", e))?;
-            if nats.prefix.is_empty() || !nats.prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                return Err(invalid("queue.nats_prefix", "letters, digits and _ only"));
-            }
-            Ok(QueueEngine::Nats(Box::new(nats)))
-        }
-        Some(u) => Err(invalid("queue.url", format!("`{u}` is neither sqlite://PATH nor nats://HOST:PORT"))),
+        None | Some("") => Ok(EngineSettings::sqlite_in(data_dir)),
+        Some(u) => EngineSettings::from_url(u, auth).map_err(|e| invalid("queue.url", e)),
     }
 }
 
@@ -557,13 +559,13 @@ mod tests {
     #[test]
     fn queue_url_selects_the_engine() {
         let s = load_str("", secret()).unwrap();
-        assert!(matches!(&s.queue.engine, QueueEngine::Sqlite { path } if path.ends_with("data/queue.db")));
+        assert!(matches!(&s.queue.engine, EngineSettings::Sqlite(q) if q.path.ends_with("data/queue.db")));
         let nats = Overrides { queue_url: Some("nats://a:4222,b:4223".into()), ..secret() };
-        let QueueEngine::Nats(n) = load_str("", nats).unwrap().queue.engine else { panic!("not nats") };
+        let EngineSettings::Nats(n) = load_str("", nats).unwrap().queue.engine else { panic!("not nats") };
         assert_eq!(n.servers, ["nats://a:4222", "nats://b:4223"]);
         assert_eq!(n.prefix, "CHATOPS");
         let file = load_str("[queue]\nurl = \"sqlite:///tmp/q.db\"", secret()).unwrap();
-        assert!(matches!(&file.queue.engine, QueueEngine::Sqlite { path } if path == Path::new("/tmp/q.db")));
+        assert!(matches!(&file.queue.engine, EngineSettings::Sqlite(q) if q.path == Path::new("/tmp/q.db")));
         for bad in ["redis://x", "sqlite://", "nats://"] {
             let o = Overrides { queue_url: Some(bad.into()), ..secret() };
             assert!(load_str("", o).unwrap_err().to_string().contains("queue.url"), "{bad}");
@@ -631,6 +633,33 @@ requires_approval = true
             let err = load_str(text, secret()).unwrap_err().to_string();
             assert!(err.contains(needle), "{text:?} gave {err:?}, expected it to mention {needle:?}");
         }
+    }
+
+    #[test]
+    fn replay_memories_shorter_than_fifteen_minutes_are_refused() {
+        let nats = || Overrides { queue_url: Some("nats://127.0.0.1:4222".into()), ..secret() };
+        let err = load_str("[queue]\ndone_retention = \"10m\"", secret()).unwrap_err().to_string();
+        assert!(err.contains("queue.done_retention") && err.contains("15m"), "{err}");
+        let err = load_str("[queue]\ndone_retention = \"14m 59s\"", nats()).unwrap_err().to_string();
+        assert!(err.contains("queue.done_retention"), "{err}");
+        let err = load_str("[queue]\nduplicate_window = \"10m\"", nats()).unwrap_err().to_string();
+        assert!(err.contains("queue.duplicate_window") && err.contains("15m"), "{err}");
+        let ok = load_str("[queue]\nduplicate_window = \"15m\"\ndone_retention = \"15m\"", nats()).unwrap();
+        let EngineSettings::Nats(n) = ok.queue.engine else { panic!("not nats") };
+        assert_eq!(n.duplicate_window, MIN_REPLAY_MEMORY);
+        assert_eq!(n.done_retention, MIN_REPLAY_MEMORY);
+        assert!(load(None, nats()).is_ok(), "the built-in defaults pass the rule");
+    }
+
+    #[test]
+    fn nats_userinfo_becomes_authentication() {
+        let o = Overrides { queue_url: Some("nats://ops:hunter2@10.0.0.1:4222".into()), ..secret() };
+        let s = load_str("", o).unwrap();
+        let shown = s.queue.engine.to_string();
+        let EngineSettings::Nats(n) = s.queue.engine else { panic!("not nats") };
+        assert_eq!(n.servers, ["nats://10.0.0.1:4222"]);
+        assert_eq!((n.auth.user.as_deref(), n.auth.password.as_deref()), (Some("ops"), Some("hunter2")));
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 
     #[test]

@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 use chatops_core::Quadrant;
 use chatops_core::slack::SlackSigner;
 use chatops_queue::Queue;
-use chatops_queue::nats::{ConsumerSettings, NatsQueue, NatsSettings};
-use chatops_queue::sqlite::{OpenMode, SqliteQueue, SqliteSettings};
+use chatops_queue::engine::{self, EngineSettings};
+use chatops_queue::nats::{ConsumerSettings, NatsSettings};
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ConfigError, QueueEngine, Settings};
+use crate::config::{ConfigError, Settings};
 use crate::ingress::{self, IngressLimits, IngressState};
 use crate::metrics::{Metrics, QuadrantLabels};
 use crate::probe::QueueProbe;
@@ -94,26 +94,12 @@ impl Drop for Application {
     }
 }
 
-/// An open queue and the background tasks it needs in this process.
-pub struct OpenedQueue {
-    pub queue: Arc<dyn Queue>,
-    pub background: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl std::fmt::Debug for OpenedQueue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenedQueue").finish_non_exhaustive()
-    }
-}
+pub use chatops_queue::engine::OpenedQueue;
 
 /// The NATS settings of this configuration: consumers get the pool's lease as `AckWait`
 /// and the quadrant's highest `max_attempts` as `MaxDeliver`.
-pub fn nats_settings(settings: &Settings, engine: &crate::config::NatsEngine) -> NatsSettings {
-    let mut nats = NatsSettings::new(engine.servers.clone());
-    nats.prefix = engine.prefix.clone();
-    nats.auth = engine.auth.clone();
-    nats.duplicate_window = engine.duplicate_window;
-    nats.replicas = engine.replicas;
+pub fn nats_settings(settings: &Settings, engine: &NatsSettings) -> NatsSettings {
+    let mut nats = engine.clone();
     nats.max_depth = settings.queue.max_depth;
     nats.done_retention = settings.queue.done_retention;
     for (slot, q) in nats.consumers.iter_mut().zip(Quadrant::ALL) {
@@ -122,38 +108,37 @@ pub fn nats_settings(settings: &Settings, engine: &crate::config::NatsEngine) ->
     nats
 }
 
-/// Opens the configured queue engine. The embedded one is opened as its owner; a NATS
-/// queue gets its streams and consumers set up, and, in processes that run workers, the
-/// watcher that dead-letters jobs whose deliveries ran out.
-pub async fn open_queue(settings: &Settings, roles: &Roles) -> Result<OpenedQueue, chatops_queue::QueueError> {
+/// The configured engine with this configuration's queue settings applied (they may have
+/// been changed after `config::load`), ready for [`engine::open`].
+pub fn engine_settings(settings: &Settings) -> EngineSettings {
     match &settings.queue.engine {
-        QueueEngine::Sqlite { path } => {
-            let mut s = SqliteSettings::new(path);
+        EngineSettings::Sqlite(sqlite) => {
+            let mut s = sqlite.clone();
             s.durability = settings.queue.durability;
             s.max_depth = settings.queue.max_depth;
             s.done_retention = settings.queue.done_retention;
-            Ok(OpenedQueue { queue: Arc::new(SqliteQueue::open(s, OpenMode::Owner)?), background: Vec::new() })
+            EngineSettings::Sqlite(s)
         }
-        QueueEngine::Nats(engine) => {
-            let queue = NatsQueue::connect(&nats_settings(settings, engine)).await?;
-            let mut background = Vec::new();
-            if !roles.quadrants.is_empty() {
-                background.push(queue.watch_exhausted_deliveries().await?);
-            }
-            Ok(OpenedQueue { queue: Arc::new(queue), background })
-        }
+        EngineSettings::Nats(nats) => EngineSettings::Nats(Box::new(nats_settings(settings, nats))),
     }
+}
+
+/// Opens the configured queue engine as its owner: the embedded one with its lock; a NATS
+/// queue with its streams and consumers set up and, in processes that run workers, the
+/// watcher that dead-letters jobs whose deliveries ran out.
+pub async fn open_queue(settings: &Settings, roles: &Roles) -> Result<OpenedQueue, chatops_queue::QueueError> {
+    engine::open(&engine_settings(settings), engine::OpenMode::owner(!roles.quadrants.is_empty())).await
 }
 
 impl Application {
     /// Builds the bot on the configured queue with the built-in handler kinds.
     pub async fn build(settings: Settings, roles: Roles) -> Result<Self, StartupError> {
-        if !roles.ingress && matches!(settings.queue.engine, QueueEngine::Sqlite { .. }) {
+        if !roles.ingress && !settings.queue.engine.is_nats() {
             return Err(StartupError::Roles(
                 "a worker-only process needs a shared queue: pass --queue nats://HOST:PORT",
             ));
         }
-        if roles.ingress && roles.quadrants.is_empty() && matches!(settings.queue.engine, QueueEngine::Sqlite { .. }) {
+        if roles.ingress && roles.quadrants.is_empty() && !settings.queue.engine.is_nats() {
             return Err(StartupError::Roles(
                 "a router-only process needs a shared queue: pass --queue nats://HOST:PORT (or run `serve`)",
             ));
@@ -325,12 +310,9 @@ impl Application {
     }
 }
 
-/// The queue engine for logs, without credentials.
-fn describe_engine(engine: &QueueEngine) -> String {
-    match engine {
-        QueueEngine::Sqlite { path } => format!("sqlite://{}", path.display()),
-        QueueEngine::Nats(n) => format!("nats ({}, prefix {})", n.servers.join(","), n.prefix),
-    }
+/// The queue engine for logs, without credentials (userinfo never reaches a log line).
+fn describe_engine(engine: &EngineSettings) -> String {
+    engine.redacted()
 }
 
 /// Resolves on SIGINT (ctrl-c) or SIGTERM.

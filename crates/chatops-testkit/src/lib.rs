@@ -13,6 +13,8 @@ pub struct NatsServer {
     child: Option<Child>,
     port: u16,
     store: tempfile::TempDir,
+    /// Extra command-line options, kept across restarts (e.g. `--user`/`--pass`).
+    extra_args: Vec<String>,
 }
 
 impl std::fmt::Debug for NatsServer {
@@ -46,10 +48,17 @@ fn free_port() -> u16 {
 impl NatsServer {
     /// Starts a broker with JetStream on a free port; waits until it accepts connections.
     pub fn start() -> NatsServer {
+        Self::start_with_args(&[])
+    }
+
+    /// [`NatsServer::start`] with extra `nats-server` options, e.g. `["--user", "u",
+    /// "--pass", "p"]` for a broker that requires a login.
+    pub fn start_with_args(extra_args: &[&str]) -> NatsServer {
         let mut server = NatsServer {
             child: None,
             port: free_port(),
             store: tempfile::tempdir().expect("a temp dir for the store"),
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
         server.spawn();
         server
@@ -59,6 +68,7 @@ impl NatsServer {
         let child = Command::new(nats_server_binary())
             .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
             .arg(self.store.path())
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

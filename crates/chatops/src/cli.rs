@@ -36,7 +36,8 @@ pub enum Command {
     Sign(SignArgs),
     /// Send one signed slash command to a bot and print the ack and every response it posts.
     Send(SendArgs),
-    /// List, redrive or purge the dead-letter queue of a data directory.
+    /// List, redrive or purge the dead-letter queue (of a data directory, or NATS with the
+    /// same queue options as serve).
     Dlq(DlqArgs),
     /// Load-test a bot the way Slack uses it: an open-model generator that signs every
     /// request, plays Slack's response_url, and measures what the user sees. With --spawn
@@ -59,8 +60,9 @@ pub enum Command {
 /// `serve`, so it does not show up in `ps` output or shell history.
 #[derive(Debug, Clone, Args)]
 pub struct SecretArgs {
-    /// Read the Slack signing secret from this file (trailing newline ignored). Without it,
-    /// the SLACK_SIGNING_SECRET environment variable is used.
+    /// Read the Slack signing secret from this file (one trailing newline ignored; empty or
+    /// over 4 KiB refused; a warning when group or others can read it). Without it, the
+    /// SLACK_SIGNING_SECRET environment variable is used.
     #[arg(long, value_name = "FILE", env = "CHATOPS_SIGNING_SECRET_FILE")]
     pub signing_secret_file: Option<PathBuf>,
 }
@@ -68,13 +70,6 @@ pub struct SecretArgs {
 /// Settings shared by every process of the bot.
 #[derive(Debug, Clone, Args)]
 pub struct BotArgs {
-    /// TOML config file; only the keys it sets change the built-in defaults
-    /// (see config/default.toml for every key).
-    #[arg(long, value_name = "FILE", env = "CHATOPS_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Directory of the embedded queue (queue.db) [default from config: ./data].
-    #[arg(long, value_name = "DIR", env = "CHATOPS_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
     /// Also append the JSON log lines to this file.
     #[arg(long, value_name = "PATH", env = "CHATOPS_LOG_FILE")]
     pub log_file: Option<PathBuf>,
@@ -107,33 +102,50 @@ pub struct BotArgs {
     pub queue: QueueArgs,
 }
 
-/// Which queue, and how to reach it.
+/// Which queue, and how to reach it: the one set of options shared by every subcommand
+/// that opens a queue (`serve`, `router`, `worker`, `dlq`, `nats setup`), resolved through
+/// the same configuration loading, so `dlq` reaches exactly the queue `serve` uses. Global:
+/// they may follow a nested subcommand (`chatops dlq list --queue ...`).
 #[derive(Debug, Clone, Args)]
 pub struct QueueArgs {
+    /// TOML config file; only the keys it sets change the built-in defaults
+    /// (see config/default.toml for every key).
+    #[arg(long, global = true, value_name = "FILE", env = "CHATOPS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory of the embedded queue (queue.db) [default from config: ./data].
+    #[arg(long, global = true, value_name = "DIR", env = "CHATOPS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
     /// sqlite://PATH (embedded; default <data-dir>/queue.db) or
-    /// nats://HOST:PORT[,HOST:PORT...] (NATS JetStream).
-    #[arg(long, value_name = "URL", env = "CHATOPS_QUEUE")]
+    /// nats://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...] (NATS JetStream). Credentials in the
+    /// URL are used for authentication and never logged; prefer --nats-user with
+    /// --nats-password-file, since a URL on the command line is visible in `ps`.
+    #[arg(long, global = true, value_name = "URL", env = "CHATOPS_QUEUE")]
     pub queue: Option<String>,
     /// NATS: prefix of stream and consumer names [default from config: CHATOPS].
-    #[arg(long, value_name = "PREFIX", env = "CHATOPS_NATS_PREFIX")]
+    #[arg(long, global = true, value_name = "PREFIX", env = "CHATOPS_NATS_PREFIX")]
     pub nats_prefix: Option<String>,
     /// NATS: credentials file (JWT + nkey seed).
-    #[arg(long, value_name = "FILE", env = "CHATOPS_NATS_CREDS")]
+    #[arg(long, global = true, value_name = "FILE", env = "CHATOPS_NATS_CREDS")]
     pub nats_creds: Option<PathBuf>,
-    /// NATS: user name (password from CHATOPS_NATS_PASSWORD).
-    #[arg(long, value_name = "USER", env = "CHATOPS_NATS_USER")]
+    /// NATS: user name; the password comes from --nats-password-file or the
+    /// CHATOPS_NATS_PASSWORD environment variable (never from a flag: flags show in `ps`).
+    #[arg(long, global = true, value_name = "USER", env = "CHATOPS_NATS_USER")]
     pub nats_user: Option<String>,
+    /// NATS: read the password from this file (one trailing newline ignored); takes
+    /// precedence over CHATOPS_NATS_PASSWORD.
+    #[arg(long, global = true, value_name = "FILE", env = "CHATOPS_NATS_PASSWORD_FILE")]
+    pub nats_password_file: Option<PathBuf>,
     /// NATS: CA certificate file for TLS.
-    #[arg(long, value_name = "FILE", env = "CHATOPS_NATS_TLS_CA")]
+    #[arg(long, global = true, value_name = "FILE", env = "CHATOPS_NATS_TLS_CA")]
     pub nats_tls_ca: Option<PathBuf>,
     /// NATS: client certificate for mutual TLS (with --nats-tls-key).
-    #[arg(long, value_name = "FILE", env = "CHATOPS_NATS_TLS_CERT", requires = "nats_tls_key")]
+    #[arg(long, global = true, value_name = "FILE", env = "CHATOPS_NATS_TLS_CERT", requires = "nats_tls_key")]
     pub nats_tls_cert: Option<PathBuf>,
     /// NATS: client key for mutual TLS (with --nats-tls-cert).
-    #[arg(long, value_name = "FILE", env = "CHATOPS_NATS_TLS_KEY", requires = "nats_tls_cert")]
+    #[arg(long, global = true, value_name = "FILE", env = "CHATOPS_NATS_TLS_KEY", requires = "nats_tls_cert")]
     pub nats_tls_key: Option<PathBuf>,
     /// NATS: refuse to connect without TLS.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub nats_require_tls: bool,
 }
 
@@ -172,9 +184,14 @@ pub enum NatsAction {
 
 #[derive(Debug, Clone, Args)]
 pub struct SignArgs {
-    /// Signing secret [env: SLACK_SIGNING_SECRET].
+    /// Signing secret. Prefer --secret-file or the SLACK_SIGNING_SECRET environment
+    /// variable: a value on the command line is visible in `ps` and shell history.
     #[arg(long, env = "SLACK_SIGNING_SECRET", hide_env_values = true)]
-    pub secret: String,
+    pub secret: Option<String>,
+    /// Read the signing secret from this file (the same rule as serve --signing-secret-file);
+    /// takes precedence over --secret and SLACK_SIGNING_SECRET.
+    #[arg(long, value_name = "FILE", env = "CHATOPS_SIGNING_SECRET_FILE")]
+    pub secret_file: Option<PathBuf>,
     /// Request timestamp in unix seconds [default: now].
     #[arg(long)]
     pub timestamp: Option<u64>,
@@ -192,9 +209,14 @@ pub struct SendArgs {
     /// The bot's slash-command endpoint.
     #[arg(long, default_value = "http://127.0.0.1:3000/slack/commands")]
     pub url: String,
-    /// Signing secret [env: SLACK_SIGNING_SECRET].
+    /// Signing secret. Prefer --secret-file or the SLACK_SIGNING_SECRET environment
+    /// variable: a value on the command line is visible in `ps` and shell history.
     #[arg(long, env = "SLACK_SIGNING_SECRET", hide_env_values = true)]
-    pub secret: String,
+    pub secret: Option<String>,
+    /// Read the signing secret from this file (the same rule as serve --signing-secret-file);
+    /// takes precedence over --secret and SLACK_SIGNING_SECRET.
+    #[arg(long, value_name = "FILE", env = "CHATOPS_SIGNING_SECRET_FILE")]
+    pub secret_file: Option<PathBuf>,
     /// Stop waiting for responses after this long.
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     pub wait: std::time::Duration,
@@ -214,15 +236,9 @@ pub struct SendArgs {
 pub struct DlqArgs {
     #[command(subcommand)]
     pub action: DlqAction,
-    /// Data directory of the bot (the one given to serve --data-dir).
-    #[arg(long, global = true, value_name = "DIR", env = "CHATOPS_DATA_DIR", default_value = "data")]
-    pub data_dir: PathBuf,
-    /// The bot's queue, when not the embedded one in --data-dir (e.g. nats://HOST:PORT).
-    #[arg(long, global = true, value_name = "URL", env = "CHATOPS_QUEUE")]
-    pub queue: Option<String>,
-    /// NATS: prefix of stream and consumer names.
-    #[arg(long, global = true, value_name = "PREFIX", env = "CHATOPS_NATS_PREFIX", default_value = "CHATOPS")]
-    pub nats_prefix: String,
+    /// The bot's queue: give the same options (or --config file) as to `serve`.
+    #[command(flatten)]
+    pub queue: QueueArgs,
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -249,3 +249,47 @@ fn time_bins_count_lines_per_interval() {
     assert_eq!(bins.points[0].router.p50, 5.0);
     assert_eq!(bins.points[2].e2e.max, 90.0);
 }
+
+#[test]
+fn a_hostile_results_file_cannot_make_analyze_read_outside_its_folder() {
+    let root = tempfile::tempdir().unwrap();
+    let folder = root.path().join("results");
+    let outside = root.path().join("elsewhere");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    // A perfectly readable bot log outside the folder: only the rule can keep analyze out.
+    std::fs::copy(fixture("run/bot.log"), outside.join("bot.log")).unwrap();
+    std::fs::copy(fixture("run/bot.log"), folder.join("bot.log")).unwrap();
+    std::os::unix::fs::symlink(outside.join("bot.log"), folder.join("link.log")).unwrap();
+    std::os::unix::fs::symlink(&outside, folder.join("linkdir")).unwrap();
+    let template: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("run/results.json")).unwrap()).unwrap();
+    let outside_abs = outside.join("bot.log").to_str().unwrap().to_owned();
+    let hostile = [
+        ("botLog", outside_abs.as_str(), "absolute"),
+        ("botLog", "../elsewhere/bot.log", ".."),
+        ("botLog", "sub/../../elsewhere/bot.log", ".."),
+        ("botLog", "link.log", "symlink"),
+        ("botLog", "linkdir/bot.log", "symlink"),
+        ("requestsFile", "/etc/passwd", "absolute"),
+        ("requestsFile", "../elsewhere/bot.log", ".."),
+    ];
+    for (key, value, reason) in hostile {
+        let mut results = template.clone();
+        results["test"][key] = serde_json::Value::from(value);
+        let path = folder.join("results.json");
+        std::fs::write(&path, serde_json::to_vec(&results).unwrap()).unwrap();
+        let args = analyze_args(&["--from-results", s(&path), "--no-json"]);
+        let err = chatops_analyze::run_analyze_to(&args, &mut Vec::new()).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, AnalyzeError::UnsafeResultsPath { .. }), "{key}={value}: {err:?}");
+        assert!(msg.contains(&format!("test.{key}")) && msg.contains(reason), "{key}={value}: {msg}");
+    }
+    // The same file with a plain name in its own folder still works.
+    let mut results = template.clone();
+    results["test"]["botLog"] = serde_json::Value::from("./bot.log");
+    let path = folder.join("results.json");
+    std::fs::write(&path, serde_json::to_vec(&results).unwrap()).unwrap();
+    let (out, _) = analyze(&["--from-results", s(&path), "--no-json"]);
+    assert_eq!(out.summary.lines.router, 11, "the log inside the folder is read");
+}

@@ -5,6 +5,7 @@
 pub mod command;
 pub mod message;
 pub mod response_url;
+pub mod secret_file;
 pub mod signature;
 
 pub use command::{CommandParseError, SlackForm, SlashCommand};

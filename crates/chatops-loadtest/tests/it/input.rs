@@ -63,7 +63,7 @@ async fn bad_arguments_are_usage_errors() {
     std::fs::write(&huge, vec![b'a'; 1024 * 1024]).unwrap();
     let full = ["--profile", "smoke", "--quiet", "--signing-secret-file", huge.to_str().unwrap()];
     let err = chatops_loadtest::run(parse_args(&full), None).await.unwrap_err();
-    assert!(err.to_string().contains("too large"), "{err}");
+    assert!(err.to_string().contains("larger than 4096 bytes"), "{err}");
     let empty = dir.path().join("empty-secret");
     std::fs::write(&empty, "\n").unwrap();
     let full = ["--profile", "smoke", "--quiet", "--signing-secret-file", empty.to_str().unwrap()];

@@ -1,39 +1,26 @@
-//! `chatops dlq list | redrive | purge`: the dead-letter queue of a data directory. Works
-//! while the bot runs (it opens the queue file without taking the owner's lock).
+//! `chatops dlq list | redrive | purge`: the dead-letter queue of the bot's queue, named by
+//! the same options (and `--config` file) as `serve`. Works while the bot runs (it opens the
+//! queue file without taking the owner's lock, or NATS without changing its streams).
 
 use std::process::ExitCode;
-
-use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
-use chatops_queue::nats::{NatsQueue, NatsSettings};
-use chatops_queue::sqlite::{OpenMode, SqliteQueue, SqliteSettings};
+use chatops_queue::engine::{self, OpenMode};
 use chatops_queue::{Queue, Redrive};
+use chatops_service::config::Overrides;
+use chatops_service::startup::engine_settings;
 
 use crate::cli::{DlqAction, DlqArgs};
+use crate::commands::options;
 
-/// Opens the queue for administration: without the owner's lock (SQLite) or without
-/// touching stream and consumer settings (NATS).
-async fn open(args: &DlqArgs) -> anyhow::Result<Box<dyn Queue>> {
-    match args.queue.as_deref() {
-        Some(url) if url.starts_with("nats://") => {
-            let mut settings = NatsSettings::new(NatsSettings::parse_servers(url).map_err(anyhow::Error::msg)?);
-            settings.prefix = args.nats_prefix.clone();
-            Ok(Box::new(NatsQueue::connect_existing(&settings).await?))
-        }
-        other => {
-            let path = match other {
-                Some(url) => PathBuf::from(
-                    url.strip_prefix("sqlite://").context("--queue must be sqlite://PATH or nats://HOST:PORT")?,
-                ),
-                None => args.data_dir.join("queue.db"),
-            };
-            anyhow::ensure!(path.exists(), "no queue at {} (is --data-dir right?)", path.display());
-            let queue = SqliteQueue::open(SqliteSettings::new(&path), OpenMode::Admin)
-                .with_context(|| format!("opening {}", path.display()))?;
-            Ok(Box::new(queue))
-        }
-    }
+/// Opens the queue the bot's options name, for administration: without the owner's lock
+/// (SQLite) or without touching stream and consumer settings (NATS).
+async fn open(args: &DlqArgs) -> anyhow::Result<Arc<dyn Queue>> {
+    let settings = options::load_settings(&args.queue, Overrides::default())?;
+    let engine = engine_settings(&settings);
+    let opened = engine::open(&engine, OpenMode::ADMIN).await.with_context(|| format!("opening the queue {engine}"))?;
+    Ok(opened.queue)
 }
 
 pub async fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {

@@ -3,6 +3,7 @@
 pub mod dlq;
 pub mod loadtest;
 pub mod nats;
+pub mod options;
 pub mod send;
 pub mod serve;
 pub mod sign;

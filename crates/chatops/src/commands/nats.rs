@@ -3,9 +3,8 @@
 
 use std::process::ExitCode;
 
-use chatops_queue::nats::NatsQueue;
-use chatops_service::config::QueueEngine;
-use chatops_service::startup::nats_settings;
+use chatops_queue::engine;
+use chatops_service::startup::engine_settings;
 
 use crate::cli::{NatsAction, NatsArgs};
 
@@ -23,11 +22,7 @@ pub async fn run(args: NatsArgs) -> anyhow::Result<ExitCode> {
     match args.action {
         NatsAction::Setup(bot) => {
             let settings = crate::commands::serve::settings(&bot, None, None)?;
-            let QueueEngine::Nats(engine) = &settings.queue.engine else {
-                anyhow::bail!("`nats setup` needs --queue nats://HOST:PORT (or queue.url in the config file)");
-            };
-            let queue = NatsQueue::connect(&nats_settings(&settings, engine)).await?;
-            for line in queue.describe().await? {
+            for line in engine::setup_nats(&engine_settings(&settings)).await? {
                 println!("{line}");
             }
             println!();

@@ -14,6 +14,7 @@ use chatops_loadtest::receiver::{self, HookSink};
 use tokio::sync::mpsc;
 
 use crate::cli::SendArgs;
+use crate::commands::options;
 
 /// Forwards every post the receiver gets to the printing loop.
 struct Forward(mpsc::UnboundedSender<(Instant, Vec<u8>)>);
@@ -30,6 +31,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
         "`{}` is not a slash command (it must look like /echo)",
         args.command
     );
+    let secret = options::client_signing_secret(args.secret_file.as_deref(), args.secret.as_deref())?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let listener = tokio::net::TcpListener::bind(args.receiver)
         .await
@@ -55,7 +57,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
     };
     let body = command.to_form();
     let timestamp = chatops_core::time::now_unix_secs().to_string();
-    let signature = SlackSigner::new(args.secret.as_bytes()).sign(&timestamp, body.as_bytes());
+    let signature = SlackSigner::new(secret.as_bytes()).sign(&timestamp, body.as_bytes());
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
     println!("→ {} {} (correlation id {request_id})", args.command, command.text);

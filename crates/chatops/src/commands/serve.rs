@@ -4,40 +4,23 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use chatops_core::Quadrant;
-use chatops_queue::nats::NatsAuth;
-use chatops_service::config::{self, Overrides};
+use chatops_service::config::Overrides;
 use chatops_service::startup::{self, Roles};
 use chatops_service::telemetry::{self, Console};
 use chatops_service::{Application, Settings};
 use secrecy::SecretString;
 
-use crate::cli::{BotArgs, QueueArgs, SecretArgs, ServeArgs, WorkerArgs};
+use crate::cli::{BotArgs, SecretArgs, ServeArgs, WorkerArgs};
+use crate::commands::options;
 
-/// Reads the signing secret from `--signing-secret-file` or `SLACK_SIGNING_SECRET`.
+/// Reads the signing secret from `--signing-secret-file` (the shared rule) or
+/// `SLACK_SIGNING_SECRET`.
 pub fn signing_secret(args: &SecretArgs) -> anyhow::Result<Option<SecretString>> {
     if let Some(path) = &args.signing_secret_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the signing secret from {}", path.display()))?;
-        let secret = text.trim_end_matches(['\r', '\n']);
-        anyhow::ensure!(!secret.is_empty(), "signing secret file {} is empty", path.display());
-        return Ok(Some(SecretString::from(secret.to_owned())));
+        return Ok(Some(SecretString::from(options::secret_from_file(path, "signing secret")?)));
     }
     Ok(std::env::var("SLACK_SIGNING_SECRET").ok().filter(|s| !s.is_empty()).map(SecretString::from))
-}
-
-/// NATS credentials from flags and the environment (secrets from the environment only).
-fn nats_auth(q: &QueueArgs) -> NatsAuth {
-    NatsAuth {
-        creds_file: q.nats_creds.clone(),
-        user: q.nats_user.clone(),
-        password: std::env::var("CHATOPS_NATS_PASSWORD").ok(),
-        token: std::env::var("CHATOPS_NATS_TOKEN").ok(),
-        tls_ca_file: q.nats_tls_ca.clone(),
-        tls_client_cert: q.nats_tls_cert.clone().zip(q.nats_tls_key.clone()),
-        require_tls: q.nats_require_tls,
-    }
 }
 
 /// Builds validated settings from the shared bot arguments.
@@ -50,17 +33,14 @@ pub fn settings(bot: &BotArgs, listen: Option<SocketAddr>, secret: Option<Secret
         .map_err(|e: String| anyhow::anyhow!("--durability: {e}"))?;
     let overrides = Overrides {
         listen,
-        data_dir: bot.data_dir.clone(),
         log_file: bot.log_file.clone(),
         allow_response_hosts: bot.allow_response_hosts.clone(),
         durability,
         signing_secret: secret,
-        queue_url: bot.queue.queue.clone(),
-        nats_prefix: bot.queue.nats_prefix.clone(),
-        nats_auth: nats_auth(&bot.queue),
         metrics_listen: bot.metrics_listen,
+        ..Default::default()
     };
-    Ok(config::load(bot.config.as_deref(), overrides)?)
+    options::load_settings(&bot.queue, overrides)
 }
 
 async fn run_roles(bot: &BotArgs, settings: Settings, roles: Roles) -> anyhow::Result<ExitCode> {

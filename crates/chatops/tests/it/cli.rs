@@ -122,3 +122,77 @@ async fn dlq_commands_work_on_a_running_bots_data_directory() {
     assert_eq!(posts.len(), 2, "the running bot picked up the redriven job");
     app.stop().await;
 }
+
+fn hmac_hex(secret: &[u8], base: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+    mac.update(base);
+    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[test]
+fn secret_files_follow_one_rule_in_sign_and_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = b"v0:1700000000:text=hi";
+    let sign_with_file = |contents: &[u8]| {
+        let path = dir.path().join("secret");
+        std::fs::write(&path, contents).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        chatops(&["sign", "--secret-file", path.to_str().unwrap(), "--timestamp", "1700000000", "--body", "text=hi"])
+    };
+    let first_line =
+        |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").to_owned();
+    for (contents, secret) in [
+        (&b"s3cr3t"[..], &b"s3cr3t"[..]),
+        (b"s3cr3t\n", b"s3cr3t"),
+        (b"s3cr3t\r\n", b"s3cr3t"),
+        (b"s3cr3t\n\n", b"s3cr3t\n"),
+        (b" s3cr3t \n", b" s3cr3t "),
+    ] {
+        let out = sign_with_file(contents);
+        assert!(out.status.success(), "{contents:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(first_line(&out), hmac_hex(secret, base), "{contents:?} signs with {secret:?}");
+    }
+    for (contents, message) in [(&b""[..], "is empty"), (b"\r\n", "is empty")] {
+        let out = sign_with_file(contents);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(message), "{contents:?}");
+    }
+    let out = sign_with_file(&vec![b'a'; 4097]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("larger than 4096 bytes"));
+
+    // serve reads its file with the same rule: an empty one is refused before anything starts.
+    let empty = dir.path().join("empty-secret");
+    std::fs::write(&empty, "\n").unwrap();
+    let data = dir.path().join("data");
+    let out = chatops(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--signing-secret-file",
+        empty.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is empty"));
+
+    // A file others can read works, with a warning.
+    let open = dir.path().join("open-secret");
+    std::fs::write(&open, "s3cr3t\n").unwrap();
+    std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out =
+        chatops(&["sign", "--secret-file", open.to_str().unwrap(), "--timestamp", "1700000000", "--body", "text=hi"]);
+    assert_eq!(first_line(&out), hmac_hex(b"s3cr3t", base));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("readable by group or others"));
+}
+
+#[test]
+fn help_steers_secrets_away_from_the_command_line() {
+    for sub in ["sign", "send", "loadtest"] {
+        let out = chatops(&[sub, "--help"]);
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("ps"), "{sub} --help warns that a secret flag shows in ps");
+        assert!(text.contains("-secret-file"), "{sub} --help offers a secret file");
+    }
+}

@@ -10,6 +10,7 @@ mod ingress;
 mod limits;
 mod not_queued;
 mod private_data;
+mod queue_options;
 mod retries;
 mod scale_out;
 mod tidy;

@@ -5,19 +5,13 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use chatops_service::config::{NatsEngine, QueueEngine};
+use chatops_queue::engine::EngineSettings;
 use chatops_testkit::NatsServer;
 
 use crate::support::*;
 
-pub(crate) fn nats_engine(server: &NatsServer) -> QueueEngine {
-    QueueEngine::Nats(Box::new(NatsEngine {
-        servers: vec![server.url()],
-        prefix: "CHATOPS".into(),
-        auth: Default::default(),
-        duplicate_window: Duration::from_secs(600),
-        replicas: 1,
-    }))
+pub(crate) fn nats_engine(server: &NatsServer) -> EngineSettings {
+    EngineSettings::from_url(&server.url(), Default::default()).unwrap()
 }
 
 /// An in-process bot on the broker, with the test settings adjusted by `tune`.
