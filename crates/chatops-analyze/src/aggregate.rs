@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chatops_core::Stage;
+use chatops_core::Segment as SegmentKind;
 
 use crate::dist::{Dist, Precision, round_us};
 use crate::join::Joiner;
@@ -17,8 +17,7 @@ use crate::summary::{
 /// Distinct keys kept per grouping dimension (and per error-type table); further keys are
 /// counted under [`OTHER_KEY`], so hostile logs with random command names stay bounded.
 pub const MAX_KEYS: usize = 200;
-/// Where keys beyond [`MAX_KEYS`] are counted.
-pub const OTHER_KEY: &str = "(other)";
+pub use crate::summary::OTHER_KEY;
 /// Longest key kept; longer keys are cut at a character boundary.
 const MAX_KEY_LEN: usize = 120;
 /// Most time bins; the bin width doubles until the data fits.
@@ -570,18 +569,7 @@ impl GroupAcc {
     }
 }
 
-/// Names of the E2E breakdown segments, in order; the last is the remainder.
-const SEGMENTS: [(Option<Stage>, &str); 7] = [
-    (Some(Stage::Router), "router"),
-    (Some(Stage::Enqueue), "durable enqueue"),
-    (Some(Stage::QueueWait), "queue wait"),
-    (Some(Stage::Handler), "handler"),
-    (Some(Stage::SyncResponse), "sync response"),
-    (Some(Stage::AsyncResponse), "async response"),
-    (None, "other (unattributed)"),
-];
-
-/// One worker line's E2E time split into [`SEGMENTS`], plus the total.
+/// One worker line's E2E time split into [`SegmentKind::BREAKDOWN`], plus the total.
 #[derive(Debug, Clone, Copy)]
 struct LineSegments {
     parts: [f64; 7],
@@ -620,12 +608,12 @@ impl BreakdownAcc {
         }
         let n = self.lines as f64;
         let total_mean = self.total / n;
-        let segments = SEGMENTS
-            .iter()
+        let segments = SegmentKind::BREAKDOWN
+            .into_iter()
             .zip(self.sums)
-            .map(|(&(stage, label), sum)| Segment {
-                name: stage.map_or("other", Stage::as_str).to_owned(),
-                label: label.to_owned(),
+            .map(|(kind, sum)| Segment {
+                name: kind,
+                label: kind.label().to_owned(),
                 mean_ms: round_us(sum / n),
                 share_pct: if total_mean > 0.0 { (sum / n / total_mean * 1e4).round() / 100.0 } else { 0.0 },
             })

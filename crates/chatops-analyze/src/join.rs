@@ -21,6 +21,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use chatops_core::Segment as SegmentKind;
 use serde::Deserialize;
 
 use crate::dist::{Dist, Precision, round_us};
@@ -190,7 +191,7 @@ impl Joiner {
         if let Some(&i) = self.command_index.get(command) {
             return i;
         }
-        let key = if self.commands.len() < MAX_COMMANDS { command } else { crate::aggregate::OTHER_KEY };
+        let key = if self.commands.len() < MAX_COMMANDS { command } else { crate::summary::OTHER_KEY };
         if let Some(&i) = self.command_index.get(key) {
             return i;
         }
@@ -249,16 +250,6 @@ impl Joiner {
     }
 }
 
-/// Names and labels of the joined segments, in path order.
-const JOIN_SEGMENTS: [(&str, &str); 6] = [
-    ("router", "router"),
-    ("enqueue", "durable enqueue"),
-    ("queue_wait", "queue wait"),
-    ("handler_to_first_response", "handler → first response"),
-    ("first_to_last_response", "first → last response"),
-    ("unexplained", "unexplained (network, clock)"),
-];
-
 #[derive(Debug)]
 struct SegAcc {
     dist: Dist,
@@ -284,7 +275,7 @@ struct JoinAcc {
     ack_unexplained_sum: f64,
     ack_unexplained_n: u64,
     client_e2e: Dist,
-    segments: [SegAcc; 6],
+    segments: [SegAcc; SegmentKind::JOIN.len()],
     first_arrival: Dist,
     last_arrival: Dist,
 }
@@ -357,14 +348,14 @@ impl JoinAcc {
         let segments = if self.complete == 0 {
             Vec::new()
         } else {
-            JOIN_SEGMENTS
-                .iter()
+            SegmentKind::JOIN
+                .into_iter()
                 .zip(&self.segments)
-                .map(|(&(name, label), acc)| {
+                .map(|(kind, acc)| {
                     let mean = acc.sum / n;
                     JoinSegment {
-                        name: name.to_owned(),
-                        label: label.to_owned(),
+                        name: kind,
+                        label: kind.label().to_owned(),
                         mean_ms: round_us(mean),
                         share_pct: if e2e_mean > 0.0 { (mean / e2e_mean * 1e4).round() / 100.0 } else { 0.0 },
                         stats: acc.dist.summary(),

@@ -28,6 +28,7 @@ pub mod args;
 pub mod compare;
 pub mod dist;
 pub mod error;
+mod fields;
 pub mod input;
 pub mod join;
 pub mod line;

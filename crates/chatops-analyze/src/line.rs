@@ -23,6 +23,7 @@ use memchr::memmem;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use crate::fields::{Fields, epoch_to_ns};
 use crate::metric::Metric;
 
 /// What a line turned out to be.
@@ -65,7 +66,7 @@ pub struct WorkerLine<'a> {
     pub error_type: Option<Cow<'a, str>>,
     pub attempt: u32,
     /// Indexed by [`Metric::index`]; the router-line slot is always `None`.
-    pub values: [Option<f64>; 11],
+    pub values: [Option<f64>; Metric::COUNT],
     pub responses: Option<u32>,
 }
 
@@ -128,134 +129,62 @@ fn prefix_timestamp(prefix: &[u8]) -> Option<i64> {
     parse_rfc3339_ns(token).or_else(|| epoch_to_ns(token.parse().ok()?))
 }
 
-/// Epoch milliseconds (or seconds, for values below 1e11, i.e. before 1973 in milliseconds)
-/// → unix nanoseconds.
-pub(crate) fn epoch_to_ns(v: f64) -> Option<i64> {
-    if !(0.0..=1e14).contains(&v) {
-        return None;
-    }
-    let ms = if v < 1e11 { v * 1000.0 } else { v };
-    // Whole milliseconds are multiplied as integers: an f64 cannot hold 1.7e18 ns exactly.
-    let whole = ms.trunc();
-    Some(whole as i64 * 1_000_000 + ((ms - whole) * 1e6).round() as i64)
-}
-
 /// The slow path alone, for checking the fast path against it.
 #[cfg(test)]
 pub(crate) fn slow_fields(json: &[u8]) -> Option<Fields<'_>> {
     serde_json::from_slice::<Raw<'_>>(json).ok().map(Raw::into_fields)
 }
 
-/// The serde_json slow path's view of a line (same fields as [`Fields`]).
-#[derive(Deserialize)]
-struct Raw<'a> {
-    #[serde(borrow, default)]
-    message: Text<'a>,
-    #[serde(default)]
-    timestamp: Option<Timestamp>,
-    #[serde(default, rename = "@timestamp")]
-    at_timestamp: Option<Timestamp>,
-    #[serde(borrow, default, rename = "correlationId")]
-    correlation_id: Text<'a>,
-    #[serde(borrow, default)]
-    command: Text<'a>,
-    #[serde(borrow, default)]
-    component: Text<'a>,
-    #[serde(borrow, default)]
-    quadrant: Text<'a>,
-    #[serde(borrow, default, rename = "errorType")]
-    error_type: Text<'a>,
-    #[serde(default, rename = "statusCode")]
-    status_code: Num,
-    #[serde(default)]
-    duration: Num,
-    #[serde(default)]
-    success: Flag,
-    #[serde(default)]
-    attempt: Num,
-    #[serde(default)]
-    responses: Num,
-    #[serde(default, rename = "totalE2eMs")]
-    total_e2e_ms: Num,
-    #[serde(default, rename = "workerDurationMs")]
-    worker_duration_ms: Num,
-    #[serde(default, rename = "queueWaitMs")]
-    queue_wait_ms: Num,
-    #[serde(default, rename = "syncResponseMs")]
-    sync_response_ms: Num,
-    #[serde(default, rename = "asyncResponseMs")]
-    async_response_ms: Num,
-    #[serde(default, rename = "routerMs")]
-    router_ms: Num,
-    #[serde(default, rename = "enqueueMs")]
-    enqueue_ms: Num,
-    #[serde(default, rename = "handlerMs")]
-    handler_ms: Num,
-    #[serde(default, rename = "firstResponseE2eMs")]
-    first_response_e2e_ms: Num,
-    #[serde(default, rename = "lastResponseE2eMs")]
-    last_response_e2e_ms: Num,
-}
+/// The serde_json slow path's view of a line: the same [`Fields`], keyed by the same names
+/// as the fast scanner, the timed ones through the log contract's table.
+struct Raw<'a>(Fields<'a>);
 
-/// The fields of a line the analyzer reads, whichever parser filled them.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub(crate) struct Fields<'a> {
-    pub message: Option<Cow<'a, str>>,
-    pub timestamp: Option<i64>,
-    pub at_timestamp: Option<i64>,
-    pub correlation_id: Option<Cow<'a, str>>,
-    pub command: Option<Cow<'a, str>>,
-    pub component: Option<Cow<'a, str>>,
-    pub quadrant: Option<Cow<'a, str>>,
-    pub error_type: Option<Cow<'a, str>>,
-    pub status_code: Option<f64>,
-    pub duration: Option<f64>,
-    pub success: Option<bool>,
-    pub attempt: Option<f64>,
-    pub responses: Option<f64>,
-    /// Worker figures by [`Metric::index`].
-    pub values: [Option<f64>; 11],
+impl<'de> Deserialize<'de> for Raw<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Raw<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw<'de>, A::Error> {
+                let mut f = Fields::default();
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "message" => f.message = map.next_value::<Text<'de>>()?.0,
+                        "timestamp" => f.timestamp = map.next_value::<Option<Timestamp>>()?.and_then(|t| t.0),
+                        "@timestamp" => f.at_timestamp = map.next_value::<Option<Timestamp>>()?.and_then(|t| t.0),
+                        "correlationId" => f.correlation_id = map.next_value::<Text<'de>>()?.0,
+                        "command" => f.command = map.next_value::<Text<'de>>()?.0,
+                        "component" => f.component = map.next_value::<Text<'de>>()?.0,
+                        "quadrant" => f.quadrant = map.next_value::<Text<'de>>()?.0,
+                        "errorType" => f.error_type = map.next_value::<Text<'de>>()?.0,
+                        "statusCode" => f.status_code = map.next_value::<Num>()?.0,
+                        "success" => f.success = map.next_value::<Flag>()?.0,
+                        "attempt" => f.attempt = map.next_value::<Num>()?.0,
+                        "responses" => f.responses = map.next_value::<Num>()?.0,
+                        other => match Metric::from_field(other) {
+                            Some(m) => f.values[m.index()] = map.next_value::<Num>()?.0,
+                            None => drop(map.next_value::<IgnoredAny>()?),
+                        },
+                    }
+                }
+                Ok(Raw(f))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 impl<'a> Raw<'a> {
     fn into_fields(self) -> Fields<'a> {
-        let mut values = [None; 11];
-        for (m, v) in [
-            (Metric::TotalE2e, self.total_e2e_ms),
-            (Metric::WorkerDuration, self.worker_duration_ms),
-            (Metric::QueueWait, self.queue_wait_ms),
-            (Metric::SyncResponse, self.sync_response_ms),
-            (Metric::AsyncResponse, self.async_response_ms),
-            (Metric::Router, self.router_ms),
-            (Metric::Enqueue, self.enqueue_ms),
-            (Metric::Handler, self.handler_ms),
-            (Metric::FirstResponseE2e, self.first_response_e2e_ms),
-            (Metric::LastResponseE2e, self.last_response_e2e_ms),
-        ] {
-            values[m.index()] = v.0;
-        }
-        Fields {
-            message: self.message.0,
-            timestamp: self.timestamp.and_then(|t| t.0),
-            at_timestamp: self.at_timestamp.and_then(|t| t.0),
-            correlation_id: self.correlation_id.0,
-            command: self.command.0,
-            component: self.component.0,
-            quadrant: self.quadrant.0,
-            error_type: self.error_type.0,
-            status_code: self.status_code.0,
-            duration: self.duration.0,
-            success: self.success.0,
-            attempt: self.attempt.0,
-            responses: self.responses.0,
-            values,
-        }
+        self.0
     }
 }
 
 impl<'a> Fields<'a> {
     fn into_router(self, ts_ns: Option<i64>) -> LineKind<'a> {
-        let Some(duration_ms) = self.duration else {
+        let Some(duration_ms) = self.values[Metric::RouterDuration.index()] else {
             return LineKind::Malformed;
         };
         let status_code = self.status_code.filter(|s| (100.0..1000.0).contains(s)).map(|s| s as u16);
@@ -278,7 +207,8 @@ impl<'a> Fields<'a> {
     }
 
     fn into_worker(self, ts_ns: Option<i64>) -> LineKind<'a> {
-        let values = self.values;
+        let mut values = self.values;
+        values[Metric::RouterDuration.index()] = None;
         if values.iter().all(Option::is_none) {
             return LineKind::Malformed;
         }

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 use chatops_core::time::parse_rfc3339_ns;
 
-use crate::line::{Fields, epoch_to_ns};
+use crate::fields::{Fields, epoch_to_ns};
 use crate::metric::Metric;
 
 /// Scans one JSON object (the whole slice, surrounding whitespace allowed).
@@ -45,21 +45,14 @@ pub(crate) fn scan(json: &[u8]) -> Option<Fields<'_>> {
                 b"quadrant" => f.quadrant = s.text()?,
                 b"errorType" => f.error_type = s.text()?,
                 b"statusCode" => f.status_code = s.num()?,
-                b"duration" => f.duration = s.num()?,
                 b"success" => f.success = s.flag()?,
                 b"attempt" => f.attempt = s.num()?,
                 b"responses" => f.responses = s.num()?,
-                b"totalE2eMs" => f.values[Metric::TotalE2e.index()] = s.num()?,
-                b"workerDurationMs" => f.values[Metric::WorkerDuration.index()] = s.num()?,
-                b"queueWaitMs" => f.values[Metric::QueueWait.index()] = s.num()?,
-                b"syncResponseMs" => f.values[Metric::SyncResponse.index()] = s.num()?,
-                b"asyncResponseMs" => f.values[Metric::AsyncResponse.index()] = s.num()?,
-                b"routerMs" => f.values[Metric::Router.index()] = s.num()?,
-                b"enqueueMs" => f.values[Metric::Enqueue.index()] = s.num()?,
-                b"handlerMs" => f.values[Metric::Handler.index()] = s.num()?,
-                b"firstResponseE2eMs" => f.values[Metric::FirstResponseE2e.index()] = s.num()?,
-                b"lastResponseE2eMs" => f.values[Metric::LastResponseE2e.index()] = s.num()?,
-                _ => s.skip_value()?,
+                // The timed fields come from the log contract's one table.
+                other => match Metric::from_field_bytes(other) {
+                    Some(m) => f.values[m.index()] = s.num()?,
+                    None => s.skip_value()?,
+                },
             }
             s.ws();
             match s.next()? {

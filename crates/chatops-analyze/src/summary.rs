@@ -18,12 +18,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ResultsError;
 use crate::metric::Metric;
+use chatops_core::Segment as SegmentKind;
 
 /// Bumped when a field changes meaning or disappears; adding a field does not bump it.
 pub const METRICS_SCHEMA_VERSION: u32 = 1;
 
 /// The `kind` of a metrics summary file, so tools can tell it from a results file.
 pub const METRICS_KIND: &str = "chatops.metrics";
+/// The group key under which keys beyond a grouping's limit are counted.
+pub const OTHER_KEY: &str = "(other)";
 
 /// Largest summary file [`MetricsSummary::read`] accepts.
 pub const MAX_SUMMARY_BYTES: u64 = 256 << 20;
@@ -200,6 +203,7 @@ pub struct WorkerTotals {
 #[serde(rename_all = "camelCase")]
 pub struct StageStats {
     /// The log field, e.g. `totalE2eMs` (`duration` is the router line's).
+    #[cfg_attr(test, schemars(with = "crate::metric::MetricSchema"))]
     pub metric: Metric,
     /// The contract stage measured (`queue_wait`, ...), absent for `duration` and the
     /// first/last response E2E figures.
@@ -231,8 +235,9 @@ pub struct E2eBreakdown {
 #[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Segment {
-    /// Stable key: a [`Stage::as_str`] name or `other`.
-    pub name: String,
+    /// Which slice (serialized as its stable name: a [`Stage::as_str`] name or `other`).
+    #[cfg_attr(test, schemars(with = "String"))]
+    pub name: SegmentKind,
     pub label: String,
     pub mean_ms: f64,
     /// Share of the total mean, in percent (may be negative for `other`).
@@ -392,7 +397,9 @@ pub struct JoinBreakdown {
 #[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct JoinSegment {
-    pub name: String,
+    /// Which slice (serialized as its stable name).
+    #[cfg_attr(test, schemars(with = "String"))]
+    pub name: SegmentKind,
     pub label: String,
     /// Signed mean (clock differences can make a segment negative).
     pub mean_ms: f64,

@@ -1,7 +1,12 @@
 //! The log contract: the two metric lines every stage of the bot writes, with the field names
 //! of the origin system (a TypeScript bot on AWS Lambda), so that existing Logs Insights
-//! queries and dashboards keep working. The service writes these lines; `chatops analyze`
-//! reads them with the structs below. Times are milliseconds.
+//! queries and dashboards keep working. Times are milliseconds.
+//!
+//! The timed fields are one table, [`metric_fields!`]: the bot's emitters, the analyzer's
+//! fast scanner and its serde path, and every report are generated from or read through
+//! it, so a field renamed here is renamed everywhere (and a test that parses a line the bot
+//! really wrote checks the table against it). The segments a breakdown splits E2E time
+//! into are [`Segment`], shared by the analyzer and the report.
 
 use serde::{Deserialize, Serialize};
 
@@ -62,83 +67,245 @@ impl Stage {
             Stage::E2e => "e2e",
         }
     }
+}
 
-    /// The field of the worker's "Performance metrics" line that carries this stage.
-    pub fn worker_field(self) -> &'static str {
+/// The one table of the metric lines' timed fields, in report order: `Variant => "logField",
+/// stage (when the figure is one of [`Stage`]), "label";`. It calls back `$then!` with the
+/// rows, so code that must spell every field (a `tracing` call, a `match`) is generated
+/// from it instead of restating the names.
+///
+/// `duration` is the router line's time in the router (ack included); `enqueueMs` is on
+/// both lines; every other field is on the worker's line only.
+#[macro_export]
+macro_rules! metric_fields {
+    ($then:ident) => {
+        $then! {
+            RouterDuration => "duration", None, "router (ack)";
+            TotalE2e => "totalE2eMs", Some($crate::Stage::E2e), "e2e total";
+            WorkerDuration => "workerDurationMs", Some($crate::Stage::Worker), "worker";
+            QueueWait => "queueWaitMs", Some($crate::Stage::QueueWait), "queue wait";
+            SyncResponse => "syncResponseMs", Some($crate::Stage::SyncResponse), "sync response";
+            AsyncResponse => "asyncResponseMs", Some($crate::Stage::AsyncResponse), "async response";
+            Router => "routerMs", Some($crate::Stage::Router), "router";
+            Enqueue => "enqueueMs", Some($crate::Stage::Enqueue), "enqueue";
+            Handler => "handlerMs", Some($crate::Stage::Handler), "handler";
+            FirstResponseE2e => "firstResponseE2eMs", None, "e2e first response";
+            LastResponseE2e => "lastResponseE2eMs", None, "e2e last response";
+        }
+    };
+}
+
+macro_rules! define_metric {
+    ($($variant:ident => $field:literal, $stage:expr, $label:literal;)*) => {
+        /// One timed figure of the metric lines, named by the log field that carries it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Metric {
+            $(
+                #[doc = concat!("`", $field, "`: ", $label, ".")]
+                $variant,
+            )*
+        }
+
+        impl Metric {
+            /// Report order: what a reader asks first (router, E2E, where the time went),
+            /// then detail.
+            pub const ALL: [Metric; [$(Metric::$variant),*].len()] = [$(Metric::$variant),*];
+            /// How many there are (array-indexed accumulators are this long).
+            pub const COUNT: usize = Metric::ALL.len();
+
+            /// The log field carrying the figure.
+            pub const fn field(self) -> &'static str {
+                match self {
+                    $(Metric::$variant => $field,)*
+                }
+            }
+
+            /// The figure a log field carries, from the raw bytes of its key (the
+            /// analyzer's scanner calls this for every key of every line).
+            pub fn from_field_bytes(key: &[u8]) -> Option<Metric> {
+                #[allow(non_upper_case_globals)]
+                mod keys {
+                    $(pub(super) const $variant: &[u8] = $field.as_bytes();)*
+                }
+                match key {
+                    $(keys::$variant => Some(Metric::$variant),)*
+                    _ => None,
+                }
+            }
+
+            /// The stage of the log contract this figure measures, when it is one.
+            pub fn stage(self) -> Option<Stage> {
+                match self {
+                    $(Metric::$variant => $stage,)*
+                }
+            }
+
+            /// Short human label for tables and charts.
+            pub const fn label(self) -> &'static str {
+                match self {
+                    $(Metric::$variant => $label,)*
+                }
+            }
+        }
+    };
+}
+
+metric_fields!(define_metric);
+
+impl Metric {
+    /// Position in [`Metric::ALL`], for array-indexed accumulators.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Inverse of [`Metric::field`].
+    pub fn from_field(field: &str) -> Option<Metric> {
+        Metric::from_field_bytes(field.as_bytes())
+    }
+
+    /// True for the figure read from the router's line rather than a worker's.
+    pub fn is_router_line(self) -> bool {
+        self == Metric::RouterDuration
+    }
+}
+
+impl std::fmt::Display for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.field())
+    }
+}
+
+impl Serialize for Metric {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.field())
+    }
+}
+
+impl<'de> Deserialize<'de> for Metric {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let field = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Metric::from_field(&field).ok_or_else(|| serde::de::Error::custom(format!("unknown metric field `{field}`")))
+    }
+}
+
+/// A slice of a command's E2E time, as the analyzer's breakdowns split it and the report
+/// colours it. The first seven split a worker line's `totalE2eMs`; the join of client and
+/// server records splits the client-observed time with the last three in place of the
+/// handler's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Segment {
+    Router,
+    Enqueue,
+    QueueWait,
+    Handler,
+    SyncResponse,
+    AsyncResponse,
+    /// What the stages of a worker line do not account for.
+    Other,
+    HandlerToFirstResponse,
+    FirstToLastResponse,
+    /// Client-observed time no server stamp accounts for (network, clocks).
+    Unexplained,
+}
+
+impl Segment {
+    /// The worker-line breakdown, in path order; the last is the remainder.
+    pub const BREAKDOWN: [Segment; 7] = [
+        Segment::Router,
+        Segment::Enqueue,
+        Segment::QueueWait,
+        Segment::Handler,
+        Segment::SyncResponse,
+        Segment::AsyncResponse,
+        Segment::Other,
+    ];
+    /// The client × server join, in path order; the last is the remainder.
+    pub const JOIN: [Segment; 6] = [
+        Segment::Router,
+        Segment::Enqueue,
+        Segment::QueueWait,
+        Segment::HandlerToFirstResponse,
+        Segment::FirstToLastResponse,
+        Segment::Unexplained,
+    ];
+
+    /// Stable key in summaries (the stage's name where it is one).
+    pub fn as_str(self) -> &'static str {
         match self {
-            Stage::Router => "routerMs",
-            Stage::Enqueue => "enqueueMs",
-            Stage::QueueWait => "queueWaitMs",
-            Stage::Handler => "handlerMs",
-            Stage::SyncResponse => "syncResponseMs",
-            Stage::AsyncResponse => "asyncResponseMs",
-            Stage::Response => "responseMs",
-            Stage::Worker => "workerDurationMs",
-            Stage::E2e => "totalE2eMs",
+            Segment::Router => Stage::Router.as_str(),
+            Segment::Enqueue => Stage::Enqueue.as_str(),
+            Segment::QueueWait => Stage::QueueWait.as_str(),
+            Segment::Handler => Stage::Handler.as_str(),
+            Segment::SyncResponse => Stage::SyncResponse.as_str(),
+            Segment::AsyncResponse => Stage::AsyncResponse.as_str(),
+            Segment::Other => "other",
+            Segment::HandlerToFirstResponse => "handler_to_first_response",
+            Segment::FirstToLastResponse => "first_to_last_response",
+            Segment::Unexplained => "unexplained",
+        }
+    }
+
+    /// Human label for tables, legends and tooltips.
+    pub fn label(self) -> &'static str {
+        match self {
+            Segment::Router => "router",
+            Segment::Enqueue => "durable enqueue",
+            Segment::QueueWait => "queue wait",
+            Segment::Handler => "handler",
+            Segment::SyncResponse => "sync response",
+            Segment::AsyncResponse => "async response",
+            Segment::Other => "other (unattributed)",
+            Segment::HandlerToFirstResponse => "handler → first response",
+            Segment::FirstToLastResponse => "first → last response",
+            Segment::Unexplained => "unexplained (network, clock)",
         }
     }
 }
 
-/// The router's line. `duration` is the time spent in the router, ack included.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RouterMetrics {
-    pub correlation_id: String,
-    #[serde(default)]
-    pub command: Option<String>,
-    pub status_code: u16,
-    pub duration: f64,
-    pub success: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_message: Option<String>,
-    /// Durable enqueue time inside `duration` (absent when nothing was enqueued).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enqueue_ms: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quadrant: Option<String>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// A worker's line, one per job attempt. The first block of fields is the origin's contract;
-/// the second block is measured directly from stamps carried with the job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkerMetrics {
-    pub correlation_id: String,
-    pub command: String,
-    pub component: String,
-    #[serde(default)]
-    pub quadrant: Option<String>,
-    pub total_e2e_ms: f64,
-    pub worker_duration_ms: f64,
-    pub queue_wait_ms: f64,
-    #[serde(default)]
-    pub sync_response_ms: Option<f64>,
-    #[serde(default)]
-    pub async_response_ms: Option<f64>,
-    pub success: bool,
-    #[serde(default)]
-    pub error_type: Option<String>,
-    #[serde(default)]
-    pub error_message: Option<String>,
-    #[serde(default = "one")]
-    pub attempt: u32,
+    #[test]
+    fn field_names_follow_the_log_contract() {
+        let fields: Vec<&str> = Metric::ALL.iter().map(|m| m.field()).collect();
+        assert_eq!(
+            fields,
+            [
+                "duration",
+                "totalE2eMs",
+                "workerDurationMs",
+                "queueWaitMs",
+                "syncResponseMs",
+                "asyncResponseMs",
+                "routerMs",
+                "enqueueMs",
+                "handlerMs",
+                "firstResponseE2eMs",
+                "lastResponseE2eMs"
+            ]
+        );
+        for m in Metric::ALL {
+            assert_eq!(Metric::ALL[m.index()], m);
+            assert_eq!(Metric::from_field(m.field()), Some(m));
+            assert_eq!(Metric::from_field_bytes(m.field().as_bytes()), Some(m));
+        }
+        assert_eq!(Metric::from_field("durationMs"), None);
+        assert_eq!(Metric::from_field_bytes(b"totalE2eM"), None);
+    }
 
-    #[serde(default)]
-    pub router_ms: Option<f64>,
-    #[serde(default)]
-    pub enqueue_ms: Option<f64>,
-    #[serde(default)]
-    pub handler_ms: Option<f64>,
-    #[serde(default)]
-    pub first_response_e2e_ms: Option<f64>,
-    #[serde(default)]
-    pub last_response_e2e_ms: Option<f64>,
-    #[serde(default)]
-    pub responses: Option<u32>,
-}
+    #[test]
+    fn metrics_serialize_as_the_field_name() {
+        assert_eq!(serde_json::to_string(&Metric::QueueWait).unwrap(), "\"queueWaitMs\"");
+        assert_eq!(serde_json::from_str::<Metric>("\"duration\"").unwrap(), Metric::RouterDuration);
+        assert!(serde_json::from_str::<Metric>("\"nope\"").is_err());
+    }
 
-fn one() -> u32 {
-    1
+    #[test]
+    fn segments_serialize_as_their_name() {
+        for s in Segment::BREAKDOWN.into_iter().chain(Segment::JOIN) {
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
+        }
+    }
 }

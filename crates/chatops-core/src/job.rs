@@ -94,6 +94,25 @@ pub struct StageTimings {
 }
 
 impl StageTimings {
+    /// The figure of the worker's metric line that `metric` names; `None` for the router
+    /// line's `duration`, and for a response figure with no such response.
+    pub fn get(&self, metric: crate::Metric) -> Option<f64> {
+        use crate::Metric as M;
+        match metric {
+            M::RouterDuration => None,
+            M::TotalE2e => Some(self.total_e2e_ms),
+            M::WorkerDuration => Some(self.worker_duration_ms),
+            M::QueueWait => Some(self.queue_wait_ms),
+            M::SyncResponse => self.sync_response_ms,
+            M::AsyncResponse => self.async_response_ms,
+            M::Router => Some(self.router_ms),
+            M::Enqueue => Some(self.enqueue_ms),
+            M::Handler => Some(self.handler_ms),
+            M::FirstResponseE2e => self.first_response_e2e_ms,
+            M::LastResponseE2e => self.last_response_e2e_ms,
+        }
+    }
+
     pub fn from_stamps(s: &JobStamps) -> Self {
         use crate::time::{ms_between, round_ms};
         let ms = |a, b| round_ms(ms_between(a, b));

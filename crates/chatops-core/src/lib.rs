@@ -25,7 +25,7 @@ pub mod slack;
 pub mod stats;
 pub mod time;
 
-pub use contract::Stage;
+pub use contract::{Metric, Segment, Stage};
 pub use correlation::CorrelationId;
 pub use job::{Job, JobStamps, StageTimings};
 pub use quadrant::Quadrant;

@@ -15,6 +15,16 @@ pub enum Quadrant {
 impl Quadrant {
     pub const ALL: [Quadrant; 4] = [Quadrant::ShortRead, Quadrant::ShortWrite, Quadrant::LongRead, Quadrant::LongWrite];
 
+    /// Position in [`Quadrant::ALL`], for arrays indexed by quadrant.
+    pub const fn index(self) -> usize {
+        match self {
+            Quadrant::ShortRead => 0,
+            Quadrant::ShortWrite => 1,
+            Quadrant::LongRead => 2,
+            Quadrant::LongWrite => 3,
+        }
+    }
+
     /// `short-read`, ... as used in config files, queue names and logs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -73,5 +83,12 @@ mod tests {
         }
         assert_eq!(Quadrant::LongWrite.short(), "lw");
         assert!("medium".parse::<Quadrant>().is_err());
+    }
+
+    #[test]
+    fn index_is_the_position_in_all() {
+        for (i, q) in Quadrant::ALL.into_iter().enumerate() {
+            assert_eq!(q.index(), i);
+        }
     }
 }

@@ -5,6 +5,7 @@
 
 use chatops_analyze::Metric;
 use chatops_analyze::summary::{E2eBreakdown, JoinBreakdown, MetricsSummary};
+use chatops_core::Segment as SegmentKind;
 use chatops_core::results::LoadTestResults;
 use chatops_core::stats::LatencySummary;
 
@@ -23,17 +24,17 @@ const BAD: &str = "#c23030";
 /// At most this many rows per bar or stacked chart; the tables list every row.
 pub const MAX_CHART_ROWS: usize = 24;
 
-/// The colour of an E2E stage, the same in every chart and legend.
-pub fn stage_color(name: &str) -> &'static str {
-    match name {
-        "router" => "#4e79a7",
-        "enqueue" => "#f28e2b",
-        "queue_wait" => "#e15759",
-        "handler" | "handler_to_first_response" => "#76b7b2",
-        "sync_response" => "#59a14f",
-        "async_response" | "first_to_last_response" => "#b07aa1",
-        "unexplained" => "#9c755f",
-        _ => "#bab0ac",
+/// The colour of an E2E segment, the same in every chart and legend.
+pub fn stage_color(segment: SegmentKind) -> &'static str {
+    match segment {
+        SegmentKind::Router => "#4e79a7",
+        SegmentKind::Enqueue => "#f28e2b",
+        SegmentKind::QueueWait => "#e15759",
+        SegmentKind::Handler | SegmentKind::HandlerToFirstResponse => "#76b7b2",
+        SegmentKind::SyncResponse => "#59a14f",
+        SegmentKind::AsyncResponse | SegmentKind::FirstToLastResponse => "#b07aa1",
+        SegmentKind::Unexplained => "#9c755f",
+        SegmentKind::Other => "#bab0ac",
     }
 }
 
@@ -266,7 +267,7 @@ fn breakdown_row(label: String, b: &E2eBreakdown) -> StackRow {
             .segments
             .iter()
             .map(|s| Segment {
-                color: stage_color(&s.name),
+                color: stage_color(s.name),
                 share_pct: s.share_pct,
                 tip: format!("{}: {} mean, {} of E2E", s.label, ms_unit(s.mean_ms), pct(s.share_pct)),
             })
@@ -294,7 +295,7 @@ pub fn e2e_breakdown(m: &MetricsSummary, width: f64) -> Option<Chart> {
         .segments
         .iter()
         .map(|s| LegendItem {
-            color: stage_color(&s.name),
+            color: stage_color(s.name),
             text: format!("{} {} · {}", s.label, ms(s.mean_ms), pct(s.share_pct)),
         })
         .collect();
@@ -313,7 +314,7 @@ fn join_row(b: &JoinBreakdown) -> StackRow {
             .segments
             .iter()
             .map(|s| Segment {
-                color: stage_color(&s.name),
+                color: stage_color(s.name),
                 share_pct: s.share_pct,
                 tip: format!(
                     "{}: {} mean, {} of client E2E{}",
@@ -344,7 +345,7 @@ pub fn join_breakdown(m: &MetricsSummary, width: f64) -> Option<Chart> {
         .segments
         .iter()
         .map(|s| LegendItem {
-            color: stage_color(&s.name),
+            color: stage_color(s.name),
             text: format!("{} {} · {}", s.label, ms(s.mean_ms), pct(s.share_pct)),
         })
         .collect();
@@ -394,8 +395,8 @@ pub fn server_over_time(m: &MetricsSummary, r: &LoadTestResults) -> Option<Chart
         y_unit: "ms".into(),
         x_label: "seconds since test start".into(),
         series: vec![
-            line("router p95", stage_color("router"), &|b| b.router.p95),
-            line("queue wait p95", stage_color("queue_wait"), &|b| b.queue_wait.p95),
+            line("router p95", stage_color(SegmentKind::Router), &|b| b.router.p95),
+            line("queue wait p95", stage_color(SegmentKind::QueueWait), &|b| b.queue_wait.p95),
             line("E2E p95", P99, &|b| b.e2e.p95),
         ],
         tips,

@@ -28,7 +28,7 @@ use bytes::Bytes;
 use chatops_core::slack::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, Verified};
 use chatops_core::slack::{SlackForm, SlackMessage, SlashCommand, VerifyError};
 use chatops_core::time::{now_unix_ns, now_unix_secs, round_ms};
-use chatops_core::{CorrelationId, Job, Quadrant, Stage};
+use chatops_core::{CorrelationId, Job, Metric, Quadrant, Stage};
 use chatops_queue::Enqueued;
 use http_body_util::BodyExt;
 
@@ -153,19 +153,29 @@ pub async fn handle(
     }
     let success = error.is_none() && (200..300).contains(&status);
     let (error_type, error_message) = error.map_or((None, None), |(t, m)| (Some(t), Some(m)));
-    tracing::info!(
-        correlationId = %correlation_id,
-        command = command.as_deref(),
-        statusCode = status,
-        duration,
-        success,
-        errorType = error_type,
-        errorMessage = error_message.as_deref(),
-        enqueueMs = enqueue_ms,
-        quadrant = quadrant.map(Quadrant::as_str),
-        "{}",
-        chatops_core::contract::ROUTER_METRICS_MESSAGE
-    );
+    // The router line's timed fields (`duration`, `enqueueMs`), from the contract's table.
+    let timed = |m: Metric| match m {
+        Metric::RouterDuration => Some(duration),
+        Metric::Enqueue => enqueue_ms,
+        _ => None,
+    };
+    macro_rules! write_router_line {
+        ($($metric:ident => $field:literal, $stage:expr, $label:literal;)*) => {
+            tracing::info!(
+                correlationId = %correlation_id,
+                command = command.as_deref(),
+                statusCode = status,
+                success,
+                errorType = error_type,
+                errorMessage = error_message.as_deref(),
+                quadrant = quadrant.map(Quadrant::as_str),
+                $($field = timed(Metric::$metric),)*
+                "{}",
+                chatops_core::contract::ROUTER_METRICS_MESSAGE
+            )
+        };
+    }
+    chatops_core::metric_fields!(write_router_line);
     response
 }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chatops_core::slack::{AllowedHosts, SlackMessage};
 use chatops_core::time::{now_unix_ns, now_unix_secs};
-use chatops_core::{Job, JobStamps, Quadrant, Stage, StageTimings};
+use chatops_core::{Job, JobStamps, Metric, Quadrant, Stage, StageTimings};
 use chatops_queue::{Delivery, FailOutcome, Queue};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -176,31 +176,28 @@ pub async fn run_delivery(ctx: &WorkerContext, delivery: Delivery, lease: Durati
             Ok(()) => (None, None),
             Err(e) => (Some(e.error_type()), Some(e.to_string())),
         };
-        tracing::info!(
-            correlationId = %job.correlation_id,
-            jobId = %job.job_id,
-            command = %job.command.command,
-            component = quadrant.component(),
-            quadrant = quadrant.as_str(),
-            totalE2eMs = t.total_e2e_ms,
-            workerDurationMs = t.worker_duration_ms,
-            queueWaitMs = t.queue_wait_ms,
-            syncResponseMs = t.sync_response_ms,
-            asyncResponseMs = t.async_response_ms,
-            success = result.is_ok(),
-            errorType = error_type,
-            errorMessage = error_message,
-            attempt = delivery.attempt,
-            routerMs = t.router_ms,
-            enqueueMs = t.enqueue_ms,
-            handlerMs = t.handler_ms,
-            firstResponseE2eMs = t.first_response_e2e_ms,
-            lastResponseE2eMs = t.last_response_e2e_ms,
-            responses = responses as u64,
-            outcome = outcome.as_str(),
-            "{}",
-            chatops_core::contract::WORKER_METRICS_MESSAGE
-        );
+        // The timed fields are written from the log contract's one table.
+        macro_rules! write_worker_line {
+            ($($metric:ident => $field:literal, $stage:expr, $label:literal;)*) => {
+                tracing::info!(
+                    correlationId = %job.correlation_id,
+                    jobId = %job.job_id,
+                    command = %job.command.command,
+                    component = quadrant.component(),
+                    quadrant = quadrant.as_str(),
+                    success = result.is_ok(),
+                    errorType = error_type,
+                    errorMessage = error_message,
+                    attempt = delivery.attempt,
+                    responses = responses as u64,
+                    outcome = outcome.as_str(),
+                    $($field = t.get(Metric::$metric),)*
+                    "{}",
+                    chatops_core::contract::WORKER_METRICS_MESSAGE
+                )
+            };
+        }
+        chatops_core::metric_fields!(write_worker_line);
     }
     .instrument(span)
     .await

@@ -440,3 +440,52 @@ async fn request_id_and_traceparent_are_adopted_only_from_verified_requests() {
     assert_eq!(app.send(&slack, "/echo", "trusted", "trusted-id").await.headers()["x-request-id"], "trusted-id");
     app.stop().await;
 }
+
+/// The metric lines' timed fields come from one table (`chatops_core::metric_fields!`):
+/// the lines the bot really writes carry exactly its fields, and the analyzer reads each
+/// of them back as the same number. A field renamed in the table is renamed in the bot,
+/// the analyzer and the report together; one spelled by hand somewhere fails here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metric_lines_carry_exactly_the_fields_of_the_contract_table() {
+    use chatops_analyze::line::{LineKind, LineParser};
+    use chatops_core::Metric;
+
+    let app = spawn_app().await;
+    let slack = SlackReceiver::start().await;
+    assert_eq!(app.send(&slack, "/echo", "fields", "field-table").await.status(), 200);
+    assert_eq!(slack.wait_for("field-table", 2, Duration::from_secs(20)).await.len(), 2);
+    let worker = wait_for_log("field-table", "Performance metrics", 1).await.remove(0);
+    let router = wait_for_log("field-table", "Router performance metrics", 1).await.remove(0);
+
+    let timed_keys = |line: &Value| -> Vec<String> {
+        let object = line.as_object().unwrap();
+        let mut keys: Vec<String> = object
+            .keys()
+            .filter(|k| Metric::from_field(k).is_some() || k.ends_with("Ms") || *k == "duration")
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    };
+    let mut want_worker: Vec<String> =
+        Metric::ALL.iter().filter(|m| !m.is_router_line()).map(|m| m.field().to_owned()).collect();
+    want_worker.sort();
+    assert_eq!(timed_keys(&worker), want_worker, "the worker line's timed fields are the table's: {worker}");
+    assert_eq!(
+        timed_keys(&router),
+        vec![Metric::RouterDuration.field().to_owned(), Metric::Enqueue.field().to_owned()],
+        "the router line's: {router}"
+    );
+
+    let parser = LineParser::new();
+    let text = serde_json::to_string(&worker).unwrap();
+    let LineKind::Worker(parsed) = parser.parse(text.as_bytes()) else { panic!("not read as a worker line: {text}") };
+    for m in Metric::ALL.into_iter().filter(|m| !m.is_router_line()) {
+        assert_eq!(parsed.get(m), worker[m.field()].as_f64(), "{m} read back by the analyzer");
+    }
+    let text = serde_json::to_string(&router).unwrap();
+    let LineKind::Router(parsed) = parser.parse(text.as_bytes()) else { panic!("not read as a router line: {text}") };
+    assert_eq!(Some(parsed.duration_ms), router[Metric::RouterDuration.field()].as_f64());
+    assert_eq!(parsed.enqueue_ms, router[Metric::Enqueue.field()].as_f64());
+    app.stop().await;
+}
