@@ -4,7 +4,8 @@
 #   scripts/fuzz.sh                 every target for 60 s (what CI runs)
 #   scripts/fuzz.sh ingress 3600    one target for an hour (the longer documented run)
 #
-# Targets: ingress (signature + form + response_url), profile (load-test YAML and
+# Targets: ingress (signature + form + response_url), args (a command's text → typed
+# arguments: quoting rules and checks), profile (load-test YAML and
 # templates), log_line (the analyzer's line parser). Seeds live in fuzz/seeds/<target>;
 # what a run discovers goes to fuzz/corpus/<target> (not committed); a crash is saved in
 # fuzz/artifacts/<target> and fails the script. cargo-fuzz is installed from crates.io
@@ -14,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-targets=(ingress profile log_line)
+targets=(ingress args profile log_line)
 seconds="${2:-60}"
 if [ $# -ge 1 ] && [ "$1" != "all" ]; then targets=("$1"); fi
 

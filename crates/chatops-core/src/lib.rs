@@ -16,6 +16,7 @@
 //! assert_eq!(cmd.text, "hi");
 //! ```
 
+pub mod args;
 pub mod contract;
 pub mod correlation;
 pub mod job;
