@@ -188,8 +188,8 @@ impl std::fmt::Debug for NatsQueue {
     }
 }
 
-fn unavailable(what: &str, e: impl std::fmt::Display) -> QueueError {
-    QueueError::Unavailable(format!("{what}: {e}"))
+fn unavailable(what: &str, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> QueueError {
+    QueueError::unavailable(what, e)
 }
 
 async fn connect_client(settings: &NatsSettings, subscription_capacity: usize) -> Result<Client, QueueError> {
@@ -217,7 +217,7 @@ async fn connect_client(settings: &NatsSettings, subscription_capacity: usize) -
     let servers: Vec<async_nats::ServerAddr> = settings
         .servers
         .iter()
-        .map(|s| s.parse().map_err(|e| QueueError::Unavailable(format!("NATS server address `{s}`: {e}"))))
+        .map(|s| s.parse().map_err(|e| unavailable(&format!("NATS server address `{s}`"), e)))
         .collect::<Result<_, _>>()?;
     options
         .connect(servers.as_slice())
@@ -248,14 +248,17 @@ impl NatsQueue {
         if setup {
             create_streams(&js, &names, settings).await?;
         }
-        let missing = |what: &str, e: &dyn std::fmt::Display| {
-            QueueError::Unavailable(format!(
-                "opening {what}: {e} (run `chatops nats setup` or start a bot process with this --nats-prefix first)"
-            ))
+        let missing = |what: &str, e: Box<dyn std::error::Error + Send + Sync>| {
+            unavailable(
+                &format!(
+                    "opening {what} (run `chatops nats setup` or start a bot process with this --nats-prefix first)"
+                ),
+                e,
+            )
         };
-        let jobs = js.get_stream(&names.jobs_stream).await.map_err(|e| missing("the jobs stream", &e))?;
-        let dlq = js.get_stream(&names.dlq_stream).await.map_err(|e| missing("the DLQ stream", &e))?;
-        let done = js.get_stream(&names.done_stream).await.map_err(|e| missing("the done stream", &e))?;
+        let jobs = js.get_stream(&names.jobs_stream).await.map_err(|e| missing("the jobs stream", e.into()))?;
+        let dlq = js.get_stream(&names.dlq_stream).await.map_err(|e| missing("the DLQ stream", e.into()))?;
+        let done = js.get_stream(&names.done_stream).await.map_err(|e| missing("the done stream", e.into()))?;
         let mut consumers = Vec::with_capacity(4);
         for q in Quadrant::ALL {
             let consumer = if setup {
@@ -279,7 +282,7 @@ impl NatsQueue {
                         .map_err(|e| unavailable(&format!("creating the {q} consumer"), e))?,
                 }
             } else {
-                jobs.get_consumer(&names.consumer(q)).await.map_err(|e| missing(&format!("the {q} consumer"), &e))?
+                jobs.get_consumer(&names.consumer(q)).await.map_err(|e| missing(&format!("the {q} consumer"), e))?
             };
             consumers.push(consumer);
         }
@@ -381,10 +384,13 @@ impl NatsQueue {
 /// responder for it.
 async fn check_jetstream(client: &Client, settings: &NatsSettings) -> Result<(), QueueError> {
     let no_jetstream = |why: String| {
-        QueueError::Unavailable(format!(
-            "the NATS server at {} has no JetStream ({why}); start it with `nats-server -js`",
-            settings.servers.join(",")
-        ))
+        QueueError::Unavailable(
+            format!(
+                "the NATS server at {} has no JetStream ({why}); start it with `nats-server -js`",
+                settings.servers.join(",")
+            )
+            .into(),
+        )
     };
     let reply = tokio::time::timeout(Duration::from_secs(5), client.request("$JS.API.INFO", Bytes::new()))
         .await
@@ -460,11 +466,11 @@ async fn publish_dead_letter(
 }
 
 fn decode(payload: &[u8]) -> Result<Job, QueueError> {
-    serde_json::from_slice(payload).map_err(|e| QueueError::Corrupt(e.to_string()))
+    serde_json::from_slice(payload).map_err(QueueError::corrupt)
 }
 
-fn ack_error(e: impl std::fmt::Display) -> QueueError {
-    QueueError::Unavailable(format!("acknowledging to JetStream: {e}"))
+fn ack_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> QueueError {
+    unavailable("acknowledging to JetStream", e)
 }
 
 #[async_trait]
@@ -479,7 +485,7 @@ impl Queue for NatsQueue {
         if self.client.connection_state() != State::Connected {
             return Err(QueueError::Unavailable("not connected to NATS".into()));
         }
-        let payload = serde_json::to_vec(job).map_err(|e| QueueError::Corrupt(e.to_string()))?;
+        let payload = serde_json::to_vec(job).map_err(QueueError::corrupt)?;
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", job.idempotency_key.as_str());
         headers.insert(HEADER_CORRELATION_ID, job.correlation_id.as_str());
@@ -742,7 +748,7 @@ impl Queue for NatsQueue {
             };
             let mut job = decode(&raw.payload)?;
             job.redrives += 1;
-            let payload = serde_json::to_vec(&job).map_err(|e| QueueError::Corrupt(e.to_string()))?;
+            let payload = serde_json::to_vec(&job).map_err(QueueError::corrupt)?;
             let mut headers = HeaderMap::new();
             // A fresh message id: the original one may still be inside the duplicate window.
             headers.insert("Nats-Msg-Id", format!("{}.redrive.{seq}", job.idempotency_key).as_str());
