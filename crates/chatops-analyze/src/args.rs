@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use chatops_core::time::parse_rfc3339_ns;
 
+use crate::compare::Rules;
+
 /// `chatops analyze`: per-stage statistics from the bot's JSON logs.
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_help = "Exit status: 0 when the analysis ran, 2 on error (unreadable input, bad arguments).")]
@@ -69,21 +71,64 @@ pub struct CompareArgs {
     pub candidate: PathBuf,
 
     /// Relative change beyond which a figure counts as better or worse (`10%`, or `10`).
-    #[arg(long, value_name = "PERCENT", default_value = "10%", value_parser = parse_percent)]
-    pub tolerance: f64,
+    #[arg(long, value_name = "PERCENT", default_value_t = Percent(Rules::DEFAULT.tolerance))]
+    pub tolerance: Percent,
 
     /// Latency changes smaller than this never count, whatever their relative size, so that
     /// sub-millisecond figures do not flap.
-    #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = parse_duration)]
-    pub min_latency_change: Duration,
+    #[arg(long, value_name = "DURATION", default_value_t = Rules::DEFAULT.min_latency_change.into(), value_parser = parse_human_duration)]
+    pub min_latency_change: humantime::Duration,
 
     /// Error-rate changes smaller than this many percentage points never count.
-    #[arg(long, value_name = "POINTS", default_value = "0.1", value_parser = parse_points)]
+    #[arg(long, value_name = "POINTS", default_value_t = Rules::DEFAULT.min_rate_change_points, value_parser = parse_points)]
     pub min_rate_change: f64,
 
     /// Write the comparison as JSON to FILE (`-`: print it instead of the table).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+}
+
+impl CompareArgs {
+    /// The judging rules these flags describe.
+    pub fn rules(&self) -> Rules {
+        Rules {
+            tolerance: self.tolerance.ratio(),
+            min_latency_change: self.min_latency_change.into(),
+            min_rate_change_points: self.min_rate_change,
+        }
+    }
+}
+
+/// A percentage flag: typed as `10%` or `10`, held as the ratio (0.10), shown as `10%` so that
+/// clap's `default_value_t` round-trips through [`parse_percent`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Percent(pub f64);
+
+impl Percent {
+    /// The ratio: 0.10 for `10%`.
+    pub fn ratio(self) -> f64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Percent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}%", self.0 * 100.0)
+    }
+}
+
+impl std::str::FromStr for Percent {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_percent(s).map(Percent)
+    }
+}
+
+/// [`parse_duration`] as humantime's `Duration`, whose `Display` round-trips (for
+/// `default_value_t`).
+pub fn parse_human_duration(s: &str) -> Result<humantime::Duration, String> {
+    parse_duration(s).map(Into::into)
 }
 
 /// `30s`, `15m`, `1h30m`, `500ms` (humantime's syntax).
@@ -167,7 +212,12 @@ mod tests {
         let Cli::Compare(c) = Cli::try_parse_from(["x", "compare", "a.json", "b.json"]).unwrap() else {
             unreachable!()
         };
-        assert_eq!((c.tolerance, c.min_latency_change, c.min_rate_change), (0.10, Duration::from_millis(1), 0.1));
+        assert_eq!(c.rules(), Rules::default(), "clap's defaults are the library's");
+        assert_eq!((c.tolerance.ratio(), Duration::from(c.min_latency_change)), (0.10, Duration::from_millis(1)));
+        let c =
+            Cli::try_parse_from(["x", "compare", "a", "b", "--tolerance", "5", "--min-latency-change", "2ms"]).unwrap();
+        let Cli::Compare(c) = c else { unreachable!() };
+        assert_eq!((c.rules().tolerance, c.rules().min_latency_change), (0.05, Duration::from_millis(2)));
         assert!(Cli::try_parse_from(["x", "compare", "a.json"]).is_err());
     }
 }

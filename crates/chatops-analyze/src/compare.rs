@@ -18,7 +18,8 @@
 //! figures when both exist) or two metrics summaries.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::time::Duration;
 
 use chatops_core::results::LoadTestResults;
 use chatops_core::stats::LatencySummary;
@@ -33,6 +34,108 @@ use crate::table::fmt_ms;
 
 /// Bumped when a field of [`Comparison`] changes meaning or disappears.
 pub const COMPARISON_SCHEMA_VERSION: u32 = 1;
+
+/// The thresholds a comparison judges by. [`Rules::default`] is what `chatops compare` and
+/// `chatops report --baseline` use when no flag says otherwise (clap's defaults come from it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rules {
+    /// Relative change (0.10 = 10 %) beyond which a figure counts as better or worse.
+    pub tolerance: f64,
+    /// Latency changes smaller than this never count.
+    pub min_latency_change: Duration,
+    /// Error-rate changes smaller than this many percentage points never count.
+    pub min_rate_change_points: f64,
+}
+
+impl Rules {
+    /// The defaults, as a constant so clap's `default_value_t` can name them.
+    pub const DEFAULT: Rules =
+        Rules { tolerance: 0.10, min_latency_change: Duration::from_millis(1), min_rate_change_points: 0.1 };
+
+    fn latency_floor_ms(&self) -> f64 {
+        self.min_latency_change.as_secs_f64() * 1000.0
+    }
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// One side of a comparison: a load test's client results (optionally with the server's
+/// metrics summary) or a metrics summary alone. The labels are what the comparison names the
+/// inputs by (the CLI uses the paths).
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub label: String,
+    pub results: Option<Box<LoadTestResults>>,
+    /// The metrics summary and its label.
+    pub metrics: Option<(String, MetricsSummary)>,
+}
+
+impl Run {
+    /// A load test's results without server figures.
+    pub fn from_results(label: impl Into<String>, results: LoadTestResults) -> Self {
+        Self { label: label.into(), results: Some(Box::new(results)), metrics: None }
+    }
+
+    /// A metrics summary alone.
+    pub fn from_metrics(label: impl Into<String>, summary: MetricsSummary) -> Self {
+        let label = label.into();
+        Self { label: label.clone(), results: None, metrics: Some((label, summary)) }
+    }
+
+    /// Adds the server figures to a results run.
+    pub fn with_metrics(mut self, label: impl Into<String>, summary: MetricsSummary) -> Self {
+        self.metrics = Some((label.into(), summary));
+        self
+    }
+
+    /// Reads a results file (with the `X.metrics.json` beside it, when present) or a
+    /// metrics summary, telling them apart by their content.
+    pub fn load(path: &Path) -> Result<Self, CompareError> {
+        let label = path.display().to_string();
+        let read_err = |source| CompareError::Read { path: path.to_path_buf(), source };
+        let bytes = crate::summary::read_capped(path, 256 << 20).map_err(read_err)?;
+        #[derive(Deserialize)]
+        struct Probe {
+            #[serde(default)]
+            kind: Option<String>,
+            #[serde(default)]
+            test: Option<serde::de::IgnoredAny>,
+        }
+        let probe: Probe = serde_json::from_slice(&bytes).map_err(|e| read_err(ResultsError::Json(e)))?;
+        if probe.kind.as_deref() == Some(METRICS_KIND) {
+            let m = MetricsSummary::read(path).map_err(read_err)?;
+            return Ok(Self::from_metrics(label, m));
+        }
+        if probe.test.is_none() {
+            return Err(CompareError::UnknownFile { path: path.to_path_buf() });
+        }
+        let run = Self::from_results(label, read_results(path).map_err(read_err)?);
+        let metrics_path = default_metrics_path(path);
+        if !metrics_path.is_file() {
+            return Ok(run);
+        }
+        let m = MetricsSummary::read(&metrics_path)
+            .map_err(|source| CompareError::Read { path: metrics_path.clone(), source })?;
+        Ok(run.with_metrics(metrics_path.display().to_string(), m))
+    }
+}
+
+impl Run {
+    /// [`Run::load`]s a baseline and a candidate file, refusing two of different kinds: given
+    /// as files they are a mistake, not a partial comparison.
+    pub fn load_pair(baseline: &Path, candidate: &Path) -> Result<(Run, Run), CompareError> {
+        let base = Run::load(baseline)?;
+        let cand = Run::load(candidate)?;
+        if base.results.is_some() != cand.results.is_some() {
+            return Err(CompareError::MixedKinds);
+        }
+        Ok((base, cand))
+    }
+}
 
 /// Which way a figure should move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,7 +198,58 @@ pub struct Comparison {
     pub notes: Vec<String>,
 }
 
-/// What a successful comparison produced.
+impl Comparison {
+    /// Whether any figure got worse beyond the rules.
+    pub fn regressed(&self) -> bool {
+        !self.regressions.is_empty()
+    }
+}
+
+/// Compares two runs by `rules`: client figures when both sides have results, server figures
+/// when both have a metrics summary; a side missing one of them adds a note instead.
+pub fn compare(baseline: &Run, candidate: &Run, rules: &Rules) -> Comparison {
+    let mut figures = Vec::new();
+    let mut notes = Vec::new();
+    match (&baseline.results, &candidate.results) {
+        (Some(b), Some(c)) => {
+            compare_results(rules, b, c, &mut figures);
+            if b.test.profile != c.test.profile {
+                notes.push(format!("different profiles: {} vs {}", b.test.profile, c.test.profile));
+            }
+        }
+        (None, None) => {}
+        _ => notes.push("only one side has load-test results: no client figures".into()),
+    }
+    let metrics = match (&baseline.metrics, &candidate.metrics) {
+        (Some(b), Some(c)) => Some((b, c)),
+        (None, None) => None,
+        _ => {
+            notes.push("a metrics summary sits beside only one of the results files: no server figures".into());
+            None
+        }
+    };
+    if let Some(((_, b), (_, c))) = metrics {
+        compare_metrics(rules, b, c, &mut figures);
+    }
+    let regressions: Vec<String> =
+        figures.iter().filter(|f| f.verdict == Verdict::Worse).map(|f| f.name.clone()).collect();
+    Comparison {
+        schema_version: COMPARISON_SCHEMA_VERSION,
+        baseline: baseline.label.clone(),
+        candidate: candidate.label.clone(),
+        baseline_metrics: metrics.map(|((p, _), _)| p.clone()),
+        candidate_metrics: metrics.map(|(_, (p, _))| p.clone()),
+        tolerance: rules.tolerance,
+        min_latency_change_ms: rules.latency_floor_ms(),
+        min_rate_change_points: rules.min_rate_change_points,
+        verdict: if regressions.is_empty() { "pass" } else { "regression" }.to_owned(),
+        figures,
+        regressions,
+        notes,
+    }
+}
+
+/// What `chatops compare` produced.
 #[derive(Debug, Clone)]
 pub struct CompareOutcome {
     pub comparison: Comparison,
@@ -116,55 +270,11 @@ pub fn run_compare(args: &CompareArgs) -> Result<CompareOutcome, CompareError> {
     run_compare_to(args, &mut out)
 }
 
-/// [`run_compare`] writing to `out` instead of stdout.
+/// [`run_compare`] writing to `out` instead of stdout: loads both files, [`compare`]s them
+/// and prints or writes the result.
 pub fn run_compare_to(args: &CompareArgs, out: &mut dyn Write) -> Result<CompareOutcome, CompareError> {
-    let base = load(&args.baseline)?;
-    let cand = load(&args.candidate)?;
-    let rules = Rules {
-        tolerance: args.tolerance,
-        latency_floor_ms: args.min_latency_change.as_secs_f64() * 1000.0,
-        rate_floor_points: args.min_rate_change,
-    };
-    let mut figures = Vec::new();
-    let mut notes = Vec::new();
-    let (base_metrics, cand_metrics) = match (&base, &cand) {
-        (Loaded::Results(b, bm), Loaded::Results(c, cm)) => {
-            compare_results(&rules, b, c, &mut figures);
-            if b.test.profile != c.test.profile {
-                notes.push(format!("different profiles: {} vs {}", b.test.profile, c.test.profile));
-            }
-            match (bm, cm) {
-                (Some(bm), Some(cm)) => (Some(bm), Some(cm)),
-                (None, None) => (None, None),
-                _ => {
-                    notes.push("a metrics summary sits beside only one of the results files: no server figures".into());
-                    (None, None)
-                }
-            }
-        }
-        (Loaded::Metrics(b), Loaded::Metrics(c)) => (Some(b), Some(c)),
-        _ => return Err(CompareError::MixedKinds),
-    };
-    if let (Some((_, b)), Some((_, c))) = (base_metrics, cand_metrics) {
-        compare_metrics(&rules, b, c, &mut figures);
-    }
-    let regressions: Vec<String> =
-        figures.iter().filter(|f| f.verdict == Verdict::Worse).map(|f| f.name.clone()).collect();
-    let regressed = !regressions.is_empty();
-    let comparison = Comparison {
-        schema_version: COMPARISON_SCHEMA_VERSION,
-        baseline: args.baseline.display().to_string(),
-        candidate: args.candidate.display().to_string(),
-        baseline_metrics: base_metrics.map(|(p, _)| p.display().to_string()),
-        candidate_metrics: cand_metrics.map(|(p, _)| p.display().to_string()),
-        tolerance: args.tolerance,
-        min_latency_change_ms: rules.latency_floor_ms,
-        min_rate_change_points: rules.rate_floor_points,
-        figures,
-        regressions,
-        verdict: if regressed { "regression" } else { "pass" }.to_owned(),
-        notes,
-    };
+    let (base, cand) = Run::load_pair(&args.baseline, &args.candidate)?;
+    let comparison = compare(&base, &cand, &args.rules());
     let to_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
     if to_stdout {
         let json = serde_json::to_string_pretty(&comparison).expect("a comparison always serializes");
@@ -175,49 +285,7 @@ pub fn run_compare_to(args: &CompareArgs, out: &mut dyn Write) -> Result<Compare
         }
         out.write_all(render_comparison(&comparison).as_bytes()).map_err(CompareError::Stdout)?;
     }
-    Ok(CompareOutcome { comparison, regressed })
-}
-
-enum Loaded {
-    Results(Box<LoadTestResults>, Option<(PathBuf, MetricsSummary)>),
-    Metrics((PathBuf, MetricsSummary)),
-}
-
-fn load(path: &Path) -> Result<Loaded, CompareError> {
-    let read_err = |source| CompareError::Read { path: path.to_path_buf(), source };
-    let bytes = crate::summary::read_capped(path, 256 << 20).map_err(read_err)?;
-    #[derive(Deserialize)]
-    struct Probe {
-        #[serde(default)]
-        kind: Option<String>,
-        #[serde(default)]
-        test: Option<serde::de::IgnoredAny>,
-    }
-    let probe: Probe = serde_json::from_slice(&bytes).map_err(|e| read_err(ResultsError::Json(e)))?;
-    if probe.kind.as_deref() == Some(METRICS_KIND) {
-        let m = MetricsSummary::read(path).map_err(read_err)?;
-        return Ok(Loaded::Metrics((path.to_path_buf(), m)));
-    }
-    if probe.test.is_none() {
-        return Err(CompareError::UnknownFile { path: path.to_path_buf() });
-    }
-    let results = read_results(path).map_err(read_err)?;
-    let metrics_path = default_metrics_path(path);
-    let metrics = if metrics_path.is_file() {
-        let m = MetricsSummary::read(&metrics_path)
-            .map_err(|source| CompareError::Read { path: metrics_path.clone(), source })?;
-        Some((metrics_path, m))
-    } else {
-        None
-    };
-    Ok(Loaded::Results(Box::new(results), metrics))
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Rules {
-    tolerance: f64,
-    latency_floor_ms: f64,
-    rate_floor_points: f64,
+    Ok(CompareOutcome { regressed: comparison.regressed(), comparison })
 }
 
 /// Judges one figure by the rules in the module docs.
@@ -278,7 +346,7 @@ fn compare_results(rules: &Rules, b: &LoadTestResults, c: &LoadTestResults, out:
         "error_rate".into(),
         "%",
         Better::Lower,
-        rules.rate_floor_points,
+        rules.min_rate_change_points,
         Some(b.counters.error_rate() * 100.0),
         Some(c.counters.error_rate() * 100.0),
     ));
@@ -302,7 +370,7 @@ fn compare_results(rules: &Rules, b: &LoadTestResults, c: &LoadTestResults, out:
                 format!("{name}.{p}"),
                 "ms",
                 Better::Lower,
-                rules.latency_floor_ms,
+                rules.latency_floor_ms(),
                 stat(bs, p),
                 stat(cs, p),
             ));
@@ -317,7 +385,7 @@ fn compare_metrics(rules: &Rules, b: &MetricsSummary, c: &MetricsSummary, out: &
         "server.router_error_rate".into(),
         "%",
         Better::Lower,
-        rules.rate_floor_points,
+        rules.min_rate_change_points,
         rate(b.router.requests, b.router.error_rate),
         rate(c.router.requests, c.router.error_rate),
     ));
@@ -326,7 +394,7 @@ fn compare_metrics(rules: &Rules, b: &MetricsSummary, c: &MetricsSummary, out: &
         "server.worker_failure_rate".into(),
         "%",
         Better::Lower,
-        rules.rate_floor_points,
+        rules.min_rate_change_points,
         rate(b.worker.attempts, b.worker.failure_rate),
         rate(c.worker.attempts, c.worker.failure_rate),
     ));
@@ -341,7 +409,7 @@ fn compare_metrics(rules: &Rules, b: &MetricsSummary, c: &MetricsSummary, out: &
                 format!("stage.{}.{p}", m.field()),
                 "ms",
                 Better::Lower,
-                rules.latency_floor_ms,
+                rules.latency_floor_ms(),
                 bs.and_then(|s| stat(s, p)),
                 cs.and_then(|s| stat(s, p)),
             ));

@@ -39,7 +39,7 @@ pub mod table;
 
 pub use analyze::{AnalyzeOutcome, run_analyze, run_analyze_to};
 pub use args::{AnalyzeArgs, CompareArgs};
-pub use compare::{CompareOutcome, Comparison, run_compare, run_compare_to};
+pub use compare::{CompareOutcome, Comparison, Rules, Run, compare, run_compare, run_compare_to};
 pub use error::{AnalyzeError, CompareError, ResultsError};
 pub use metric::Metric;
 pub use summary::MetricsSummary;

@@ -23,8 +23,20 @@ fn main() -> ExitCode {
         builder.worker_threads(n);
     }
     let rt = builder.enable_all().build().expect("a tokio runtime can be built");
-    match rt.block_on(chatops_loadtest::run(cli.args, None)) {
-        Ok(outcome) => ExitCode::from(outcome.exit_code()),
+    let args = cli.args;
+    if args.list_profiles {
+        print!("{}", chatops_loadtest::list_profiles());
+        return ExitCode::SUCCESS;
+    }
+    let run = rt.block_on(async { chatops_loadtest::Plan::from_args(&args, None)?.run().await });
+    match run.and_then(|run| run.write().map(|json| (run, json))) {
+        Ok((run, json)) => {
+            eprint!("{}", chatops_loadtest::console::end_of_run(&run, args.quiet));
+            if args.json {
+                println!("{json}");
+            }
+            ExitCode::from(run.exit_code())
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(e.exit_code())

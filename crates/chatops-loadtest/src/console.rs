@@ -133,3 +133,18 @@ pub fn summary_table(r: &LoadTestResults) -> String {
     }
     out
 }
+
+/// What `chatops loadtest` prints on stderr once the results are written: the summary table
+/// and the results path (unless `quiet`), then one line per failed condition (always, so CI
+/// logs say why the exit code is 1).
+pub fn end_of_run(run: &crate::RunResults, quiet: bool) -> String {
+    let mut out = String::new();
+    if !quiet {
+        out.push_str(&summary_table(&run.results));
+        let _ = writeln!(out, "results: {}", run.path.display());
+    }
+    for line in &run.failures {
+        let _ = writeln!(out, "{line}");
+    }
+    out
+}

@@ -66,7 +66,7 @@ enum PlanItem {
 }
 
 /// The profile's scenarios, compiled against the target.
-pub struct Plan {
+pub struct RequestPlan {
     scenarios: Vec<Vec<PlanItem>>,
     /// Running sum of weights, for picking a scenario with one random number.
     cumulative: Vec<u64>,
@@ -123,8 +123,8 @@ fn step_path(target: &str, authority: &str, url: &str) -> Result<Uri, String> {
     pq.parse().map_err(|e| format!("`{pq}`: {e}"))
 }
 
-impl Plan {
-    pub fn new(profile: &Profile, target: &str) -> Result<Plan, TargetError> {
+impl RequestPlan {
+    pub fn new(profile: &Profile, target: &str) -> Result<RequestPlan, TargetError> {
         let target_uri: Uri = target.parse().map_err(|e| TargetError(format!("target `{target}`: {e}")))?;
         let authority =
             authority_with_port(&target_uri).ok_or_else(|| TargetError(format!("target `{target}` has no host")))?;
@@ -164,7 +164,7 @@ impl Plan {
             scenarios.push(items);
         }
         let scenario_names = profile.scenarios.iter().map(|s| s.name.clone()).collect();
-        Ok(Plan { scenarios, cumulative, commands, scenario_names, target: target.to_owned(), authority })
+        Ok(RequestPlan { scenarios, cumulative, commands, scenario_names, target: target.to_owned(), authority })
     }
 
     fn pick(&self) -> usize {
@@ -180,7 +180,7 @@ impl Plan {
 /// Everything the shards share.
 pub struct Engine {
     pub signer: SlackSigner,
-    pub plan: Plan,
+    pub plan: RequestPlan,
     /// Form-encoded `http://receiver/hook/` prefix, when the receiver is on.
     pub hook_prefix: Option<String>,
     pub run_tag: String,
@@ -197,7 +197,7 @@ pub struct Engine {
 
 pub struct EngineConfig {
     pub signer: SlackSigner,
-    pub plan: Plan,
+    pub plan: RequestPlan,
     pub hook_prefix: Option<String>,
     pub run_tag: String,
     pub issued: Arc<AtomicU64>,
@@ -641,7 +641,7 @@ mod tests {
     #[test]
     fn weighted_pick_follows_the_weights() {
         let p = Profile::load("full", &std::collections::HashMap::<String, String>::new()).unwrap();
-        let plan = Plan::new(&p, "http://127.0.0.1:1").unwrap();
+        let plan = RequestPlan::new(&p, "http://127.0.0.1:1").unwrap();
         let mut counts = [0u32; 4];
         for _ in 0..100_000 {
             counts[plan.pick()] += 1;

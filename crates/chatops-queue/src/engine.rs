@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::nats::{NatsAuth, NatsQueue, NatsSettings};
 use crate::sqlite::{self, SqliteQueue, SqliteSettings};
-use crate::{Queue, QueueError};
+use crate::{Cause, Queue, QueueError};
 
 /// The prefix of NATS stream and consumer names when none is configured.
 pub const DEFAULT_NATS_PREFIX: &str = "CHATOPS";
@@ -232,10 +232,9 @@ pub async fn open(settings: &EngineSettings, mode: OpenMode) -> Result<OpenedQue
                 Access::Admin => {
                     // An admin must not create an empty queue beside the real one.
                     if !s.path.exists() {
-                        return Err(QueueError::Unavailable(format!(
-                            "no queue at {} (is --data-dir or --queue right?)",
-                            s.path.display()
-                        )));
+                        return Err(QueueError::Unavailable(
+                            format!("no queue at {} (is --data-dir or --queue right?)", s.path.display()).into(),
+                        ));
                     }
                     sqlite::OpenMode::Admin
                 }
@@ -276,11 +275,11 @@ async fn connect_nats(n: &NatsSettings, access: Access) -> Result<NatsQueue, Que
 /// A refused login says which options carry credentials, so the operator need not guess.
 fn explain_auth_failure(e: QueueError) -> QueueError {
     match e {
-        QueueError::Unavailable(msg) if msg.to_ascii_lowercase().contains("authorization") => {
-            QueueError::Unavailable(format!(
-                "{msg}: NATS refused the credentials (give --nats-user with CHATOPS_NATS_PASSWORD or \
-                 --nats-password-file, --nats-creds, CHATOPS_NATS_TOKEN, or user:password@ in --queue)"
-            ))
+        QueueError::Unavailable(cause) if cause.to_string().to_ascii_lowercase().contains("authorization") => {
+            // Keep the refusal as the source; the advice goes into the context.
+            let advice = "NATS refused the credentials (give --nats-user with CHATOPS_NATS_PASSWORD or \
+                          --nats-password-file, --nats-creds, CHATOPS_NATS_TOKEN, or user:password@ in --queue)";
+            QueueError::Unavailable(Cause::new(advice, cause))
         }
         other => other,
     }

@@ -109,21 +109,80 @@ pub enum Redrive {
     All,
 }
 
+/// What went wrong underneath a [`QueueError`]: what the queue was doing and, when another
+/// error caused it, that error itself (not flattened into text), for callers that inspect
+/// or downcast it.
+///
+/// Its `Display` is the whole story (`opening /data/queue.db: disk I/O error`) because the
+/// bot logs errors with `%e`; for the same reason [`QueueError`] does not also report the
+/// cause as its `source()` (a chain printer would repeat the text). Reach the underlying
+/// error with [`QueueError::cause`] and [`std::error::Error::source`] on the cause.
+#[derive(Debug)]
+pub struct Cause {
+    context: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Cause {
+    /// A failure caused by `source` while doing `context` (e.g. `opening /data/queue.db`).
+    pub fn new(context: impl Into<String>, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self { context: context.into(), source: Some(source.into()) }
+    }
+
+    /// A failure with no underlying error (e.g. `not connected to NATS`).
+    pub fn message(context: impl Into<String>) -> Self {
+        Self { context: context.into(), source: None }
+    }
+
+    /// What the queue was doing, without the underlying error's text.
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.source {
+            Some(source) if self.context.is_empty() => write!(f, "{source}"),
+            Some(source) => write!(f, "{}: {source}", self.context),
+            None => f.write_str(&self.context),
+        }
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<String> for Cause {
+    fn from(context: String) -> Self {
+        Self::message(context)
+    }
+}
+
+impl From<&str> for Cause {
+    fn from(context: &str) -> Self {
+        Self::message(context)
+    }
+}
+
 /// Queue failures. Callers branch on [`QueueError::kind`].
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("queue for {quadrant} is full ({depth} jobs waiting)")]
     Full { quadrant: Quadrant, depth: u64 },
     #[error("queue is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(Cause),
     #[error("queue is shut down")]
     Closed,
     #[error("dead letter {0} not found")]
     NotFound(String),
     #[error("stored job is corrupt: {0}")]
-    Corrupt(String),
+    Corrupt(Cause),
     #[error("queue storage failed: {0}")]
-    Storage(String),
+    Storage(Cause),
     /// The enqueue's deadline passed first. Contract: the job was not stored and will never
     /// run (an engine that cannot undo a store it started must make sure of that, e.g. with
     /// a tombstone done-record), so the caller may tell the user "not queued".
@@ -141,6 +200,33 @@ pub enum QueueErrorKind {
 }
 
 impl QueueError {
+    /// The queue is unreachable or cannot be opened because of `source`.
+    pub fn unavailable(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        QueueError::Unavailable(Cause::new(context, source))
+    }
+
+    /// Storage failed because of `source`.
+    pub fn storage(context: impl Into<String>, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        QueueError::Storage(Cause::new(context, source))
+    }
+
+    /// A stored job could not be (de)serialized.
+    pub fn corrupt(source: serde_json::Error) -> Self {
+        // The serializer's message says what is wrong; there is no context to add.
+        QueueError::Corrupt(Cause::new(String::new(), source))
+    }
+
+    /// What went wrong underneath, with the underlying error when there is one.
+    pub fn cause(&self) -> Option<&Cause> {
+        match self {
+            QueueError::Unavailable(c) | QueueError::Corrupt(c) | QueueError::Storage(c) => Some(c),
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> QueueErrorKind {
         match self {
             QueueError::Full { .. }
@@ -205,4 +291,33 @@ pub trait Queue: Send + Sync + 'static {
 
     /// Deletes every dead letter; returns how many.
     async fn dlq_purge(&self) -> Result<u64, QueueError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn an_error_keeps_its_source_and_its_text() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "permission denied");
+        let e = QueueError::unavailable("opening /data/queue.db", io);
+        assert_eq!(e.to_string(), "queue is unavailable: opening /data/queue.db: permission denied");
+        assert_eq!(e.kind(), QueueErrorKind::Transient);
+        let cause = e.cause().expect("a cause");
+        assert_eq!(cause.context(), "opening /data/queue.db");
+        let source = cause.source().and_then(|s| s.downcast_ref::<std::io::Error>()).expect("the io::Error itself");
+        assert_eq!(source.kind(), std::io::ErrorKind::PermissionDenied);
+
+        let json = serde_json::from_slice::<Job>(b"{").expect_err("not a job");
+        let e = QueueError::corrupt(json);
+        assert!(e.to_string().starts_with("stored job is corrupt: EOF"), "{e}");
+        assert!(e.cause().and_then(|c| c.source()).is_some_and(|s| s.is::<serde_json::Error>()));
+        assert_eq!(e.kind(), QueueErrorKind::Permanent);
+
+        let plain = QueueError::Storage("queue transaction failed".into());
+        assert_eq!(plain.to_string(), "queue storage failed: queue transaction failed");
+        assert!(plain.cause().is_some_and(|c| c.source().is_none()));
+    }
 }

@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         output: Some(out.join("report.html")),
         png: Some(out.join("report.png")),
         baseline: Some(fixtures.join("baseline/results.json")),
-        tolerance: 0.10,
+        tolerance: chatops_analyze::args::Percent(chatops_analyze::Rules::DEFAULT.tolerance),
     })?;
     println!("wrote {}", outcome.html_path.display());
     if let Some(p) = outcome.png_path {

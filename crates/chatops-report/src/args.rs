@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use chatops_analyze::args::parse_percent;
+use chatops_analyze::Rules;
+use chatops_analyze::args::Percent;
 
 /// `chatops report`: one self-contained HTML file (and optionally a PNG) from a load test's
 /// results and, when present, the bot's metrics summary.
@@ -37,8 +38,8 @@ pub struct ReportArgs {
     pub baseline: Option<PathBuf>,
 
     /// Relative change beyond which a figure counts as worse in the baseline section.
-    #[arg(long, value_name = "PERCENT", default_value = "10%", value_parser = parse_percent, requires = "baseline")]
-    pub tolerance: f64,
+    #[arg(long, value_name = "PERCENT", default_value_t = Percent(Rules::DEFAULT.tolerance), requires = "baseline")]
+    pub tolerance: Percent,
 }
 
 #[cfg(test)]
@@ -59,9 +60,9 @@ mod tests {
         assert_eq!(a.results, PathBuf::from("r.json"));
         assert_eq!(a.output, Some(PathBuf::from("out.html")));
         assert_eq!(a.png, Some(PathBuf::from("out.png")));
-        assert_eq!(a.tolerance, 0.10);
+        assert_eq!(a.tolerance.ratio(), Rules::default().tolerance);
         let a = Cli::try_parse_from(["report", "r.json", "--baseline", "b.json", "--tolerance", "5%"]).unwrap().args;
-        assert_eq!((a.baseline, a.tolerance), (Some(PathBuf::from("b.json")), 0.05));
+        assert_eq!((a.baseline, a.tolerance.ratio()), (Some(PathBuf::from("b.json")), 0.05));
     }
 
     #[test]

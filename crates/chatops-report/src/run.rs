@@ -3,11 +3,10 @@
 //! each file through a temporary name and a rename so a reader never sees half a report.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use chatops_analyze::analyze::{default_metrics_path, read_results};
 use chatops_analyze::compare::Comparison;
-use chatops_analyze::{CompareArgs, MetricsSummary, run_compare_to};
+use chatops_analyze::{MetricsSummary, Rules, Run, compare};
 
 use crate::args::ReportArgs;
 use crate::error::ReportError;
@@ -49,17 +48,12 @@ pub fn run_report(args: &ReportArgs) -> Result<ReportOutcome, ReportError> {
     };
     let comparison = match &args.baseline {
         Some(b) => {
-            let compare = CompareArgs {
-                baseline: b.clone(),
-                candidate: args.results.clone(),
-                tolerance: args.tolerance,
-                min_latency_change: Duration::from_millis(1),
-                min_rate_change: 0.1,
-                json: None,
-            };
-            let outcome = run_compare_to(&compare, &mut std::io::sink())
-                .map_err(|source| ReportError::Baseline { path: b.clone(), source })?;
-            Some(outcome.comparison)
+            // The same judgement as `chatops compare BASELINE RESULTS_JSON`, with the user's
+            // tolerance and the library's other defaults.
+            let rules = Rules { tolerance: args.tolerance.ratio(), ..Rules::default() };
+            let (base, cand) =
+                Run::load_pair(b, &args.results).map_err(|source| ReportError::Baseline { path: b.clone(), source })?;
+            Some(compare(&base, &cand, &rules))
         }
         None => None,
     };

@@ -1,5 +1,5 @@
 //! Test helpers: an axum stub bot (verifies signatures, can stall, can answer through
-//! response_url) and a one-call wrapper around `chatops_loadtest::run`.
+//! response_url) and a one-call wrapper that plans, runs and writes a test like `chatops loadtest`.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chatops_core::slack::{SlackForm, SlackSigner, SlashCommand};
-use chatops_loadtest::{LoadtestArgs, LoadtestError, LoadtestOutcome};
+use chatops_loadtest::{LoadtestArgs, LoadtestError, Plan, RunResults};
 use clap::Parser;
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
@@ -133,12 +133,12 @@ pub fn parse_args(argv: &[&str]) -> LoadtestArgs {
 }
 
 pub struct Run {
-    pub outcome: Result<LoadtestOutcome, LoadtestError>,
+    pub outcome: Result<RunResults, LoadtestError>,
     pub dir: tempfile::TempDir,
 }
 
 impl Run {
-    pub fn ok(&self) -> &LoadtestOutcome {
+    pub fn ok(&self) -> &RunResults {
         match &self.outcome {
             Ok(o) => o,
             Err(e) => panic!("run failed: {e}"),
@@ -146,7 +146,7 @@ impl Run {
     }
 
     pub fn results(&self) -> &chatops_core::results::LoadTestResults {
-        self.ok().results.as_deref().unwrap()
+        &self.ok().results
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -163,8 +163,16 @@ pub async fn run(argv: &[&str]) -> Run {
     let mut full = vec!["--quiet", "--signing-secret", SECRET, "-o", &results];
     let owned: Vec<String> = argv.iter().map(|a| a.replace("{dir}", &d)).collect();
     full.extend(owned.iter().map(String::as_str));
-    let outcome = chatops_loadtest::run(parse_args(&full), None).await;
+    let outcome = plan_run_write(&parse_args(&full)).await;
     Run { outcome, dir }
+}
+
+/// What `chatops loadtest` does without `--spawn`, minus the printing: plan, run, write the
+/// results file.
+pub async fn plan_run_write(args: &LoadtestArgs) -> Result<RunResults, LoadtestError> {
+    let run = Plan::from_args(args, None)?.run().await?;
+    run.write()?;
+    Ok(run)
 }
 
 /// Writes a profile file into a new temp dir (kept alive by the returned guard).

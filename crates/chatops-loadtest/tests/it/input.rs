@@ -55,25 +55,28 @@ async fn bad_arguments_are_usage_errors() {
     for (argv, needle) in cases {
         let mut full = argv.clone();
         full.extend(["--quiet", "-o", &out]);
-        let err = chatops_loadtest::run(parse_args(&full), None).await.unwrap_err();
+        let err = crate::helpers::plan_run_write(&parse_args(&full)).await.unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains(needle), "{argv:?}: {err}");
     }
     let huge = dir.path().join("huge-secret");
     std::fs::write(&huge, vec![b'a'; 1024 * 1024]).unwrap();
     let full = ["--profile", "smoke", "--quiet", "--signing-secret-file", huge.to_str().unwrap()];
-    let err = chatops_loadtest::run(parse_args(&full), None).await.unwrap_err();
+    let err = crate::helpers::plan_run_write(&parse_args(&full)).await.unwrap_err();
     assert!(err.to_string().contains("larger than 4096 bytes"), "{err}");
     let empty = dir.path().join("empty-secret");
     std::fs::write(&empty, "\n").unwrap();
     let full = ["--profile", "smoke", "--quiet", "--signing-secret-file", empty.to_str().unwrap()];
-    let err = chatops_loadtest::run(parse_args(&full), None).await.unwrap_err();
+    let err = crate::helpers::plan_run_write(&parse_args(&full)).await.unwrap_err();
     assert!(err.to_string().contains("empty"), "{err}");
     assert!(!dir.path().join("r.json").exists());
 }
 
 #[tokio::test]
 async fn list_profiles_needs_nothing_else() {
-    let o = chatops_loadtest::run(parse_args(&["--list-profiles"]), None).await.unwrap();
-    assert!(o.passed && o.results_path.is_none());
+    let args = parse_args(&["--list-profiles"]);
+    assert!(chatops_loadtest::list_profiles().contains("smoke"));
+    // Listing is not a run: a plan refuses it instead of running without a profile.
+    let err = chatops_loadtest::Plan::from_args(&args, None).err().expect("not a run");
+    assert!(err.to_string().contains("--list-profiles"), "{err}");
 }

@@ -39,7 +39,7 @@ async fn signatures_verify_under_an_independent_hmac() {
         "-o",
         out.to_str().unwrap(),
     ]);
-    chatops_loadtest::run(args, None).await.unwrap();
+    crate::helpers::plan_run_write(&args).await.unwrap();
     let captured = stub.state.captured.lock().unwrap().clone();
     assert_eq!(captured.len(), 30);
     let now = chatops_core::time::now_unix_secs();

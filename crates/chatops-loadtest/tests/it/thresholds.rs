@@ -29,7 +29,7 @@ async fn exit_code_is_zero_when_every_threshold_holds() {
     ])
     .await;
     let o = r.ok();
-    assert!(o.passed && o.failures.is_empty(), "{:?}", o.failures);
+    assert!(o.passed() && o.failures.is_empty(), "{:?}", o.failures);
     assert_eq!(o.exit_code(), 0);
     assert_eq!(r.results().thresholds.len(), 6);
 }
@@ -58,7 +58,7 @@ async fn exit_code_is_one_with_a_line_per_failed_condition() {
     ])
     .await;
     let o = r.ok();
-    assert!(!o.passed);
+    assert!(!o.passed());
     assert_eq!(o.exit_code(), 1);
     assert_eq!(o.failures.len(), 4, "{:#?}", o.failures);
     assert!(

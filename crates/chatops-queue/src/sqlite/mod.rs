@@ -118,8 +118,9 @@ fn transaction_failed() -> QueueError {
     QueueError::Storage("queue transaction failed; nothing in it was stored".into())
 }
 
-fn storage(e: impl std::fmt::Display) -> QueueError {
-    QueueError::Storage(e.to_string())
+fn storage(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> QueueError {
+    // The engine's own message says what failed; there is no context to add.
+    QueueError::storage(String::new(), e)
 }
 
 pub(crate) fn open_connection(path: &Path, durability: Durability) -> Result<Connection, QueueError> {
@@ -127,7 +128,7 @@ pub(crate) fn open_connection(path: &Path, durability: Durability) -> Result<Con
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|e| QueueError::Unavailable(format!("opening {}: {e}", path.display())))?;
+    .map_err(|e| QueueError::unavailable(format!("opening {}", path.display()), e))?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(storage)?;
     conn.pragma_update(None, "journal_mode", "WAL").map_err(storage)?;
     let sync = match durability {
@@ -171,7 +172,7 @@ impl SqliteQueue {
         std::thread::Builder::new()
             .name("chatops-sqlite-writer".into())
             .spawn(move || writer.run(rx, MAX_BATCH))
-            .map_err(|e| QueueError::Unavailable(format!("starting writer thread: {e}")))?;
+            .map_err(|e| QueueError::unavailable("starting writer thread", e))?;
         let maintenance = (mode == OpenMode::Owner).then(|| {
             let ops = tx.clone();
             let every = settings.maintenance_interval;
@@ -216,7 +217,7 @@ impl SqliteQueue {
             f(&conn).map_err(storage)
         })
         .await
-        .map_err(|e| QueueError::Storage(format!("reader task failed: {e}")))?
+        .map_err(|e| QueueError::storage("reader task failed", e))?
     }
 }
 
@@ -230,16 +231,15 @@ fn lock_exclusively(db: &Path) -> Result<File, QueueError> {
         .write(true)
         .mode(private_files::FILE_MODE)
         .open(&lock_path)
-        .map_err(|e| QueueError::Unavailable(format!("opening {}: {e:?}", lock_path.display())))?;
+        .map_err(|e| QueueError::unavailable(format!("opening {}", lock_path.display()), e))?;
     private_files::tighten(&lock_path)?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(QueueError::Unavailable(format!(
-            "{} is in use by another chatops process (lock {} is held)",
-            db.display(),
-            lock_path.display()
-        ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(QueueError::Unavailable(format!("locking {}: {e}", db.display()))),
+        Err(std::fs::TryLockError::WouldBlock) => Err(QueueError::Unavailable(
+            format!("{} is in use by another chatops process (lock {} is held)", db.display(), lock_path.display())
+                .into(),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(QueueError::unavailable(format!("locking {}", db.display()), e)),
     }
 }
 
@@ -255,7 +255,7 @@ fn receipt(d: &Delivery) -> (i64, u32) {
 }
 
 fn decode(payload: &[u8]) -> Result<Job, QueueError> {
-    serde_json::from_slice(payload).map_err(|e| QueueError::Corrupt(e.to_string()))
+    serde_json::from_slice(payload).map_err(QueueError::corrupt)
 }
 
 #[async_trait]
@@ -264,7 +264,7 @@ impl Queue for SqliteQueue {
         if tokio::time::Instant::now() >= deadline {
             return Err(QueueError::NotStoredInTime);
         }
-        let payload = serde_json::to_vec(job).map_err(|e| QueueError::Corrupt(e.to_string()))?;
+        let payload = serde_json::to_vec(job).map_err(QueueError::corrupt)?;
         let job_id = job.job_id.clone();
         let key = job.idempotency_key.clone();
         let quadrant = job.quadrant;

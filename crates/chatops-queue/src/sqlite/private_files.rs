@@ -23,7 +23,7 @@ pub const FILE_MODE: u32 = 0o600;
 const OTHERS: u32 = 0o077;
 
 fn unavailable(what: &str, path: &Path, e: std::io::Error) -> QueueError {
-    QueueError::Unavailable(format!("{what} {}: {e}", path.display()))
+    QueueError::unavailable(format!("{what} {}", path.display()), e)
 }
 
 /// Creates `dir` (and missing parents) 0700; warns about an existing one others can enter.

@@ -642,7 +642,7 @@ impl Writer {
 }
 
 fn fail_done(done: Done, message: &str) {
-    let err = || QueueError::Storage(message.to_owned());
+    let err = || QueueError::Storage(message.into());
     match done {
         Done::Enqueue(r, _) => drop(r.send(Err(err()))),
         Done::Claim(r, _) => drop(r.send(Err(err()))),
@@ -654,7 +654,7 @@ fn fail_done(done: Done, message: &str) {
 }
 
 fn fail_op(op: Op, message: &str) {
-    let err = || QueueError::Storage(message.to_owned());
+    let err = || QueueError::Storage(message.into());
     match op {
         Op::Enqueue { reply, .. } => drop(reply.send(Err(err()))),
         Op::Claim { reply, .. } => drop(reply.send(Err(err()))),

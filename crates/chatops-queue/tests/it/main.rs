@@ -1,5 +1,6 @@
 //! Queue conformance tests: every behaviour the router and workers rely on, run against a
-//! real engine (a SQLite file in a temp dir; NATS JetStream joins with issue 5).
+//! real engine: a SQLite file in a temp dir, and NATS JetStream on a `nats-server` the test
+//! starts (`chatops_testkit::NatsServer`).
 
 mod conformance;
 mod nats_only;

@@ -25,7 +25,7 @@ fn args(results: &Path) -> ReportArgs {
         output: None,
         png: None,
         baseline: None,
-        tolerance: 0.10,
+        tolerance: chatops_analyze::args::Percent(chatops_analyze::Rules::DEFAULT.tolerance),
     }
 }
 
@@ -81,6 +81,36 @@ fn baseline_adds_the_comparison_computed_by_compare() {
     assert!(c.figures.iter().any(|f| f.name.starts_with("stage.")), "server figures from both metrics files");
     let html = std::fs::read_to_string(&out.html_path).unwrap();
     assert!(html.contains(&format!("id=\"baseline-verdict\">{}</span>", c.verdict)));
+}
+
+#[test]
+fn the_baseline_section_is_the_library_comparison_under_the_users_tolerance() {
+    let (dir, results) = run_dir();
+    let base_dir = dir.path().join("base");
+    std::fs::create_dir(&base_dir).unwrap();
+    for f in ["results.json", "results.metrics.json"] {
+        std::fs::copy(support::fixture_dir().join("baseline").join(f), base_dir.join(f)).unwrap();
+    }
+    let baseline = base_dir.join("results.json");
+    let (base, cand) = chatops_analyze::Run::load_pair(&baseline, &results).unwrap();
+    for percent in [10.0, 1000.0] {
+        let tolerance = chatops_analyze::args::Percent(percent / 100.0);
+        let out = run_report(&ReportArgs { baseline: Some(baseline.clone()), tolerance, ..args(&results) }).unwrap();
+        let rules = chatops_analyze::Rules { tolerance: percent / 100.0, ..chatops_analyze::Rules::default() };
+        let expected = chatops_analyze::compare(&base, &cand, &rules);
+        assert_eq!(out.comparison.as_ref(), Some(&expected), "tolerance {percent}%");
+    }
+    // The fixture run regressed against its baseline at the default 10 %; a 1000 % tolerance
+    // forgives every relative change, so the user's flag must have reached the comparison.
+    let strict = chatops_analyze::compare(&base, &cand, &chatops_analyze::Rules::default());
+    let lax = chatops_analyze::compare(&base, &cand, &chatops_analyze::Rules { tolerance: 10.0, ..Default::default() });
+    assert!(strict.regressed(), "fixture baseline vs run regresses at 10 %: {:?}", strict.regressions);
+    assert!(
+        lax.regressions.len() < strict.regressions.len(),
+        "{} regressions at 1000 % vs {} at 10 %",
+        lax.regressions.len(),
+        strict.regressions.len()
+    );
 }
 
 #[test]

@@ -22,15 +22,12 @@ pub fn metrics() -> MetricsSummary {
 
 /// The fixture run compared with the fixture baseline, as `chatops compare` computes it.
 pub fn comparison() -> Comparison {
-    let args = chatops_analyze::CompareArgs {
-        baseline: fixture_dir().join("baseline/results.json"),
-        candidate: fixture_dir().join("run/results.json"),
-        tolerance: 0.10,
-        min_latency_change: std::time::Duration::from_millis(1),
-        min_rate_change: 0.1,
-        json: None,
-    };
-    chatops_analyze::run_compare_to(&args, &mut std::io::sink()).unwrap().comparison
+    let (baseline, candidate) = chatops_analyze::Run::load_pair(
+        &fixture_dir().join("baseline/results.json"),
+        &fixture_dir().join("run/results.json"),
+    )
+    .unwrap();
+    chatops_analyze::compare(&baseline, &candidate, &chatops_analyze::Rules::default())
 }
 
 /// Markup, quotes, control characters and a very long unbroken word.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use chatops_loadtest::{LoadtestArgs, SpawnedBot};
+use chatops_loadtest::{LoadtestArgs, LoadtestError, Plan, RunResults, SpawnedBot};
 use chatops_service::config::{self, Overrides};
 use chatops_service::startup::Roles;
 use chatops_service::telemetry::{self, Console};
@@ -74,29 +74,44 @@ async fn start_bot(results: &Path, log_file: &Path) -> anyhow::Result<(EmbeddedB
 }
 
 pub async fn run(mut args: LoadtestArgs) -> anyhow::Result<ExitCode> {
-    if !args.spawn || args.list_profiles {
-        return finish(chatops_loadtest::run(args, None).await);
+    if args.list_profiles {
+        print!("{}", chatops_loadtest::list_profiles());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !args.spawn {
+        return finish(&args, prepare_and_run(&args, None).await);
     }
     let results = args.resolve_output();
     let log_file = chatops_loadtest::bot_log_path_for(&results);
     // The bot's log lines go to the file only: the console belongs to the load generator.
     let mut logs = telemetry::init(Console::Off, Some(&log_file), None)?;
     let (bot, spawned) = start_bot(&results, &log_file).await?;
-    let outcome = chatops_loadtest::run(args, Some(spawned)).await;
+    let outcome = prepare_and_run(&args, Some(&spawned)).await;
     let _ = bot.stop.send(());
     let stopped = bot.task.await;
     logs.shutdown().await;
     drop(logs);
     let _ = std::fs::remove_dir_all(&bot.data_dir);
     stopped.context("the spawned bot's task failed")??;
-    finish(outcome)
+    finish(&args, outcome)
 }
 
-fn finish(
-    outcome: Result<chatops_loadtest::LoadtestOutcome, chatops_loadtest::LoadtestError>,
-) -> anyhow::Result<ExitCode> {
-    match outcome {
-        Ok(o) => Ok(ExitCode::from(o.exit_code())),
+async fn prepare_and_run(args: &LoadtestArgs, spawned: Option<&SpawnedBot>) -> Result<RunResults, LoadtestError> {
+    Plan::from_args(args, spawned)?.run().await
+}
+
+/// Writes the results file, prints the summary (and the JSON with `--json`) and maps the
+/// verdict to the exit code: 0 every threshold held, 1 one failed, 2 the run failed.
+fn finish(args: &LoadtestArgs, outcome: Result<RunResults, LoadtestError>) -> anyhow::Result<ExitCode> {
+    let written = outcome.and_then(|run| run.write().map(|json| (run, json)));
+    match written {
+        Ok((run, json)) => {
+            eprint!("{}", chatops_loadtest::console::end_of_run(&run, args.quiet));
+            if args.json {
+                println!("{json}");
+            }
+            Ok(ExitCode::from(run.exit_code()))
+        }
         Err(e) => {
             eprintln!("error: {e}");
             Ok(ExitCode::from(e.exit_code()))

@@ -38,6 +38,15 @@ use chatops_core::{Job, Quadrant};
 use futures::StreamExt;
 use tokio::sync::Mutex;
 
+mod dlq;
+mod settings;
+mod topology;
+
+pub use settings::{ConsumerSettings, NatsAuth, NatsSettings};
+
+use dlq::{HEADER_ATTEMPTS, HEADER_FAILED_AT_MS, HEADER_LAST_ERROR, publish_dead_letter};
+use topology::{Names, check_jetstream, create_streams};
+
 use crate::{
     DeadLetter, Delivery, Enqueued, FailOutcome, QuadrantStats, Queue, QueueError, QueueStats, Receipt, Redrive,
     quadrant_index,
@@ -63,108 +72,6 @@ const HEADER_CORRELATION_ID: &str = "Chatops-Correlation-Id";
 const HEADER_JOB_ID: &str = "Chatops-Job-Id";
 const HEADER_ROUTER_RECEIVED_NS: &str = "Chatops-Router-Received-Ns";
 const HEADER_TRACEPARENT: &str = "traceparent";
-const HEADER_LAST_ERROR: &str = "Chatops-Last-Error";
-const HEADER_ATTEMPTS: &str = "Chatops-Attempts";
-const HEADER_FAILED_AT_MS: &str = "Chatops-Failed-At-Ms";
-
-/// Authentication and TLS, as async-nats supports them.
-#[derive(Debug, Clone, Default)]
-pub struct NatsAuth {
-    pub creds_file: Option<std::path::PathBuf>,
-    pub user: Option<String>,
-    pub password: Option<String>,
-    pub token: Option<String>,
-    pub tls_ca_file: Option<std::path::PathBuf>,
-    pub tls_client_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
-    pub require_tls: bool,
-}
-
-/// Per-quadrant consumer settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConsumerSettings {
-    /// Redelivery delay after a worker stops acknowledging (crash).
-    pub ack_wait: Duration,
-    /// Deliveries before JetStream gives up (then the watcher dead-letters the job).
-    pub max_deliver: u32,
-}
-
-#[derive(Debug, Clone)]
-pub struct NatsSettings {
-    /// `nats://host:port` URLs.
-    pub servers: Vec<String>,
-    /// Prefix of stream, consumer, bucket and subject names, so several deployments (or
-    /// tests) can share one server.
-    pub prefix: String,
-    pub auth: NatsAuth,
-    pub max_depth: u64,
-    pub done_retention: Duration,
-    /// At least 15 minutes: the signature check accepts timestamps 5 minutes either side of
-    /// now, so a replay can arrive up to 10 minutes after the original.
-    pub duplicate_window: Duration,
-    /// Indexed like [`Quadrant::ALL`].
-    pub consumers: [ConsumerSettings; 4],
-    pub replicas: usize,
-    /// How long a JetStream API request (stream info, dead letters, done-records) waits
-    /// for its answer. An enqueue is bounded by its own deadline instead.
-    pub publish_timeout: Duration,
-}
-
-impl NatsSettings {
-    pub fn new(servers: Vec<String>) -> Self {
-        NatsSettings {
-            servers,
-            prefix: "CHATOPS".into(),
-            auth: NatsAuth::default(),
-            max_depth: 100_000,
-            done_retention: Duration::from_secs(24 * 3600),
-            duplicate_window: Duration::from_secs(15 * 60),
-            consumers: [ConsumerSettings { ack_wait: Duration::from_secs(30), max_deliver: 3 }; 4],
-            replicas: 1,
-            publish_timeout: Duration::from_secs(2),
-        }
-    }
-}
-
-/// Names derived from the prefix.
-#[derive(Debug, Clone)]
-struct Names {
-    jobs_stream: String,
-    dlq_stream: String,
-    done_stream: String,
-    subject_root: String,
-}
-
-impl Names {
-    fn new(prefix: &str) -> Self {
-        let upper = prefix.to_ascii_uppercase();
-        Names {
-            jobs_stream: format!("{upper}_JOBS"),
-            dlq_stream: format!("{upper}_DLQ"),
-            done_stream: format!("{upper}_DONE"),
-            subject_root: prefix.to_ascii_lowercase(),
-        }
-    }
-
-    fn job_subject(&self, q: Quadrant) -> String {
-        format!("{}.jobs.{}", self.subject_root, q.short())
-    }
-
-    fn wake_subject(&self, q: Quadrant) -> String {
-        format!("{}.wake.{}", self.subject_root, q.short())
-    }
-
-    fn dlq_subject(&self, q: Quadrant) -> String {
-        format!("{}.dlq.{}", self.subject_root, q.short())
-    }
-
-    fn done_subject(&self, idempotency_key: &str) -> String {
-        format!("{}.done.{idempotency_key}", self.subject_root)
-    }
-
-    fn consumer(&self, q: Quadrant) -> String {
-        format!("{}_{}", self.jobs_stream.trim_end_matches("_JOBS"), q.short().to_ascii_uppercase())
-    }
-}
 
 /// The JetStream queue.
 pub struct NatsQueue {
@@ -188,8 +95,8 @@ impl std::fmt::Debug for NatsQueue {
     }
 }
 
-fn unavailable(what: &str, e: impl std::fmt::Display) -> QueueError {
-    QueueError::Unavailable(format!("{what}: {e}"))
+fn unavailable(what: &str, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> QueueError {
+    QueueError::unavailable(what, e)
 }
 
 async fn connect_client(settings: &NatsSettings, subscription_capacity: usize) -> Result<Client, QueueError> {
@@ -217,7 +124,7 @@ async fn connect_client(settings: &NatsSettings, subscription_capacity: usize) -
     let servers: Vec<async_nats::ServerAddr> = settings
         .servers
         .iter()
-        .map(|s| s.parse().map_err(|e| QueueError::Unavailable(format!("NATS server address `{s}`: {e}"))))
+        .map(|s| s.parse().map_err(|e| unavailable(&format!("NATS server address `{s}`"), e)))
         .collect::<Result<_, _>>()?;
     options
         .connect(servers.as_slice())
@@ -248,14 +155,17 @@ impl NatsQueue {
         if setup {
             create_streams(&js, &names, settings).await?;
         }
-        let missing = |what: &str, e: &dyn std::fmt::Display| {
-            QueueError::Unavailable(format!(
-                "opening {what}: {e} (run `chatops nats setup` or start a bot process with this --nats-prefix first)"
-            ))
+        let missing = |what: &str, e: Box<dyn std::error::Error + Send + Sync>| {
+            unavailable(
+                &format!(
+                    "opening {what} (run `chatops nats setup` or start a bot process with this --nats-prefix first)"
+                ),
+                e,
+            )
         };
-        let jobs = js.get_stream(&names.jobs_stream).await.map_err(|e| missing("the jobs stream", &e))?;
-        let dlq = js.get_stream(&names.dlq_stream).await.map_err(|e| missing("the DLQ stream", &e))?;
-        let done = js.get_stream(&names.done_stream).await.map_err(|e| missing("the done stream", &e))?;
+        let jobs = js.get_stream(&names.jobs_stream).await.map_err(|e| missing("the jobs stream", e.into()))?;
+        let dlq = js.get_stream(&names.dlq_stream).await.map_err(|e| missing("the DLQ stream", e.into()))?;
+        let done = js.get_stream(&names.done_stream).await.map_err(|e| missing("the done stream", e.into()))?;
         let mut consumers = Vec::with_capacity(4);
         for q in Quadrant::ALL {
             let consumer = if setup {
@@ -279,7 +189,7 @@ impl NatsQueue {
                         .map_err(|e| unavailable(&format!("creating the {q} consumer"), e))?,
                 }
             } else {
-                jobs.get_consumer(&names.consumer(q)).await.map_err(|e| missing(&format!("the {q} consumer"), &e))?
+                jobs.get_consumer(&names.consumer(q)).await.map_err(|e| missing(&format!("the {q} consumer"), e))?
             };
             consumers.push(consumer);
         }
@@ -377,94 +287,12 @@ impl NatsQueue {
     }
 }
 
-/// Asks the server for JetStream's account info; a server without JetStream has no
-/// responder for it.
-async fn check_jetstream(client: &Client, settings: &NatsSettings) -> Result<(), QueueError> {
-    let no_jetstream = |why: String| {
-        QueueError::Unavailable(format!(
-            "the NATS server at {} has no JetStream ({why}); start it with `nats-server -js`",
-            settings.servers.join(",")
-        ))
-    };
-    let reply = tokio::time::timeout(Duration::from_secs(5), client.request("$JS.API.INFO", Bytes::new()))
-        .await
-        .map_err(|_| no_jetstream("no answer within 5s".into()))?
-        .map_err(|e| no_jetstream(e.to_string()))?;
-    let info: serde_json::Value =
-        serde_json::from_slice(&reply.payload).map_err(|e| no_jetstream(format!("unreadable answer: {e}")))?;
-    if let Some(error) = info.get("error") {
-        return Err(no_jetstream(error.to_string()));
-    }
-    Ok(())
-}
-
-async fn create_streams(js: &jetstream::Context, names: &Names, settings: &NatsSettings) -> Result<(), QueueError> {
-    let jobs_config = stream::Config {
-        name: names.jobs_stream.clone(),
-        subjects: vec![format!("{}.jobs.*", names.subject_root)],
-        retention: stream::RetentionPolicy::WorkQueue,
-        storage: stream::StorageType::File,
-        max_messages_per_subject: settings.max_depth as i64,
-        discard: stream::DiscardPolicy::New,
-        discard_new_per_subject: true,
-        duplicate_window: settings.duplicate_window,
-        num_replicas: settings.replicas,
-        description: Some("chatops jobs, one subject per quadrant".into()),
-        ..Default::default()
-    };
-    js.create_or_update_stream(jobs_config).await.map_err(|e| unavailable("creating the jobs stream", e))?;
-    let dlq_config = stream::Config {
-        name: names.dlq_stream.clone(),
-        subjects: vec![format!("{}.dlq.*", names.subject_root)],
-        retention: stream::RetentionPolicy::Limits,
-        storage: stream::StorageType::File,
-        num_replicas: settings.replicas,
-        description: Some("chatops dead letters".into()),
-        ..Default::default()
-    };
-    js.create_or_update_stream(dlq_config).await.map_err(|e| unavailable("creating the DLQ stream", e))?;
-    let done_config = stream::Config {
-        name: names.done_stream.clone(),
-        subjects: vec![format!("{}.done.>", names.subject_root)],
-        retention: stream::RetentionPolicy::Limits,
-        storage: stream::StorageType::File,
-        max_messages_per_subject: 1,
-        max_age: settings.done_retention,
-        num_replicas: settings.replicas,
-        description: Some("chatops done-records".into()),
-        ..Default::default()
-    };
-    js.create_or_update_stream(done_config).await.map_err(|e| unavailable("creating the done-record stream", e))?;
-    Ok(())
-}
-
-async fn publish_dead_letter(
-    js: &jetstream::Context,
-    names: &Names,
-    quadrant: Quadrant,
-    payload: Bytes,
-    error: &str,
-    attempts: u32,
-) -> Result<(), QueueError> {
-    let mut headers = HeaderMap::new();
-    // Header values cannot carry line breaks.
-    headers.insert(HEADER_LAST_ERROR, error.replace(['\r', '\n'], " ").as_str());
-    headers.insert(HEADER_ATTEMPTS, attempts.to_string().as_str());
-    headers.insert(HEADER_FAILED_AT_MS, ((now_unix_ns() / 1_000_000) as i64).to_string().as_str());
-    js.publish_with_headers(names.dlq_subject(quadrant), headers, payload)
-        .await
-        .map_err(|e| unavailable("publishing a dead letter", e))?
-        .await
-        .map_err(|e| unavailable("storing a dead letter", e))?;
-    Ok(())
-}
-
 fn decode(payload: &[u8]) -> Result<Job, QueueError> {
-    serde_json::from_slice(payload).map_err(|e| QueueError::Corrupt(e.to_string()))
+    serde_json::from_slice(payload).map_err(QueueError::corrupt)
 }
 
-fn ack_error(e: impl std::fmt::Display) -> QueueError {
-    QueueError::Unavailable(format!("acknowledging to JetStream: {e}"))
+fn ack_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> QueueError {
+    unavailable("acknowledging to JetStream", e)
 }
 
 #[async_trait]
@@ -479,7 +307,7 @@ impl Queue for NatsQueue {
         if self.client.connection_state() != State::Connected {
             return Err(QueueError::Unavailable("not connected to NATS".into()));
         }
-        let payload = serde_json::to_vec(job).map_err(|e| QueueError::Corrupt(e.to_string()))?;
+        let payload = serde_json::to_vec(job).map_err(QueueError::corrupt)?;
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", job.idempotency_key.as_str());
         headers.insert(HEADER_CORRELATION_ID, job.correlation_id.as_str());
@@ -742,7 +570,7 @@ impl Queue for NatsQueue {
             };
             let mut job = decode(&raw.payload)?;
             job.redrives += 1;
-            let payload = serde_json::to_vec(&job).map_err(|e| QueueError::Corrupt(e.to_string()))?;
+            let payload = serde_json::to_vec(&job).map_err(QueueError::corrupt)?;
             let mut headers = HeaderMap::new();
             // A fresh message id: the original one may still be inside the duplicate window.
             headers.insert("Nats-Msg-Id", format!("{}.redrive.{seq}", job.idempotency_key).as_str());

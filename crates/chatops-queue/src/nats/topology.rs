@@ -1,0 +1,121 @@
+//! The JetStream layout (see the parent module's docs): names derived from the prefix, the
+//! JetStream check, and the streams `chatops nats setup` (or an owner process) creates.
+
+use std::time::Duration;
+
+use async_nats::client::Client;
+use async_nats::jetstream::{self, stream};
+use bytes::Bytes;
+use chatops_core::Quadrant;
+
+use super::{NatsSettings, unavailable};
+use crate::QueueError;
+
+/// Names derived from the prefix.
+#[derive(Debug, Clone)]
+pub(super) struct Names {
+    pub(super) jobs_stream: String,
+    pub(super) dlq_stream: String,
+    pub(super) done_stream: String,
+    pub(super) subject_root: String,
+}
+
+impl Names {
+    pub(super) fn new(prefix: &str) -> Self {
+        let upper = prefix.to_ascii_uppercase();
+        Names {
+            jobs_stream: format!("{upper}_JOBS"),
+            dlq_stream: format!("{upper}_DLQ"),
+            done_stream: format!("{upper}_DONE"),
+            subject_root: prefix.to_ascii_lowercase(),
+        }
+    }
+
+    pub(super) fn job_subject(&self, q: Quadrant) -> String {
+        format!("{}.jobs.{}", self.subject_root, q.short())
+    }
+
+    pub(super) fn wake_subject(&self, q: Quadrant) -> String {
+        format!("{}.wake.{}", self.subject_root, q.short())
+    }
+
+    pub(super) fn dlq_subject(&self, q: Quadrant) -> String {
+        format!("{}.dlq.{}", self.subject_root, q.short())
+    }
+
+    pub(super) fn done_subject(&self, idempotency_key: &str) -> String {
+        format!("{}.done.{idempotency_key}", self.subject_root)
+    }
+
+    pub(super) fn consumer(&self, q: Quadrant) -> String {
+        format!("{}_{}", self.jobs_stream.trim_end_matches("_JOBS"), q.short().to_ascii_uppercase())
+    }
+}
+
+/// Asks the server for JetStream's account info; a server without JetStream has no
+/// responder for it.
+pub(super) async fn check_jetstream(client: &Client, settings: &NatsSettings) -> Result<(), QueueError> {
+    let no_jetstream = |why: String| {
+        QueueError::Unavailable(
+            format!(
+                "the NATS server at {} has no JetStream ({why}); start it with `nats-server -js`",
+                settings.servers.join(",")
+            )
+            .into(),
+        )
+    };
+    let reply = tokio::time::timeout(Duration::from_secs(5), client.request("$JS.API.INFO", Bytes::new()))
+        .await
+        .map_err(|_| no_jetstream("no answer within 5s".into()))?
+        .map_err(|e| no_jetstream(e.to_string()))?;
+    let info: serde_json::Value =
+        serde_json::from_slice(&reply.payload).map_err(|e| no_jetstream(format!("unreadable answer: {e}")))?;
+    if let Some(error) = info.get("error") {
+        return Err(no_jetstream(error.to_string()));
+    }
+    Ok(())
+}
+
+pub(super) async fn create_streams(
+    js: &jetstream::Context,
+    names: &Names,
+    settings: &NatsSettings,
+) -> Result<(), QueueError> {
+    let jobs_config = stream::Config {
+        name: names.jobs_stream.clone(),
+        subjects: vec![format!("{}.jobs.*", names.subject_root)],
+        retention: stream::RetentionPolicy::WorkQueue,
+        storage: stream::StorageType::File,
+        max_messages_per_subject: settings.max_depth as i64,
+        discard: stream::DiscardPolicy::New,
+        discard_new_per_subject: true,
+        duplicate_window: settings.duplicate_window,
+        num_replicas: settings.replicas,
+        description: Some("chatops jobs, one subject per quadrant".into()),
+        ..Default::default()
+    };
+    js.create_or_update_stream(jobs_config).await.map_err(|e| unavailable("creating the jobs stream", e))?;
+    let dlq_config = stream::Config {
+        name: names.dlq_stream.clone(),
+        subjects: vec![format!("{}.dlq.*", names.subject_root)],
+        retention: stream::RetentionPolicy::Limits,
+        storage: stream::StorageType::File,
+        num_replicas: settings.replicas,
+        description: Some("chatops dead letters".into()),
+        ..Default::default()
+    };
+    js.create_or_update_stream(dlq_config).await.map_err(|e| unavailable("creating the DLQ stream", e))?;
+    let done_config = stream::Config {
+        name: names.done_stream.clone(),
+        subjects: vec![format!("{}.done.>", names.subject_root)],
+        retention: stream::RetentionPolicy::Limits,
+        storage: stream::StorageType::File,
+        max_messages_per_subject: 1,
+        max_age: settings.done_retention,
+        num_replicas: settings.replicas,
+        description: Some("chatops done-records".into()),
+        ..Default::default()
+    };
+    js.create_or_update_stream(done_config).await.map_err(|e| unavailable("creating the done-record stream", e))?;
+    Ok(())
+}
