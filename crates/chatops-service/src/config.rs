@@ -832,7 +832,8 @@ requires_approval = true
 
     #[test]
     fn an_entry_without_handler_configures_the_command_of_that_name() {
-        let s = load_str("[[commands]]\nname = \"/deploy\"\ntimeout = \"7m\"\nparams = { work = \"1s\" }\n", secret()).unwrap();
+        let s = load_str("[[commands]]\nname = \"/deploy\"\ntimeout = \"7m\"\nparams = { work = \"1s\" }\n", secret())
+            .unwrap();
         let deploy = command(&s, "/deploy");
         assert_eq!(deploy.quadrant, Quadrant::LongWrite, "unnamed keys keep the built-in's values");
         assert_eq!(deploy.timeout, Duration::from_secs(420));
@@ -860,14 +861,17 @@ requires_approval = true
             "name = \"/greet\"\nquadrant = \"short-write\"\nhandler = \"/greet\"\ndescription = \"Say hello\"",
         )
         .unwrap();
-        let text = "replace_builtin_commands = true\n[[commands]]\nname = \"/greet\"\nparams = { greeting = \"Howdy\" }\n";
+        let text =
+            "replace_builtin_commands = true\n[[commands]]\nname = \"/greet\"\nparams = { greeting = \"Howdy\" }\n";
         let s = build(Some((text, "test.toml")), std::slice::from_ref(&code), secret()).unwrap();
         assert_eq!(s.commands.len(), 1, "built-ins replaced, the code's command kept");
         let greet = command(&s, "/greet");
         assert_eq!((greet.quadrant, greet.description.as_str()), (Quadrant::ShortWrite, "Say hello"));
         assert_eq!(greet.handler, HandlerSpec::new("/greet").param("greeting", "Howdy"));
         let alone = build(None, std::slice::from_ref(&code), secret()).unwrap();
-        assert!(alone.commands.iter().any(|c| c.name == "/deploy") && alone.commands.iter().any(|c| c.name == "/greet"));
+        assert!(
+            alone.commands.iter().any(|c| c.name == "/deploy") && alone.commands.iter().any(|c| c.name == "/greet")
+        );
     }
 
     #[test]
@@ -882,7 +886,8 @@ requires_approval = true
 
     #[test]
     fn unknown_keys_in_nested_tables_have_their_line() {
-        let msg = load_str("\n[workers.long-read]\nconcurrency = 2\nleese = \"1s\"\n", secret()).unwrap_err().to_string();
+        let msg =
+            load_str("\n[workers.long-read]\nconcurrency = 2\nleese = \"1s\"\n", secret()).unwrap_err().to_string();
         assert!(msg.contains("workers.long-read.leese") && msg.contains("line 4"), "{msg}");
     }
 }

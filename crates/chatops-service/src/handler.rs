@@ -17,9 +17,9 @@ use chatops_core::{Job, Quadrant};
 use chatops_queue::{QueueError, QueueStats};
 use serde::de::DeserializeOwned;
 
+use crate::respond::{RespondError, Responder};
 use crate::spec::CommandSpec;
 use crate::status::E2eWindow;
-use crate::worker::respond::{RespondError, Responder};
 
 /// Runs one command. Implement it for a struct (with `#[async_trait]`), or pass a closure
 /// `|ctx| async move { .. }` where a handler is expected (see [`handler_fn`]).

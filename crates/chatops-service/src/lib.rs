@@ -1,11 +1,12 @@
-//! The chatops bot: the Slack ingress ([`ingress`]), the worker pools and built-in handlers
-//! ([`worker`]), the handler API ([`handler`]), the command [`registry`], configuration
-//! ([`config`], over the shared shapes in [`spec`]), the wiring that runs them ([`startup`])
-//! and the way in for a Rust user ([`app::App`]).
+//! The chatops bot: the Slack ingress ([`ingress`]), the worker pools ([`worker`]), the
+//! handler API ([`handler`]) and the built-in kinds ([`handlers`]), the command
+//! [`registry`], configuration ([`config`], over the shared shapes in [`spec`]), the wiring
+//! that runs them ([`startup`]) and the way in for a Rust user ([`app::App`]).
 //!
-//! Imports point one way: `spec` and `status` are leaves; `handler` uses them and the
-//! response client; the built-in handlers use `handler`; `registry` uses the handlers;
-//! `config` uses only `spec`; `startup` and `app` use everything.
+//! Imports point one way: `spec` and `status` are leaves; `respond` (the `response_url`
+//! client) uses `spec` and `metrics`; `handler` uses those; the built-in `handlers` use
+//! `handler`; `registry` uses `handlers`; `worker` uses `handler`, `registry` and
+//! `respond`; `config` uses only `spec`; `startup` and then `app` use everything.
 //!
 //! A command flows: `POST /slack/commands` → verify → parse → durable enqueue → 200 ack;
 //! then a worker of the command's quadrant leases the job, runs its handler under a
@@ -15,10 +16,12 @@
 pub mod app;
 pub mod config;
 pub mod handler;
+pub mod handlers;
 pub mod ingress;
 pub mod metrics;
 pub mod probe;
 pub mod registry;
+pub mod respond;
 pub mod spec;
 pub mod startup;
 pub mod status;

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::handler::Handler;
+use crate::handlers;
 use crate::spec::CommandSpec;
-use crate::worker::handlers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {

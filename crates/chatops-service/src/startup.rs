@@ -24,8 +24,8 @@ use crate::ingress::{self, IngressLimits, IngressState};
 use crate::metrics::{Metrics, QuadrantLabels};
 use crate::probe::QueueProbe;
 use crate::registry::{Registry, RegistryBuilder, RegistryError};
+use crate::respond::ResponseClient;
 use crate::status::E2eWindow;
-use crate::worker::respond::ResponseClient;
 use crate::worker::{self, WorkerContext};
 
 #[derive(Debug, thiserror::Error)]
@@ -165,7 +165,9 @@ impl Application {
     /// Builds the bot on the configured queue with the built-in handler kinds (after the
     /// role check). With commands of your own: [`crate::app::App::start`].
     pub async fn build(settings: Settings, roles: Roles) -> Result<Self, StartupError> {
-        crate::app::App::default().start(settings, roles).await
+        check_roles(&settings, &roles)?;
+        let opened = open_queue(&settings, &roles).await?;
+        Self::assemble(settings, roles, opened, RegistryBuilder::default()).await
     }
 
     /// Builds the bot on an opened queue; the application owns the queue's background
@@ -236,7 +238,16 @@ impl Application {
             retry: settings.retry,
             metrics,
         });
-        Ok(Application { listener, metrics_listener, probe, ingress, workers, settings, roles, background: Background::default() })
+        Ok(Application {
+            listener,
+            metrics_listener,
+            probe,
+            ingress,
+            workers,
+            settings,
+            roles,
+            background: Background::default(),
+        })
     }
 
     /// The address the ingress listens on (the real port when configured with port 0);

@@ -8,9 +8,6 @@
 //! finish; whatever is still running then is aborted and released back to the queue
 //! without using an attempt. Nothing leased is dropped.
 
-pub mod handlers;
-pub mod respond;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,9 +22,9 @@ use tracing::Instrument;
 use crate::handler::{BotView, HandlerContext, HandlerError};
 use crate::metrics::{JobLabels, Metrics, QuadrantLabels, UNKNOWN_COMMAND};
 use crate::registry::Registry;
+use crate::respond::ResponseClient;
 use crate::spec::{PoolSettings, RetrySettings};
 use crate::status::E2eWindow;
-use respond::ResponseClient;
 
 /// What every job of every pool shares.
 pub struct WorkerContext {
