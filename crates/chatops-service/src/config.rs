@@ -297,19 +297,112 @@ fn build(
     code_commands: &[toml::Table],
     overrides: Overrides,
 ) -> Result<Settings, ConfigError> {
-    let mut merged = defaults_table()?;
-    let user_table = match user {
+    let defaults = defaults_table()?;
+    let mut merged = defaults.clone();
+    let (user_table, user_keys) = match user {
         Some((text, origin)) => {
             let spanned = DeTable::parse(text).map_err(|e| parse_error(origin, e))?;
             check_keys(spanned.get_ref(), &merged, text).map_err(|m| parse_error(origin, m))?;
-            toml::from_str::<toml::Table>(text).map_err(|e| parse_error(origin, e))?
+            let table = toml::from_str::<toml::Table>(text).map_err(|e| parse_error(origin, e))?;
+            (table, Some((spanned.into_inner(), text)))
         }
-        None => toml::Table::new(),
+        None => (toml::Table::new(), None),
     };
     merge_over(&mut merged, user_table, code_commands)?;
-    let file = FileSettings::deserialize(toml::Value::Table(merged))
-        .map_err(|e| invalid("configuration", e.to_string().trim_end()))?;
+    let file = match FileSettings::deserialize(toml::Value::Table(merged.clone())) {
+        Ok(file) => file,
+        Err(e) => {
+            let message = e.to_string().trim_end().to_owned();
+            let path = culprit(&defaults, &merged).unwrap_or_default();
+            let line = user_keys.as_ref().and_then(|(table, text)| line_of_path(table, &path, text));
+            let key = if path.is_empty() { "configuration".to_owned() } else { path.join(".") };
+            return Err(match line {
+                Some(line) => invalid(&key, format!("{message} (line {line})")),
+                None => invalid(&key, message),
+            });
+        }
+    };
     validate(file, overrides)
+}
+
+/// The key whose merged value does not deserialise: the defaults deserialise, so putting
+/// one merged value at a time into them isolates the culprit without a second schema.
+fn culprit(defaults: &toml::Table, merged: &toml::Table) -> Option<Vec<String>> {
+    for entry in merged.get("commands").and_then(toml::Value::as_array).into_iter().flatten() {
+        let mut probe = defaults.clone();
+        probe.insert("commands".into(), toml::Value::Array(vec![entry.clone()]));
+        if breaks(probe) {
+            let name = entry.get("name").and_then(toml::Value::as_str).unwrap_or("?");
+            return Some(vec![format!("commands[{name}]")]);
+        }
+    }
+    narrow(defaults, &mut Vec::new(), defaults, merged)
+}
+
+fn breaks(probe: toml::Table) -> bool {
+    FileSettings::deserialize(toml::Value::Table(probe)).is_err()
+}
+
+/// Within the table at `path` (its default `here_default`, its merged value `here`), the
+/// first key whose merged value alone breaks the defaults, as deep as it goes.
+fn narrow(
+    defaults: &toml::Table,
+    path: &mut Vec<String>,
+    here_default: &toml::Table,
+    here: &toml::Table,
+) -> Option<Vec<String>> {
+    for (key, value) in here {
+        if path.is_empty() && key == "commands" {
+            continue;
+        }
+        path.push(key.clone());
+        let mut probe = defaults.clone();
+        set_at(&mut probe, path, value.clone());
+        if breaks(probe) {
+            let inner_default = here_default.get(key).and_then(toml::Value::as_table);
+            if let (Some(inner), Some(inner_default)) = (value.as_table(), inner_default)
+                && let Some(found) = narrow(defaults, path, inner_default, inner)
+            {
+                return Some(found);
+            }
+            return Some(path.clone());
+        }
+        path.pop();
+    }
+    None
+}
+
+/// Puts `value` at `path`, creating tables on the way.
+fn set_at(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    let Some((last, parents)) = path.split_last() else { return };
+    let mut here = table;
+    for p in parents {
+        let slot = here.entry(p.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !slot.is_table() {
+            *slot = toml::Value::Table(toml::Table::new());
+        }
+        let Some(inner) = slot.as_table_mut() else { return };
+        here = inner;
+    }
+    here.insert(last.clone(), value);
+}
+
+/// The line of a key path in the user's file, when the file names it.
+fn line_of_path(table: &DeTable<'_>, path: &[String], text: &str) -> Option<usize> {
+    let (first, rest) = path.split_first()?;
+    if first.starts_with("commands[") {
+        let name = first.trim_start_matches("commands[").trim_end_matches(']');
+        let commands = table.iter().find(|(k, _)| k.get_ref() == "commands")?.1;
+        let DeValue::Array(entries) = commands.get_ref() else { return None };
+        let entry =
+            entries.iter().find(|e| e.get_ref().get("name").and_then(|n| n.get_ref().as_str()) == Some(name))?;
+        return Some(line_of(text, entry.span().start));
+    }
+    let (key, value) = table.iter().find(|(k, _)| k.get_ref() == first.as_str())?;
+    match (rest.is_empty(), value.get_ref()) {
+        (false, DeValue::Table(inner)) => line_of_path(inner, rest, text).or(Some(line_of(text, key.span().start))),
+        _ => Some(line_of(text, key.span().start)),
+    }
 }
 
 /// The line (1-based) of byte `offset` in `text`.
@@ -882,6 +975,24 @@ requires_approval = true
         let twice = "[[commands]]\nname = \"/x\"\nquadrant = \"short-read\"\nhandler = \"echo\"\n\
                      [[commands]]\nname = \"/x\"\nquadrant = \"short-read\"\nhandler = \"help\"\n";
         assert!(load_str(twice, secret()).unwrap_err().to_string().contains("twice"));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key_and_line() {
+        let cases = [
+            (
+                "[server]\nlisten = \"127.0.0.1:1\"\n\n[workers.short-read]\nconcurrency = \"x\"",
+                "workers.short-read.concurrency",
+                "line 5",
+            ),
+            ("[server]\nack_budget = \"soon\"", "server.ack_budget", "line 2"),
+            ("[retry]\nmax_attempts = -1", "retry.max_attempts", "line 2"),
+            ("\n[[commands]]\nname = \"/x\"\nquadrant = 3\nhandler = \"echo\"", "commands[/x]", "line 2"),
+        ];
+        for (text, key, line) in cases {
+            let msg = load_str(text, secret()).unwrap_err().to_string();
+            assert!(msg.contains(&format!("`{key}`")) && msg.contains(line), "{text:?} gave {msg}");
+        }
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub use chatops_core::Quadrant;
 pub use chatops_core::slack::SlackMessage;
 pub use chatops_service::app::{App, AppBuilder, CommandOptions};
 pub use chatops_service::handler::{BotView, Handler, HandlerContext, HandlerError, handler_fn};
+pub use chatops_service::startup::Roles;
+pub use chatops_service::{Settings, config::Overrides};
 use clap::Parser;
 use cli::{Cli, Command};
 
