@@ -65,3 +65,14 @@ async fn the_example_needs_no_config_entry_and_reports_a_bad_parameter() {
     assert!(text.contains("bad parameters for /greet") && text.contains("greeting"), "{text}");
     bot.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_with_commands_keeps_the_role_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = example::app();
+    let settings = tuned_for_tests(app.load_settings(None, test_overrides(dir.path())).unwrap());
+    for roles in [chatops::Roles::router(), chatops::Roles::workers(vec![chatops::Quadrant::ShortRead])] {
+        let err = app.start(settings.clone(), roles).await.unwrap_err().to_string();
+        assert!(err.contains("shared queue") && err.contains("nats://"), "{err}");
+    }
+}
