@@ -1,10 +1,18 @@
 //! Configuration of `chatops serve`: the built-in defaults (`config/default.toml`, compiled
 //! in), an optional `--config` file, then `CHATOPS_*` environment variables and flags.
 //!
-//! Files are deserialised into `Raw*` structs whose fields are all optional (so a user file
-//! only names what it changes, and an unknown key is an error with its line), merged field
-//! by field over the defaults, and converted once into the validated [`Settings`] with typed
-//! values. Nothing downstream parses strings.
+//! Configuration is merged as data: the user's TOML table is deep-merged over the defaults'
+//! table, the result is deserialised once into `File*` structs that have no optional keys
+//! (the defaults file supplies every key, and a test deserialises it alone, so a missing
+//! default fails a test instead of hiding behind a literal), and then validated, with the
+//! overrides applied, into [`Settings`]. Nothing downstream parses strings.
+//!
+//! Before merging, the user's file is checked against the defaults' keys, so an unknown
+//! key is an error naming the key and its line. `[[commands]]` entries merge by name: an
+//! entry with a `handler` defines the command (adding it, or replacing the entry of that
+//! name); an entry without one configures an existing command (built-in or registered from
+//! Rust) key by key, e.g. only its `params`. `replace_builtin_commands = true` drops the
+//! built-in entries first.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -13,16 +21,19 @@ use std::time::Duration;
 
 use chatops_core::Quadrant;
 use chatops_core::slack::AllowedHosts;
-use chatops_queue::engine::{DEFAULT_NATS_PREFIX, EngineSettings};
+use chatops_queue::engine::EngineSettings;
 use chatops_queue::nats::NatsAuth;
 use chatops_queue::sqlite::Durability;
 use secrecy::SecretString;
 use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
 
-use crate::registry::{CommandSpec, HandlerSpec, RegistryError};
+use crate::spec::{CommandSpec, HandlerSpec, HumanDuration, PoolSettings, RespondSettings, RetrySettings};
 
 /// The compiled-in defaults; also the reference documentation of every key.
 pub const DEFAULT_CONFIG: &str = include_str!("../../../config/default.toml");
+
+const DEFAULTS_ORIGIN: &str = "<built-in defaults>";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -32,8 +43,6 @@ pub enum ConfigError {
     Parse { path: String, message: String },
     #[error("invalid setting `{key}`: {message}")]
     Invalid { key: String, message: String },
-    #[error(transparent)]
-    Registry(#[from] RegistryError),
     #[error(
         "no Slack signing secret: set SLACK_SIGNING_SECRET or pass --signing-secret-file FILE \
          (Slack app settings → Basic Information → App Credentials → Signing Secret)"
@@ -45,122 +54,116 @@ fn invalid(key: &str, message: impl std::fmt::Display) -> ConfigError {
     ConfigError::Invalid { key: key.to_owned(), message: message.to_string() }
 }
 
-/// A duration written as text (`"30s"`, `"5m"`, `"500ms"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HumanDuration(pub Duration);
+// ---------------------------------------------------------------------------------------
+// The file's shape. No `Option` and no `#[serde(default)]` outside `[[commands]]`: every key
+// comes from the defaults file.
 
-impl<'de> Deserialize<'de> for HumanDuration {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s)
-            .map(HumanDuration)
-            .map_err(|e| serde::de::Error::custom(format!("`{s}` is not a duration like \"30s\" or \"5m\": {e}")))
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSettings {
-    #[serde(default)]
-    server: RawServer,
-    #[serde(default)]
-    limits: RawLimits,
-    #[serde(default)]
-    queue: RawQueue,
-    #[serde(default)]
-    retry: RawRetry,
-    #[serde(default)]
-    respond: RawRespond,
-    #[serde(default)]
-    workers: BTreeMap<String, RawPool>,
+struct FileSettings {
+    server: FileServer,
+    limits: FileLimits,
+    queue: FileQueue,
+    retry: FileRetry,
+    respond: FileRespond,
+    workers: BTreeMap<String, FilePool>,
     /// When true, the file's `[[commands]]` replace the built-in ones instead of adding to
-    /// (and overriding by name) them.
-    #[serde(default)]
+    /// (and overriding by name) them. `merge_over` reads it from the tables, since it decides
+    /// the merge; here it only makes the defaults file name it.
+    #[allow(dead_code)]
     replace_builtin_commands: bool,
+    commands: Vec<CommandEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileServer {
+    listen: String,
+    data_dir: PathBuf,
+    max_body_bytes: usize,
+    ack_budget: HumanDuration,
+    shutdown_grace: HumanDuration,
+    allow_response_hosts: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    max_concurrent_requests: usize,
+    per_user_per_minute: u32,
+    per_user_burst: u32,
+    max_header_bytes: usize,
+    header_read_timeout: HumanDuration,
+    body_read_timeout: HumanDuration,
+    max_connections: usize,
+    max_unverified_bodies: usize,
+    max_unverified_bodies_per_peer: usize,
+    /// Empty: no metrics listener.
+    metrics_listen: String,
+    metrics_on_ingress: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileQueue {
+    /// Empty: the embedded queue in the data directory.
+    url: String,
+    nats_prefix: String,
+    duplicate_window: HumanDuration,
+    replicas: usize,
+    durability: String,
+    max_depth: u64,
+    done_retention: HumanDuration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRetry {
+    base_delay: HumanDuration,
+    max_delay: HumanDuration,
+    max_attempts: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRespond {
+    connect_timeout: HumanDuration,
+    request_timeout: HumanDuration,
+    max_retries: u32,
+    max_posts: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePool {
+    concurrency: usize,
+    lease: HumanDuration,
+}
+
+/// One `[[commands]]` entry after merging. Its optional keys are optional by nature (a
+/// command without `usage`), not defaults in disguise.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandEntry {
+    name: String,
+    quadrant: String,
+    /// Default: [`crate::spec::default_timeout`] of the quadrant.
+    timeout: Option<HumanDuration>,
     #[serde(default)]
-    commands: Vec<RawCommand>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawServer {
-    listen: Option<String>,
-    data_dir: Option<PathBuf>,
-    max_body_bytes: Option<usize>,
-    ack_budget: Option<HumanDuration>,
-    shutdown_grace: Option<HumanDuration>,
-    allow_response_hosts: Option<Vec<String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLimits {
-    max_concurrent_requests: Option<usize>,
-    per_user_per_minute: Option<u32>,
-    per_user_burst: Option<u32>,
-    max_header_bytes: Option<usize>,
-    header_read_timeout: Option<HumanDuration>,
-    body_read_timeout: Option<HumanDuration>,
-    max_connections: Option<usize>,
-    max_unverified_bodies: Option<usize>,
-    max_unverified_bodies_per_peer: Option<usize>,
-    metrics_listen: Option<String>,
-    metrics_on_ingress: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawQueue {
-    url: Option<String>,
-    nats_prefix: Option<String>,
-    duplicate_window: Option<HumanDuration>,
-    replicas: Option<usize>,
-    durability: Option<String>,
-    max_depth: Option<u64>,
-    done_retention: Option<HumanDuration>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRetry {
-    base_delay: Option<HumanDuration>,
-    max_delay: Option<HumanDuration>,
+    requires_approval: bool,
+    #[serde(default)]
+    description: String,
+    usage: Option<String>,
+    handler: String,
+    /// Default: `retry.max_attempts`.
     max_attempts: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRespond {
-    connect_timeout: Option<HumanDuration>,
-    request_timeout: Option<HumanDuration>,
-    max_retries: Option<u32>,
-    max_posts: Option<u32>,
-}
-
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPool {
-    concurrency: Option<usize>,
-    lease: Option<HumanDuration>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawCommand {
-    pub name: String,
-    pub quadrant: String,
-    pub timeout: Option<HumanDuration>,
+    /// The handler's parameters, read by the handler with `ctx.params::<T>()`.
     #[serde(default)]
-    pub requires_approval: bool,
-    #[serde(default)]
-    pub description: String,
-    pub usage: Option<String>,
-    pub handler: String,
-    pub max_attempts: Option<u32>,
-    /// simulate: total work time.
-    pub work: Option<HumanDuration>,
-    /// simulate: number of posts.
-    pub answers: Option<u32>,
+    params: toml::Table,
+    /// Before `params` existed, `simulate` read these two top-level keys; still accepted
+    /// for that kind and moved into `params`.
+    work: Option<toml::Value>,
+    answers: Option<toml::Value>,
 }
 
 /// Values given on the command line or in the environment; they win over files.
@@ -177,38 +180,6 @@ pub struct Overrides {
     pub nats_prefix: Option<String>,
     pub nats_auth: NatsAuth,
     pub metrics_listen: Option<SocketAddr>,
-}
-
-/// One quadrant's worker pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolSettings {
-    pub concurrency: usize,
-    pub lease: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetrySettings {
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-    pub max_attempts: u32,
-}
-
-impl RetrySettings {
-    /// Delay before attempt `attempt + 1`: exponential, capped, with ±20% jitter so that
-    /// jobs failing together do not retry together.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self.base_delay.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-        let capped = exp.min(self.max_delay);
-        capped.mul_f64(0.8 + fastrand::f64() * 0.4)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RespondSettings {
-    pub connect_timeout: Duration,
-    pub request_timeout: Duration,
-    pub max_retries: u32,
-    pub max_posts: u32,
 }
 
 /// Abuse resistance of the ingress.
@@ -267,7 +238,9 @@ pub struct Settings {
 
 impl Settings {
     pub fn pool(&self, q: Quadrant) -> PoolSettings {
-        self.workers[Quadrant::ALL.iter().position(|&x| x == q).expect("ALL lists every quadrant")]
+        // TODO(lead): Quadrant::index()
+        let index = Quadrant::ALL.iter().position(|&x| x == q).unwrap_or_default();
+        self.workers[index]
     }
 
     /// The highest `max_attempts` of the quadrant's commands: JetStream's `MaxDeliver`.
@@ -281,98 +254,377 @@ impl Settings {
     }
 }
 
-fn parse_raw(text: &str, origin: &str) -> Result<RawSettings, ConfigError> {
-    toml::from_str(text).map_err(|e| ConfigError::Parse { path: origin.to_owned(), message: e.to_string() })
-}
+// ---------------------------------------------------------------------------------------
+// Loading: text → tables → check → merge → deserialise → validate.
 
 /// Loads the settings: defaults, then the file, then the overrides.
 pub fn load(config_file: Option<&Path>, overrides: Overrides) -> Result<Settings, ConfigError> {
-    let defaults = parse_raw(DEFAULT_CONFIG, "<built-in defaults>")?;
+    load_with(config_file, overrides, &[])
+}
+
+/// [`load`], with commands registered from Rust code: each is a `[[commands]]` table that
+/// sits over the built-in entries (and survives `replace_builtin_commands`), so the file can
+/// configure it by name like any other command.
+pub fn load_with(
+    config_file: Option<&Path>,
+    overrides: Overrides,
+    code_commands: &[toml::Table],
+) -> Result<Settings, ConfigError> {
     let user = match config_file {
         Some(path) => {
             let text =
                 std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-            parse_raw(&text, &path.display().to_string())?
+            Some((text, path.display().to_string()))
         }
-        None => RawSettings::default(),
+        None => None,
     };
-    build(defaults, user, overrides)
+    let user = user.as_ref().map(|(text, origin)| (text.as_str(), origin.as_str()));
+    build(user, code_commands, overrides)
 }
 
-fn build(d: RawSettings, u: RawSettings, o: Overrides) -> Result<Settings, ConfigError> {
-    let signing_secret = o.signing_secret;
-    let listen = match o.listen {
-        Some(addr) => addr,
-        None => {
-            let raw = u.server.listen.or(d.server.listen).unwrap_or_default();
-            raw.parse().map_err(|e| invalid("server.listen", format!("`{raw}`: {e}")))?
+fn parse_error(origin: &str, message: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Parse { path: origin.to_owned(), message: message.to_string().trim_end().to_owned() }
+}
+
+fn defaults_table() -> Result<toml::Table, ConfigError> {
+    toml::from_str(DEFAULT_CONFIG).map_err(|e| parse_error(DEFAULTS_ORIGIN, e))
+}
+
+/// Merges `user` (text and where it came from) and the code's commands over the defaults,
+/// then validates with the overrides.
+fn build(
+    user: Option<(&str, &str)>,
+    code_commands: &[toml::Table],
+    overrides: Overrides,
+) -> Result<Settings, ConfigError> {
+    let defaults = defaults_table()?;
+    let mut merged = defaults.clone();
+    let (user_table, user_keys) = match user {
+        Some((text, origin)) => {
+            let spanned = DeTable::parse(text).map_err(|e| parse_error(origin, e))?;
+            check_keys(spanned.get_ref(), &merged, text).map_err(|m| parse_error(origin, m))?;
+            let table = toml::from_str::<toml::Table>(text).map_err(|e| parse_error(origin, e))?;
+            (table, Some((spanned.into_inner(), text)))
+        }
+        None => (toml::Table::new(), None),
+    };
+    merge_over(&mut merged, user_table, code_commands)?;
+    let file = match FileSettings::deserialize(toml::Value::Table(merged.clone())) {
+        Ok(file) => file,
+        Err(e) => {
+            let message = e.to_string().trim_end().to_owned();
+            let path = culprit(&defaults, &merged).unwrap_or_default();
+            let line = user_keys.as_ref().and_then(|(table, text)| line_of_path(table, &path, text));
+            let key = if path.is_empty() { "configuration".to_owned() } else { path.join(".") };
+            return Err(match line {
+                Some(line) => invalid(&key, format!("{message} (line {line})")),
+                None => invalid(&key, message),
+            });
         }
     };
-    let data_dir = o.data_dir.or(u.server.data_dir).or(d.server.data_dir).unwrap_or_else(|| PathBuf::from("data"));
-    let max_body_bytes = u.server.max_body_bytes.or(d.server.max_body_bytes).unwrap_or(16 * 1024);
+    validate(file, overrides)
+}
+
+/// The key whose merged value does not deserialise: the defaults deserialise, so putting
+/// one merged value at a time into them isolates the culprit without a second schema.
+fn culprit(defaults: &toml::Table, merged: &toml::Table) -> Option<Vec<String>> {
+    for entry in merged.get("commands").and_then(toml::Value::as_array).into_iter().flatten() {
+        let mut probe = defaults.clone();
+        probe.insert("commands".into(), toml::Value::Array(vec![entry.clone()]));
+        if breaks(probe) {
+            let name = entry.get("name").and_then(toml::Value::as_str).unwrap_or("?");
+            return Some(vec![format!("commands[{name}]")]);
+        }
+    }
+    narrow(defaults, &mut Vec::new(), defaults, merged)
+}
+
+fn breaks(probe: toml::Table) -> bool {
+    FileSettings::deserialize(toml::Value::Table(probe)).is_err()
+}
+
+/// Within the table at `path` (its default `here_default`, its merged value `here`), the
+/// first key whose merged value alone breaks the defaults, as deep as it goes.
+fn narrow(
+    defaults: &toml::Table,
+    path: &mut Vec<String>,
+    here_default: &toml::Table,
+    here: &toml::Table,
+) -> Option<Vec<String>> {
+    for (key, value) in here {
+        if path.is_empty() && key == "commands" {
+            continue;
+        }
+        path.push(key.clone());
+        let mut probe = defaults.clone();
+        set_at(&mut probe, path, value.clone());
+        if breaks(probe) {
+            let inner_default = here_default.get(key).and_then(toml::Value::as_table);
+            if let (Some(inner), Some(inner_default)) = (value.as_table(), inner_default)
+                && let Some(found) = narrow(defaults, path, inner_default, inner)
+            {
+                return Some(found);
+            }
+            return Some(path.clone());
+        }
+        path.pop();
+    }
+    None
+}
+
+/// Puts `value` at `path`, creating tables on the way.
+fn set_at(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    let Some((last, parents)) = path.split_last() else { return };
+    let mut here = table;
+    for p in parents {
+        let slot = here.entry(p.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !slot.is_table() {
+            *slot = toml::Value::Table(toml::Table::new());
+        }
+        let Some(inner) = slot.as_table_mut() else { return };
+        here = inner;
+    }
+    here.insert(last.clone(), value);
+}
+
+/// The line of a key path in the user's file, when the file names it.
+fn line_of_path(table: &DeTable<'_>, path: &[String], text: &str) -> Option<usize> {
+    let (first, rest) = path.split_first()?;
+    if first.starts_with("commands[") {
+        let name = first.trim_start_matches("commands[").trim_end_matches(']');
+        let commands = table.iter().find(|(k, _)| k.get_ref() == "commands")?.1;
+        let DeValue::Array(entries) = commands.get_ref() else { return None };
+        let entry =
+            entries.iter().find(|e| e.get_ref().get("name").and_then(|n| n.get_ref().as_str()) == Some(name))?;
+        return Some(line_of(text, entry.span().start));
+    }
+    let (key, value) = table.iter().find(|(k, _)| k.get_ref() == first.as_str())?;
+    match (rest.is_empty(), value.get_ref()) {
+        (false, DeValue::Table(inner)) => line_of_path(inner, rest, text).or(Some(line_of(text, key.span().start))),
+        _ => Some(line_of(text, key.span().start)),
+    }
+}
+
+/// The line (1-based) of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// Every key of the user's file must exist in the defaults (which hold every key; the
+/// quadrants under `[workers]` included); `[[commands]]` entries are checked against
+/// [`CommandEntry`]'s fields, and a command's `params` belong to its handler.
+fn check_keys(user: &DeTable<'_>, schema: &toml::Table, text: &str) -> Result<(), String> {
+    check_table(user, schema, "", text)
+}
+
+fn check_table(user: &DeTable<'_>, schema: &toml::Table, path: &str, text: &str) -> Result<(), String> {
+    for (key, value) in user.iter() {
+        let name: &str = key.get_ref();
+        let full = if path.is_empty() { name.to_owned() } else { format!("{path}.{name}") };
+        if full == "commands" {
+            check_commands(value.get_ref(), text)?;
+            continue;
+        }
+        match schema.get(name) {
+            None => return Err(format!("unknown key `{full}` at line {}", line_of(text, key.span().start))),
+            Some(toml::Value::Table(inner)) => {
+                if let DeValue::Table(table) = value.get_ref() {
+                    check_table(table, inner, &full, text)?;
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_commands(value: &DeValue<'_>, text: &str) -> Result<(), String> {
+    let DeValue::Array(entries) = value else { return Ok(()) };
+    let known = struct_fields::<CommandEntry>();
+    for entry in entries.iter() {
+        let DeValue::Table(table) = entry.get_ref() else { continue };
+        for (key, _) in table.iter() {
+            let name: &str = key.get_ref();
+            if !known.contains(&name) {
+                return Err(format!(
+                    "unknown key `{name}` in [[commands]] at line {} (known: {})",
+                    line_of(text, key.span().start),
+                    known.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The field names of a struct, asked of its own `Deserialize` impl, so the key check and
+/// the struct cannot disagree.
+fn struct_fields<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+    use serde::de::{Deserializer, Visitor};
+
+    #[derive(Debug)]
+    struct Stop;
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("field probe")
+        }
+    }
+    impl std::error::Error for Stop {}
+    impl serde::de::Error for Stop {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Stop
+        }
+    }
+    struct Probe<'a>(&'a mut &'static [&'static str]);
+    impl<'de> Deserializer<'de> for Probe<'_> {
+        type Error = Stop;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            *self.0 = fields;
+            Err(Stop)
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Probe(&mut fields));
+    fields
+}
+
+/// Deep-merges `user` over `base` (tables key by key; any other value replaces), with the
+/// `[[commands]]` rules of the module doc and the code's commands between the two.
+fn merge_over(base: &mut toml::Table, mut user: toml::Table, code_commands: &[toml::Table]) -> Result<(), ConfigError> {
+    let replace_builtin = user.get("replace_builtin_commands").and_then(toml::Value::as_bool).unwrap_or(false);
+    let user_commands = match user.remove("commands") {
+        None => Vec::new(),
+        Some(toml::Value::Array(entries)) => entries,
+        Some(other) => {
+            return Err(invalid("commands", format!("must be [[commands]] tables, not a {}", other.type_str())));
+        }
+    };
+    let mut commands: Vec<toml::Table> = match base.remove("commands") {
+        Some(toml::Value::Array(entries)) if !replace_builtin => {
+            entries.into_iter().filter_map(|e| if let toml::Value::Table(t) = e { Some(t) } else { None }).collect()
+        }
+        _ => Vec::new(),
+    };
+    for code in code_commands {
+        let name = command_name(code)?;
+        commands.retain(|c| command_name(c).ok() != Some(name));
+        commands.push(code.clone());
+    }
+    let mut defined_by_user: Vec<String> = Vec::new();
+    for entry in user_commands {
+        let toml::Value::Table(entry) = entry else {
+            return Err(invalid("commands", "every [[commands]] entry must be a table"));
+        };
+        let name = command_name(&entry)?.to_owned();
+        let existing = commands.iter().position(|c| command_name(c).ok() == Some(name.as_str()));
+        match (existing, entry.contains_key("handler")) {
+            (_, true) if defined_by_user.contains(&name) => {
+                return Err(invalid(&format!("commands[{name}]"), "defined twice in the file"));
+            }
+            (Some(i), true) => commands[i] = entry,
+            (None, true) => commands.push(entry),
+            (Some(i), false) => deep_merge(&mut commands[i], entry),
+            (None, false) => {
+                return Err(invalid(
+                    &format!("commands[{name}]"),
+                    "has no `handler`, and there is no built-in or registered command of that name to configure",
+                ));
+            }
+        }
+        defined_by_user.push(name);
+    }
+    deep_merge(base, user);
+    base.insert("commands".into(), toml::Value::Array(commands.into_iter().map(toml::Value::Table).collect()));
+    Ok(())
+}
+
+fn command_name(entry: &toml::Table) -> Result<&str, ConfigError> {
+    entry
+        .get("name")
+        .and_then(toml::Value::as_str)
+        .ok_or_else(|| invalid("commands", "every [[commands]] entry needs a `name` (e.g. name = \"/deploy\")"))
+}
+
+fn deep_merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(inner)), toml::Value::Table(over_inner)) => deep_merge(inner, over_inner),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Validation: typed values, ranges, and the overrides.
+
+fn validate(f: FileSettings, o: Overrides) -> Result<Settings, ConfigError> {
+    let listen = match o.listen {
+        Some(addr) => addr,
+        None => parse_addr("server.listen", &f.server.listen)?,
+    };
+    let data_dir = o.data_dir.unwrap_or(f.server.data_dir);
+    let max_body_bytes = f.server.max_body_bytes;
     if !(256..=1024 * 1024).contains(&max_body_bytes) {
         return Err(invalid("server.max_body_bytes", "must be between 256 and 1048576"));
     }
-    let ack_budget = pick(u.server.ack_budget, d.server.ack_budget, "server.ack_budget")?;
+    let ack_budget = f.server.ack_budget.0;
     if ack_budget >= Duration::from_secs(3) {
         return Err(invalid("server.ack_budget", "must be under 3s: Slack gives up after 3 seconds"));
     }
     let mut allowed_hosts = AllowedHosts::default();
-    let hosts = u.server.allow_response_hosts.or(d.server.allow_response_hosts).unwrap_or_default();
-    for host in hosts.iter().chain(&o.allow_response_hosts) {
+    for host in f.server.allow_response_hosts.iter().chain(&o.allow_response_hosts) {
         allowed_hosts.allow(host).map_err(|e| invalid("server.allow_response_hosts", format!("`{host}`: {e}")))?;
     }
     let durability = match o.durability {
         Some(d) => d,
-        None => {
-            let raw = u.queue.durability.or(d.queue.durability).unwrap_or_else(|| "full".into());
-            raw.parse().map_err(|e| invalid("queue.durability", e))?
-        }
+        None => f.queue.durability.parse().map_err(|e| invalid("queue.durability", e))?,
     };
     let retry = RetrySettings {
-        base_delay: pick(u.retry.base_delay, d.retry.base_delay, "retry.base_delay")?,
-        max_delay: pick(u.retry.max_delay, d.retry.max_delay, "retry.max_delay")?,
-        max_attempts: u.retry.max_attempts.or(d.retry.max_attempts).unwrap_or(3).max(1),
+        base_delay: f.retry.base_delay.0,
+        max_delay: f.retry.max_delay.0,
+        max_attempts: f.retry.max_attempts.max(1),
     };
     let respond = RespondSettings {
-        connect_timeout: pick(u.respond.connect_timeout, d.respond.connect_timeout, "respond.connect_timeout")?,
-        request_timeout: pick(u.respond.request_timeout, d.respond.request_timeout, "respond.request_timeout")?,
-        max_retries: u.respond.max_retries.or(d.respond.max_retries).unwrap_or(3),
-        max_posts: u.respond.max_posts.or(d.respond.max_posts).unwrap_or(5).clamp(1, 5),
+        connect_timeout: f.respond.connect_timeout.0,
+        request_timeout: f.respond.request_timeout.0,
+        max_retries: f.respond.max_retries,
+        max_posts: f.respond.max_posts.clamp(1, 5),
     };
-    for key in u.workers.keys() {
+    for key in f.workers.keys() {
         key.parse::<Quadrant>().map_err(|e| invalid(&format!("workers.{key}"), e))?;
     }
-    let mut workers = [PoolSettings { concurrency: 1, lease: Duration::from_secs(30) }; 4];
+    let mut workers = [PoolSettings { concurrency: 1, lease: Duration::from_secs(1) }; 4];
     for (slot, q) in workers.iter_mut().zip(Quadrant::ALL) {
-        let (up, dp) = (
-            u.workers.get(q.as_str()).cloned().unwrap_or_default(),
-            d.workers.get(q.as_str()).cloned().unwrap_or_default(),
-        );
         let key = format!("workers.{q}");
-        slot.concurrency = up.concurrency.or(dp.concurrency).unwrap_or(16);
-        if !(1..=10_000).contains(&slot.concurrency) {
+        let pool = f.workers.get(q.as_str()).ok_or_else(|| invalid(&key, "missing from the built-in defaults"))?;
+        if !(1..=10_000).contains(&pool.concurrency) {
             return Err(invalid(&format!("{key}.concurrency"), "must be between 1 and 10000"));
         }
-        slot.lease = pick(up.lease, dp.lease, &format!("{key}.lease"))?;
-        if slot.lease < Duration::from_millis(100) {
+        if pool.lease.0 < Duration::from_millis(100) {
             return Err(invalid(&format!("{key}.lease"), "must be at least 100ms"));
         }
+        *slot = PoolSettings { concurrency: pool.concurrency, lease: pool.lease.0 };
     }
-    let raw_commands = if u.replace_builtin_commands {
-        u.commands
-    } else {
-        let mut merged: Vec<RawCommand> =
-            d.commands.into_iter().filter(|dc| !u.commands.iter().any(|uc| uc.name == dc.name)).collect();
-        merged.extend(u.commands);
-        merged
-    };
     let commands =
-        raw_commands.into_iter().map(|c| command_spec(c, retry.max_attempts)).collect::<Result<Vec<_>, _>>()?;
-    let max_depth = u.queue.max_depth.or(d.queue.max_depth).unwrap_or(100_000);
-    let done_retention = pick(u.queue.done_retention, d.queue.done_retention, "queue.done_retention")?;
+        f.commands.into_iter().map(|c| command_spec(c, retry.max_attempts)).collect::<Result<Vec<_>, _>>()?;
+    let (max_depth, done_retention) = (f.queue.max_depth, f.queue.done_retention.0);
     at_least_replay_memory("queue.done_retention", done_retention)?;
-    let mut engine = queue_engine(o.queue_url.or(u.queue.url).or(d.queue.url), &data_dir, o.nats_auth)?;
+    let mut engine = queue_engine(o.queue_url.unwrap_or(f.queue.url), &data_dir, o.nats_auth)?;
     match &mut engine {
         EngineSettings::Sqlite(sqlite) => {
             sqlite.durability = durability;
@@ -380,77 +632,59 @@ fn build(d: RawSettings, u: RawSettings, o: Overrides) -> Result<Settings, Confi
             sqlite.done_retention = done_retention;
         }
         EngineSettings::Nats(nats) => {
-            nats.prefix = o
-                .nats_prefix
-                .or(u.queue.nats_prefix)
-                .or(d.queue.nats_prefix)
-                .unwrap_or_else(|| DEFAULT_NATS_PREFIX.into());
+            nats.prefix = o.nats_prefix.unwrap_or(f.queue.nats_prefix);
             if nats.prefix.is_empty() || !nats.prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 return Err(invalid("queue.nats_prefix", "letters, digits and _ only"));
             }
-            nats.duplicate_window = pick(u.queue.duplicate_window, d.queue.duplicate_window, "queue.duplicate_window")?;
+            nats.duplicate_window = f.queue.duplicate_window.0;
             at_least_replay_memory("queue.duplicate_window", nats.duplicate_window)?;
-            nats.replicas = u.queue.replicas.or(d.queue.replicas).unwrap_or(1).clamp(1, 5);
+            nats.replicas = f.queue.replicas.clamp(1, 5);
             nats.max_depth = max_depth;
             nats.done_retention = done_retention;
         }
     }
     let metrics_listen = match o.metrics_listen {
         Some(addr) => Some(addr),
-        None => match u.limits.metrics_listen.or(d.limits.metrics_listen).filter(|s| !s.is_empty()) {
-            Some(raw) => Some(raw.parse().map_err(|e| invalid("limits.metrics_listen", format!("`{raw}`: {e}")))?),
-            None => None,
-        },
+        None if f.limits.metrics_listen.is_empty() => None,
+        None => Some(parse_addr("limits.metrics_listen", &f.limits.metrics_listen)?),
     };
+    let l = f.limits;
     let limits = LimitSettings {
-        max_concurrent_requests: u
-            .limits
-            .max_concurrent_requests
-            .or(d.limits.max_concurrent_requests)
-            .unwrap_or(1024)
-            .max(1),
-        per_user_per_minute: u.limits.per_user_per_minute.or(d.limits.per_user_per_minute).unwrap_or(0),
-        per_user_burst: u.limits.per_user_burst.or(d.limits.per_user_burst).unwrap_or(20).max(1),
-        max_header_bytes: u
-            .limits
-            .max_header_bytes
-            .or(d.limits.max_header_bytes)
-            .unwrap_or(16 * 1024)
-            .clamp(8192, 1 << 20),
-        header_read_timeout: pick(
-            u.limits.header_read_timeout,
-            d.limits.header_read_timeout,
-            "limits.header_read_timeout",
-        )?,
-        body_read_timeout: pick(u.limits.body_read_timeout, d.limits.body_read_timeout, "limits.body_read_timeout")?,
-        max_connections: at_least_one(u.limits.max_connections.or(d.limits.max_connections), "limits.max_connections")?,
-        max_unverified_bodies: at_least_one(
-            u.limits.max_unverified_bodies.or(d.limits.max_unverified_bodies),
-            "limits.max_unverified_bodies",
-        )?,
+        max_concurrent_requests: l.max_concurrent_requests.max(1),
+        per_user_per_minute: l.per_user_per_minute,
+        per_user_burst: l.per_user_burst.max(1),
+        max_header_bytes: l.max_header_bytes.clamp(8192, 1 << 20),
+        header_read_timeout: l.header_read_timeout.0,
+        body_read_timeout: l.body_read_timeout.0,
+        max_connections: at_least_one(l.max_connections, "limits.max_connections")?,
+        max_unverified_bodies: at_least_one(l.max_unverified_bodies, "limits.max_unverified_bodies")?,
         max_unverified_bodies_per_peer: at_least_one(
-            u.limits.max_unverified_bodies_per_peer.or(d.limits.max_unverified_bodies_per_peer),
+            l.max_unverified_bodies_per_peer,
             "limits.max_unverified_bodies_per_peer",
         )?,
         metrics_listen,
-        metrics_on_ingress: u.limits.metrics_on_ingress.or(d.limits.metrics_on_ingress).unwrap_or(false),
+        metrics_on_ingress: l.metrics_on_ingress,
     };
     Ok(Settings {
         listen,
         data_dir,
         log_file: o.log_file,
-        signing_secret,
+        signing_secret: o.signing_secret,
         allowed_hosts,
         max_body_bytes,
         ack_budget,
         limits,
-        shutdown_grace: pick(u.server.shutdown_grace, d.server.shutdown_grace, "server.shutdown_grace")?,
+        shutdown_grace: f.server.shutdown_grace.0,
         queue: QueueSettings { engine, durability, max_depth, done_retention },
         retry,
         respond,
         workers,
         commands,
     })
+}
+
+fn parse_addr(key: &str, raw: &str) -> Result<SocketAddr, ConfigError> {
+    raw.parse().map_err(|e| invalid(key, format!("`{raw}`: {e}")))
 }
 
 /// The shortest memory of past requests that still catches every replay: a signed request
@@ -472,60 +706,49 @@ fn at_least_replay_memory(key: &str, value: Duration) -> Result<(), ConfigError>
     Ok(())
 }
 
-/// `sqlite://PATH`, `nats://...`, or nothing (the embedded queue in the data directory).
+/// `sqlite://PATH`, `nats://...`, or empty (the embedded queue in the data directory).
 /// The URL itself is parsed by `chatops_queue::engine`, the one place that knows its forms.
-fn queue_engine(url: Option<String>, data_dir: &Path, auth: NatsAuth) -> Result<EngineSettings, ConfigError> {
-    match url.as_deref() {
-        None | Some("") => Ok(EngineSettings::sqlite_in(data_dir)),
-        Some(u) => EngineSettings::from_url(u, auth).map_err(|e| invalid("queue.url", e)),
+fn queue_engine(url: String, data_dir: &Path, auth: NatsAuth) -> Result<EngineSettings, ConfigError> {
+    if url.is_empty() {
+        return Ok(EngineSettings::sqlite_in(data_dir));
     }
+    EngineSettings::from_url(&url, auth).map_err(|e| invalid("queue.url", e))
 }
 
-fn at_least_one(value: Option<usize>, key: &str) -> Result<usize, ConfigError> {
-    match value {
-        None => Err(invalid(key, "missing (and no built-in default)")),
-        Some(0) => Err(invalid(key, "must be at least 1")),
-        Some(n) => Ok(n),
+fn at_least_one(value: usize, key: &str) -> Result<usize, ConfigError> {
+    if value == 0 {
+        return Err(invalid(key, "must be at least 1"));
     }
+    Ok(value)
 }
 
-fn pick(user: Option<HumanDuration>, default: Option<HumanDuration>, key: &str) -> Result<Duration, ConfigError> {
-    user.or(default).map(|d| d.0).ok_or_else(|| invalid(key, "missing (and no built-in default)"))
-}
-
-fn command_spec(c: RawCommand, default_attempts: u32) -> Result<CommandSpec, ConfigError> {
+fn command_spec(c: CommandEntry, default_attempts: u32) -> Result<CommandSpec, ConfigError> {
     let key = format!("commands[{}]", c.name);
     if !chatops_core::slack::command::is_valid_command_name(&c.name) {
         return Err(invalid(&key, "name must look like /deploy (letters, digits, -, _ or . after the slash)"));
     }
     let quadrant = c.quadrant.parse::<Quadrant>().map_err(|e| invalid(&format!("{key}.quadrant"), e))?;
-    let handler = match c.handler.as_str() {
-        "simulate" => HandlerSpec::Simulate {
-            work: c.work.map(|d| d.0).unwrap_or(Duration::from_secs(1)),
-            answers: c.answers.unwrap_or(2).clamp(1, 5),
-        },
-        other => {
-            if c.work.is_some() || c.answers.is_some() {
-                return Err(invalid(
-                    &key,
-                    format!("`work` and `answers` apply to the simulate handler, not `{other}`"),
-                ));
-            }
-            HandlerSpec::Kind(other.to_owned())
+    let mut params = c.params;
+    for (legacy, value) in [("work", c.work), ("answers", c.answers)] {
+        let Some(value) = value else { continue };
+        if c.handler != "simulate" {
+            return Err(invalid(
+                &key,
+                format!("`{legacy}` applies to the simulate handler, not `{}`; other kinds take `params`", c.handler),
+            ));
         }
-    };
+        if params.insert(legacy.to_owned(), value).is_some() {
+            return Err(invalid(&key, format!("`{legacy}` is given both at the top and in `params`")));
+        }
+    }
     Ok(CommandSpec {
         name: c.name,
         quadrant,
-        timeout: c.timeout.map(|d| d.0).unwrap_or(if quadrant.is_long() {
-            Duration::from_secs(300)
-        } else {
-            Duration::from_secs(30)
-        }),
+        timeout: c.timeout.map_or_else(|| crate::spec::default_timeout(quadrant), |d| d.0),
         requires_approval: c.requires_approval,
         description: c.description,
         usage: c.usage,
-        handler,
+        handler: HandlerSpec { kind: c.handler, params },
         max_attempts: c.max_attempts.unwrap_or(default_attempts).max(1),
     })
 }
@@ -539,7 +762,11 @@ mod tests {
     }
 
     fn load_str(text: &str, o: Overrides) -> Result<Settings, ConfigError> {
-        build(parse_raw(DEFAULT_CONFIG, "defaults").unwrap(), parse_raw(text, "test.toml")?, o)
+        build(Some((text, "test.toml")), &[], o)
+    }
+
+    fn command<'a>(s: &'a Settings, name: &str) -> &'a CommandSpec {
+        s.commands.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("{name} missing"))
     }
 
     #[test]
@@ -553,7 +780,7 @@ mod tests {
         }
         let deploy = s.commands.iter().find(|c| c.name == "/deploy").unwrap();
         assert_eq!(deploy.quadrant, Quadrant::LongWrite);
-        assert!(matches!(deploy.handler, HandlerSpec::Simulate { .. }));
+        assert_eq!(deploy.handler, HandlerSpec::new("simulate").param("work", "3s").param("answers", 3));
     }
 
     #[test]
@@ -663,13 +890,115 @@ requires_approval = true
     }
 
     #[test]
-    fn backoff_grows_and_is_capped() {
-        let r =
-            RetrySettings { base_delay: Duration::from_secs(1), max_delay: Duration::from_secs(10), max_attempts: 5 };
-        let first = r.backoff(1);
-        assert!(first >= Duration::from_millis(800) && first <= Duration::from_millis(1200), "{first:?}");
-        let third = r.backoff(3);
-        assert!(third >= Duration::from_millis(3200) && third <= Duration::from_millis(4800), "{third:?}");
-        assert!(r.backoff(30) <= Duration::from_secs(12));
+    fn the_defaults_alone_supply_every_key() {
+        let defaults = defaults_table().unwrap();
+        FileSettings::deserialize(toml::Value::Table(defaults.clone())).expect("the defaults deserialise strictly");
+        // Every key of every section is needed: without it the defaults no longer load, so
+        // a default cannot be dropped from the file and hide behind a literal in the code.
+        let mut checked = 0;
+        for (section, value) in &defaults {
+            let toml::Value::Table(table) = value else { continue };
+            let leaves: Vec<(Vec<String>, String)> = table
+                .iter()
+                .flat_map(|(k, v)| match v {
+                    toml::Value::Table(inner) => inner.keys().map(|ik| (vec![k.clone()], ik.clone())).collect(),
+                    _ => vec![(vec![], k.clone())],
+                })
+                .collect();
+            for (parents, leaf) in leaves {
+                let mut without = defaults.clone();
+                let mut t = without[section].as_table_mut().unwrap();
+                for p in &parents {
+                    t = t[p].as_table_mut().unwrap();
+                }
+                t.remove(&leaf);
+                let err = FileSettings::deserialize(toml::Value::Table(without)).unwrap_err().to_string();
+                assert!(err.contains(&leaf), "removing {section}.{parents:?}.{leaf} gave {err}");
+                checked += 1;
+            }
+        }
+        assert!(checked >= 39, "only {checked} keys checked");
+        let mut without = defaults;
+        without.remove("replace_builtin_commands");
+        assert!(FileSettings::deserialize(toml::Value::Table(without)).is_err());
+    }
+
+    #[test]
+    fn an_entry_without_handler_configures_the_command_of_that_name() {
+        let s = load_str("[[commands]]\nname = \"/deploy\"\ntimeout = \"7m\"\nparams = { work = \"1s\" }\n", secret())
+            .unwrap();
+        let deploy = command(&s, "/deploy");
+        assert_eq!(deploy.quadrant, Quadrant::LongWrite, "unnamed keys keep the built-in's values");
+        assert_eq!(deploy.timeout, Duration::from_secs(420));
+        assert_eq!(deploy.usage.as_deref(), Some("/deploy SERVICE [VERSION]"));
+        assert_eq!(deploy.handler, HandlerSpec::new("simulate").param("work", "1s").param("answers", 3));
+        let err = load_str("[[commands]]\nname = \"/nothing\"\nparams = { a = 1 }\n", secret()).unwrap_err();
+        assert!(err.to_string().contains("commands[/nothing]") && err.to_string().contains("handler"), "{err}");
+    }
+
+    #[test]
+    fn simulate_reads_work_and_answers_from_params_or_the_old_top_level_keys() {
+        let text = "[[commands]]\nname = \"/a\"\nquadrant = \"long-read\"\nhandler = \"simulate\"\nwork = \"2s\"\nanswers = 4\n\n\
+                    [[commands]]\nname = \"/b\"\nquadrant = \"long-read\"\nhandler = \"simulate\"\nparams = { work = \"2s\", answers = 4 }\n";
+        let s = load_str(text, secret()).unwrap();
+        let expected = HandlerSpec::new("simulate").param("work", "2s").param("answers", 4);
+        assert_eq!(command(&s, "/a").handler, expected);
+        assert_eq!(command(&s, "/b").handler, expected);
+        let both = "[[commands]]\nname = \"/c\"\nquadrant = \"long-read\"\nhandler = \"simulate\"\nwork = \"1s\"\nparams = { work = \"2s\" }\n";
+        assert!(load_str(both, secret()).unwrap_err().to_string().contains("both"));
+    }
+
+    #[test]
+    fn commands_registered_from_code_take_file_configuration_and_survive_replace() {
+        let code: toml::Table = toml::from_str(
+            "name = \"/greet\"\nquadrant = \"short-write\"\nhandler = \"/greet\"\ndescription = \"Say hello\"",
+        )
+        .unwrap();
+        let text =
+            "replace_builtin_commands = true\n[[commands]]\nname = \"/greet\"\nparams = { greeting = \"Howdy\" }\n";
+        let s = build(Some((text, "test.toml")), std::slice::from_ref(&code), secret()).unwrap();
+        assert_eq!(s.commands.len(), 1, "built-ins replaced, the code's command kept");
+        let greet = command(&s, "/greet");
+        assert_eq!((greet.quadrant, greet.description.as_str()), (Quadrant::ShortWrite, "Say hello"));
+        assert_eq!(greet.handler, HandlerSpec::new("/greet").param("greeting", "Howdy"));
+        let alone = build(None, std::slice::from_ref(&code), secret()).unwrap();
+        assert!(
+            alone.commands.iter().any(|c| c.name == "/deploy") && alone.commands.iter().any(|c| c.name == "/greet")
+        );
+    }
+
+    #[test]
+    fn unknown_command_keys_and_duplicates_are_errors() {
+        let text = "[[commands]]\nname = \"/x\"\nquadrant = \"short-read\"\nhandler = \"echo\"\nhandle = \"echo\"\n";
+        let msg = load_str(text, secret()).unwrap_err().to_string();
+        assert!(msg.contains("`handle`") && msg.contains("line 5"), "{msg}");
+        let twice = "[[commands]]\nname = \"/x\"\nquadrant = \"short-read\"\nhandler = \"echo\"\n\
+                     [[commands]]\nname = \"/x\"\nquadrant = \"short-read\"\nhandler = \"help\"\n";
+        assert!(load_str(twice, secret()).unwrap_err().to_string().contains("twice"));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key_and_line() {
+        let cases = [
+            (
+                "[server]\nlisten = \"127.0.0.1:1\"\n\n[workers.short-read]\nconcurrency = \"x\"",
+                "workers.short-read.concurrency",
+                "line 5",
+            ),
+            ("[server]\nack_budget = \"soon\"", "server.ack_budget", "line 2"),
+            ("[retry]\nmax_attempts = -1", "retry.max_attempts", "line 2"),
+            ("\n[[commands]]\nname = \"/x\"\nquadrant = 3\nhandler = \"echo\"", "commands[/x]", "line 2"),
+        ];
+        for (text, key, line) in cases {
+            let msg = load_str(text, secret()).unwrap_err().to_string();
+            assert!(msg.contains(&format!("`{key}`")) && msg.contains(line), "{text:?} gave {msg}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_in_nested_tables_have_their_line() {
+        let msg =
+            load_str("\n[workers.long-read]\nconcurrency = 2\nleese = \"1s\"\n", secret()).unwrap_err().to_string();
+        assert!(msg.contains("workers.long-read.leese") && msg.contains("line 4"), "{msg}");
     }
 }

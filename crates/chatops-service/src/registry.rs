@@ -1,48 +1,14 @@
-//! The command registry: which commands exist, their quadrant, timeout, approval flag,
-//! retry budget and handler. It is data (loaded from config), so a command that fits an
-//! existing handler kind needs no code; a Rust user adds kinds with [`RegistryBuilder`].
+//! The command registry: which commands exist (their [`CommandSpec`]s, from the
+//! configuration) and the [`Handler`] of each kind. A command that fits an existing kind
+//! needs no code; Rust code adds kinds with [`RegistryBuilder::handler`] (or, more simply,
+//! commands with `chatops::App::builder().command(..)`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
-use chatops_core::Quadrant;
-
-use crate::worker::handlers::{self, Handler};
-
-/// How a command is handled.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HandlerSpec {
-    /// The built-in simulation: `answers` posts spread over `work`, labelled as simulated.
-    Simulate { work: Duration, answers: u32 },
-    /// A handler registered under this kind (`echo`, `help`, `check-status`, or custom).
-    Kind(String),
-}
-
-impl HandlerSpec {
-    pub fn kind(&self) -> &str {
-        match self {
-            HandlerSpec::Simulate { .. } => "simulate",
-            HandlerSpec::Kind(k) => k,
-        }
-    }
-}
-
-/// One registered command.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommandSpec {
-    /// With the slash: `/deploy`.
-    pub name: String,
-    pub quadrant: Quadrant,
-    /// The handler is stopped after this long; the attempt counts as failed.
-    pub timeout: Duration,
-    pub requires_approval: bool,
-    pub description: String,
-    pub usage: Option<String>,
-    pub handler: HandlerSpec,
-    /// Deliveries before the job goes to the dead-letter queue.
-    pub max_attempts: u32,
-}
+use crate::handler::Handler;
+use crate::handlers;
+use crate::spec::CommandSpec;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -50,6 +16,8 @@ pub enum RegistryError {
     UnknownHandler { command: String, kind: String, known: String },
     #[error("command {0} is defined twice")]
     DuplicateCommand(String),
+    #[error("command {command}: bad parameters for handler `{kind}`: {message}")]
+    BadParams { command: String, kind: String, message: String },
 }
 
 /// Commands by name, plus the handler for each kind.
@@ -68,6 +36,7 @@ impl std::fmt::Debug for Registry {
 }
 
 /// Collects handler kinds (built-in ones are pre-registered) and builds a [`Registry`].
+#[derive(Clone)]
 pub struct RegistryBuilder {
     handlers: HashMap<String, Arc<dyn Handler>>,
 }
@@ -90,6 +59,11 @@ impl RegistryBuilder {
         self
     }
 
+    /// Whether a kind is registered.
+    pub fn has(&self, kind: &str) -> bool {
+        self.handlers.contains_key(kind)
+    }
+
     pub fn build(self, specs: Vec<CommandSpec>) -> Result<Registry, RegistryError> {
         let mut commands = BTreeMap::new();
         for spec in specs {
@@ -101,6 +75,9 @@ impl RegistryBuilder {
                     kind: spec.handler.kind().to_owned(),
                     known: known.join(", "),
                 });
+            }
+            if let Err(message) = self.handlers[spec.handler.kind()].check_params(&spec.handler.params) {
+                return Err(RegistryError::BadParams { command: spec.name, kind: spec.handler.kind, message });
             }
             let name = spec.name.clone();
             if commands.insert(name.clone(), Arc::new(spec)).is_some() {
@@ -133,7 +110,12 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use chatops_core::Quadrant;
+
     use super::*;
+    use crate::spec::HandlerSpec;
 
     fn spec(name: &str, kind: &str) -> CommandSpec {
         CommandSpec {
@@ -143,7 +125,7 @@ mod tests {
             requires_approval: false,
             description: String::new(),
             usage: None,
-            handler: HandlerSpec::Kind(kind.into()),
+            handler: HandlerSpec::new(kind),
             max_attempts: 3,
         }
     }
@@ -158,6 +140,15 @@ mod tests {
     fn refuses_duplicate_command() {
         let err = RegistryBuilder::default().build(vec![spec("/x", "echo"), spec("/x", "help")]).unwrap_err();
         assert!(matches!(err, RegistryError::DuplicateCommand(_)));
+    }
+
+    #[test]
+    fn refuses_parameters_the_kind_cannot_read() {
+        let mut bad = spec("/x", "simulate");
+        bad.handler = bad.handler.param("work", "soon");
+        let err = RegistryBuilder::default().build(vec![bad]).unwrap_err();
+        assert!(matches!(&err, RegistryError::BadParams { command, .. } if command == "/x"), "{err}");
+        assert!(err.to_string().contains("not a duration"), "{err}");
     }
 
     #[test]

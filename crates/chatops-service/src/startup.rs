@@ -1,7 +1,9 @@
-//! Wiring: from [`Settings`] to a running bot. Opens the queue, builds the registry, binds
-//! the listener (port 0 works, for tests), then runs the ingress and one worker pool per
-//! quadrant until the shutdown future resolves, and stops them in that order: first stop
-//! accepting commands, then drain the workers.
+//! Wiring: from [`Settings`] to a running bot. Checks the roles against the engine, opens
+//! the queue (and owns its background tasks), builds the registry, binds the listener
+//! (port 0 works, for tests), then runs the ingress and one worker pool per quadrant until
+//! the shutdown future resolves, and stops them in that order: first stop accepting
+//! commands, then drain the workers. [`crate::app::App`] is the way in with commands of
+//! your own; [`Application::build`] is the same with the built-in ones only.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,12 +19,13 @@ use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, Settings};
+use crate::handler::{BotView, QueueStatsSource};
 use crate::ingress::{self, IngressLimits, IngressState};
 use crate::metrics::{Metrics, QuadrantLabels};
 use crate::probe::QueueProbe;
 use crate::registry::{Registry, RegistryBuilder, RegistryError};
-use crate::status::BotState;
-use crate::worker::respond::ResponseClient;
+use crate::respond::ResponseClient;
+use crate::status::E2eWindow;
 use crate::worker::{self, WorkerContext};
 
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +77,7 @@ pub struct Application {
     workers: Arc<WorkerContext>,
     settings: Settings,
     roles: Roles,
-    background: Vec<tokio::task::JoinHandle<()>>,
+    background: Background,
 }
 
 impl std::fmt::Debug for Application {
@@ -86,9 +89,13 @@ impl std::fmt::Debug for Application {
     }
 }
 
-impl Drop for Application {
+/// Background tasks (the queue's, the ingress's housekeeping), stopped when dropped.
+#[derive(Default)]
+struct Background(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Background {
     fn drop(&mut self) {
-        for task in &self.background {
+        for task in &self.0 {
             task.abort();
         }
     }
@@ -130,33 +137,61 @@ pub async fn open_queue(settings: &Settings, roles: &Roles) -> Result<OpenedQueu
     engine::open(&engine_settings(settings), engine::OpenMode::owner(!roles.quadrants.is_empty())).await
 }
 
+/// Refuses split roles on an engine that cannot be shared between processes: a router
+/// alone on an embedded queue would accept commands nobody runs.
+pub fn check_roles(settings: &Settings, roles: &Roles) -> Result<(), StartupError> {
+    if !roles.ingress && !settings.queue.engine.is_nats() {
+        return Err(StartupError::Roles("a worker-only process needs a shared queue: pass --queue nats://HOST:PORT"));
+    }
+    if roles.ingress && roles.quadrants.is_empty() && !settings.queue.engine.is_nats() {
+        return Err(StartupError::Roles(
+            "a router-only process needs a shared queue: pass --queue nats://HOST:PORT (or run `serve`)",
+        ));
+    }
+    Ok(())
+}
+
+/// The queue as handlers see it: statistics only.
+struct StatsOnly(Arc<dyn Queue>);
+
+#[async_trait::async_trait]
+impl QueueStatsSource for StatsOnly {
+    async fn stats(&self) -> Result<chatops_queue::QueueStats, chatops_queue::QueueError> {
+        self.0.stats().await
+    }
+}
+
 impl Application {
-    /// Builds the bot on the configured queue with the built-in handler kinds.
+    /// Builds the bot on the configured queue with the built-in handler kinds (after the
+    /// role check). With commands of your own: [`crate::app::App::start`].
     pub async fn build(settings: Settings, roles: Roles) -> Result<Self, StartupError> {
-        if !roles.ingress && !settings.queue.engine.is_nats() {
-            return Err(StartupError::Roles(
-                "a worker-only process needs a shared queue: pass --queue nats://HOST:PORT",
-            ));
-        }
-        if roles.ingress && roles.quadrants.is_empty() && !settings.queue.engine.is_nats() {
-            return Err(StartupError::Roles(
-                "a router-only process needs a shared queue: pass --queue nats://HOST:PORT (or run `serve`)",
-            ));
-        }
+        check_roles(&settings, &roles)?;
         let opened = open_queue(&settings, &roles).await?;
-        let mut app = Self::build_with(settings, roles, opened.queue, RegistryBuilder::default()).await?;
-        app.background = opened.background;
+        Self::assemble(settings, roles, opened, RegistryBuilder::default()).await
+    }
+
+    /// Builds the bot on an opened queue; the application owns the queue's background
+    /// tasks and stops them when dropped. Role checks are the caller's (see [`check_roles`]).
+    pub(crate) async fn assemble(
+        settings: Settings,
+        roles: Roles,
+        opened: OpenedQueue,
+        handlers: RegistryBuilder,
+    ) -> Result<Self, StartupError> {
+        // Owned from here on: an early return below stops them too.
+        let background = Background(opened.background);
+        let registry = Arc::new(handlers.build(settings.commands.clone())?);
+        let mut app = Self::wire(settings, roles, opened.queue, registry).await?;
+        app.background = background;
         Ok(app)
     }
 
-    /// Builds the bot on any queue, with extra handler kinds.
-    pub async fn build_with(
+    async fn wire(
         settings: Settings,
         roles: Roles,
         queue: Arc<dyn Queue>,
-        handlers: RegistryBuilder,
+        registry: Arc<Registry>,
     ) -> Result<Self, StartupError> {
-        let registry: Arc<Registry> = Arc::new(handlers.build(settings.commands.clone())?);
         let metrics = Metrics::new();
         let probe = Arc::new(QueueProbe::new(queue.clone()));
         let metrics_listener = match settings.limits.metrics_listen {
@@ -186,17 +221,33 @@ impl Application {
         } else {
             (None, None)
         };
-        let bot =
-            Arc::new(BotState { started: Instant::now(), registry, queue: queue.clone(), e2e: Default::default() });
+        let e2e = Arc::new(E2eWindow::default());
+        let bot = Arc::new(BotView::new(
+            Instant::now(),
+            registry.commands().cloned().collect(),
+            Arc::new(StatsOnly(queue.clone())),
+            e2e.clone(),
+        ));
         let workers = Arc::new(WorkerContext {
             queue,
+            registry,
             bot,
+            e2e,
             client: ResponseClient::new(settings.respond, metrics.clone())?,
             allowed_hosts: settings.allowed_hosts.clone(),
             retry: settings.retry,
             metrics,
         });
-        Ok(Application { listener, metrics_listener, probe, ingress, workers, settings, roles, background: Vec::new() })
+        Ok(Application {
+            listener,
+            metrics_listener,
+            probe,
+            ingress,
+            workers,
+            settings,
+            roles,
+            background: Background::default(),
+        })
     }
 
     /// The address the ingress listens on (the real port when configured with port 0);
@@ -239,7 +290,7 @@ impl Application {
         let mut server = match (listener, ingress) {
             (Some(listener), Some(ingress)) => {
                 let state = ingress.clone();
-                self.background.push(tokio::spawn(async move {
+                self.background.0.push(tokio::spawn(async move {
                     let mut every = tokio::time::interval(Duration::from_secs(60));
                     loop {
                         every.tick().await;
@@ -255,7 +306,7 @@ impl Application {
         if let Some(listener) = self.metrics_listener.take() {
             let app = ingress::metrics_router(workers.metrics.clone(), self.probe.clone());
             let stop = stop_ingress.clone();
-            self.background.push(tokio::spawn(async move {
+            self.background.0.push(tokio::spawn(async move {
                 let _ = ingress::serve(listener, app, &limits, stop).await;
             }));
         }

@@ -1,14 +1,11 @@
-//! The bot's view of itself, for `/check-status`: uptime, the queue, and the E2E latency of
-//! the last five minutes from an in-process rolling window of HDR histograms.
+//! The E2E latency of the last five minutes, for `/check-status`: an in-process rolling
+//! window of HDR histograms that the workers record into and handlers read through
+//! [`crate::handler::BotView`].
 
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Mutex;
 
 use chatops_core::stats::{LatencySummary, new_histogram, record_ms};
-use chatops_queue::Queue;
 use hdrhistogram::Histogram;
-
-use crate::registry::Registry;
 
 /// Minutes kept in the rolling window.
 pub const WINDOW_MINUTES: u64 = 5;
@@ -54,20 +51,6 @@ impl E2eWindow {
             }
         }
         LatencySummary::from_histogram(&merged)
-    }
-}
-
-/// What handlers may see of the running bot.
-pub struct BotState {
-    pub started: Instant,
-    pub registry: Arc<Registry>,
-    pub queue: Arc<dyn Queue>,
-    pub e2e: E2eWindow,
-}
-
-impl std::fmt::Debug for BotState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BotState").field("started", &self.started).finish_non_exhaustive()
     }
 }
 

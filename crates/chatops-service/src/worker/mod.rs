@@ -8,9 +8,6 @@
 //! finish; whatever is still running then is aborted and released back to the queue
 //! without using an attempt. Nothing leased is dropped.
 
-pub mod handlers;
-pub mod respond;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,16 +19,21 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::config::{PoolSettings, RetrySettings};
+use crate::handler::{BotView, HandlerContext, HandlerError};
 use crate::metrics::{JobLabels, Metrics, QuadrantLabels, UNKNOWN_COMMAND};
-use crate::status::BotState;
-use handlers::{HandlerContext, HandlerError};
-use respond::ResponseClient;
+use crate::registry::Registry;
+use crate::respond::ResponseClient;
+use crate::spec::{PoolSettings, RetrySettings};
+use crate::status::E2eWindow;
 
 /// What every job of every pool shares.
 pub struct WorkerContext {
     pub queue: Arc<dyn Queue>,
-    pub bot: Arc<BotState>,
+    pub registry: Arc<Registry>,
+    /// What handlers see of the bot.
+    pub bot: Arc<BotView>,
+    /// Completed jobs' E2E times, recorded here and read by `/check-status` through `bot`.
+    pub e2e: Arc<E2eWindow>,
     pub client: ResponseClient,
     pub allowed_hosts: AllowedHosts,
     pub retry: RetrySettings,
@@ -169,7 +171,7 @@ pub async fn run_delivery(ctx: &WorkerContext, delivery: Delivery, lease: Durati
         stamps.done_ns = now_unix_ns();
         let t = StageTimings::from_stamps(&stamps);
         if outcome == Outcome::Completed {
-            ctx.bot.e2e.record(now_unix_secs(), t.last_response_e2e_ms.unwrap_or(t.total_e2e_ms));
+            ctx.e2e.record(now_unix_secs(), t.last_response_e2e_ms.unwrap_or(t.total_e2e_ms));
         }
         record_metrics(ctx, &job, delivery.attempt, outcome, &t, &stamps);
         let (error_type, error_message) = match &result {
@@ -212,7 +214,7 @@ fn record_metrics(
     stamps: &JobStamps,
 ) {
     let m = &ctx.metrics;
-    let command = ctx.bot.registry.get(&job.command.command).map_or(UNKNOWN_COMMAND, |s| s.name.as_str());
+    let command = ctx.registry.get(&job.command.command).map_or(UNKNOWN_COMMAND, |s| s.name.as_str());
     let (q, label) = (Some(job.quadrant), outcome.as_str());
     m.observe_stage(Stage::QueueWait, command, q, label, t.queue_wait_ms);
     m.observe_stage(Stage::Handler, command, q, label, t.handler_ms);
@@ -237,11 +239,11 @@ async fn execute(
     stamps: &mut JobStamps,
 ) -> Result<(), HandlerError> {
     let spec =
-        ctx.bot.registry.get(&job.command.command).cloned().ok_or_else(|| {
+        ctx.registry.get(&job.command.command).cloned().ok_or_else(|| {
             HandlerError::Failed(format!("{} is no longer a registered command", job.command.command))
         })?;
     let handler =
-        ctx.bot.registry.handler(&spec).ok_or_else(|| HandlerError::Failed(format!("no handler for {}", spec.name)))?;
+        ctx.registry.handler(&spec).ok_or_else(|| HandlerError::Failed(format!("no handler for {}", spec.name)))?;
     // Checked again here: the allow-list may have changed since the router accepted it.
     let url = ctx
         .allowed_hosts

@@ -9,8 +9,8 @@ use std::path::Path;
 use anyhow::Context;
 use chatops_core::slack::secret_file::read_secret_file;
 use chatops_queue::nats::NatsAuth;
-use chatops_service::Settings;
-use chatops_service::config::{self, Overrides};
+use chatops_service::config::Overrides;
+use chatops_service::{App, Settings};
 
 use crate::cli::QueueArgs;
 
@@ -55,6 +55,11 @@ pub fn nats_auth(q: &QueueArgs) -> anyhow::Result<NatsAuth> {
 
 /// Loads the settings with the queue options applied over `overrides`.
 pub fn load_settings(q: &QueueArgs, overrides: Overrides) -> anyhow::Result<Settings> {
+    load_app_settings(&App::default(), q, overrides)
+}
+
+/// [`load_settings`] with `app`'s commands, so the `--config` file can configure them.
+pub fn load_app_settings(app: &App, q: &QueueArgs, overrides: Overrides) -> anyhow::Result<Settings> {
     let overrides = Overrides {
         data_dir: q.data_dir.clone(),
         queue_url: q.queue.clone(),
@@ -62,5 +67,5 @@ pub fn load_settings(q: &QueueArgs, overrides: Overrides) -> anyhow::Result<Sett
         nats_auth: nats_auth(q)?,
         ..overrides
     };
-    Ok(config::load(q.config.as_deref(), overrides)?)
+    Ok(app.load_settings(q.config.as_deref(), overrides)?)
 }

@@ -8,7 +8,7 @@ use chatops_core::Quadrant;
 use chatops_service::config::Overrides;
 use chatops_service::startup::{self, Roles};
 use chatops_service::telemetry::{self, Console};
-use chatops_service::{Application, Settings};
+use chatops_service::{App, Settings};
 use secrecy::SecretString;
 
 use crate::cli::{BotArgs, SecretArgs, ServeArgs, WorkerArgs};
@@ -23,8 +23,13 @@ pub fn signing_secret(args: &SecretArgs) -> anyhow::Result<Option<SecretString>>
     Ok(std::env::var("SLACK_SIGNING_SECRET").ok().filter(|s| !s.is_empty()).map(SecretString::from))
 }
 
-/// Builds validated settings from the shared bot arguments.
-pub fn settings(bot: &BotArgs, listen: Option<SocketAddr>, secret: Option<SecretString>) -> anyhow::Result<Settings> {
+/// Builds validated settings from the shared bot arguments, with `app`'s commands.
+pub fn settings(
+    app: &App,
+    bot: &BotArgs,
+    listen: Option<SocketAddr>,
+    secret: Option<SecretString>,
+) -> anyhow::Result<Settings> {
     let durability = bot
         .durability
         .as_deref()
@@ -40,31 +45,31 @@ pub fn settings(bot: &BotArgs, listen: Option<SocketAddr>, secret: Option<Secret
         metrics_listen: bot.metrics_listen,
         ..Default::default()
     };
-    options::load_settings(&bot.queue, overrides)
+    options::load_app_settings(app, &bot.queue, overrides)
 }
 
-async fn run_roles(bot: &BotArgs, settings: Settings, roles: Roles) -> anyhow::Result<ExitCode> {
+async fn run_roles(app: &App, bot: &BotArgs, settings: Settings, roles: Roles) -> anyhow::Result<ExitCode> {
     let console = if bot.quiet { Console::Off } else { Console::Stdout };
     let mut logs = telemetry::init(console, settings.log_file.as_deref(), bot.otlp_endpoint.as_deref())?;
-    let app = Application::build(settings, roles).await?;
-    let result = app.run_until_stopped(startup::shutdown_signal()).await;
+    let bot_app = app.start(settings, roles).await?;
+    let result = bot_app.run_until_stopped(startup::shutdown_signal()).await;
     logs.shutdown().await;
     result?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let settings = settings(&args.bot, args.listen, signing_secret(&args.secret)?)?;
-    run_roles(&args.bot, settings, Roles::all()).await
+pub async fn serve(app: &App, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let settings = settings(app, &args.bot, args.listen, signing_secret(&args.secret)?)?;
+    run_roles(app, &args.bot, settings, Roles::all()).await
 }
 
-pub async fn router(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let settings = settings(&args.bot, args.listen, signing_secret(&args.secret)?)?;
-    run_roles(&args.bot, settings, Roles::router()).await
+pub async fn router(app: &App, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let settings = settings(app, &args.bot, args.listen, signing_secret(&args.secret)?)?;
+    run_roles(app, &args.bot, settings, Roles::router()).await
 }
 
-pub async fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
-    let settings = settings(&args.bot, None, None)?;
+pub async fn worker(app: &App, args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    let settings = settings(app, &args.bot, None, None)?;
     let quadrants = if args.quadrant.is_empty() { Quadrant::ALL.to_vec() } else { args.quadrant.clone() };
-    run_roles(&args.bot, settings, Roles::workers(quadrants)).await
+    run_roles(app, &args.bot, settings, Roles::workers(quadrants)).await
 }

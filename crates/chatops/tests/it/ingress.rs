@@ -342,7 +342,7 @@ async fn simulated_long_command_says_it_is_a_simulation() {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = test_settings(dir.path());
     for c in settings.commands.iter_mut().filter(|c| c.name == "/deploy") {
-        c.handler = chatops_service::registry::HandlerSpec::Simulate { work: Duration::from_millis(200), answers: 3 };
+        c.handler = chatops_service::spec::HandlerSpec::new("simulate").param("work", "200ms").param("answers", 3);
     }
     let app = spawn_app_with(settings).await;
     let slack = SlackReceiver::start().await;

@@ -4,6 +4,7 @@
 mod support;
 
 mod cli;
+mod custom_command;
 mod durability;
 mod hostile;
 mod ingress;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chatops_queue::Redrive;
-use chatops_service::registry::HandlerSpec;
+use chatops_service::spec::HandlerSpec;
 
 use crate::support::*;
 
@@ -70,7 +70,7 @@ async fn a_handler_that_times_out_is_retried_then_reported_to_the_user() {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = test_settings(dir.path());
     for c in settings.commands.iter_mut().filter(|c| c.name == "/analyze") {
-        c.handler = HandlerSpec::Simulate { work: Duration::from_secs(5), answers: 2 };
+        c.handler = HandlerSpec::new("simulate").param("work", "5s").param("answers", 2);
         c.timeout = Duration::from_millis(300);
         c.max_attempts = 2;
     }
@@ -93,7 +93,7 @@ async fn a_timed_out_write_command_is_not_run_twice() {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = test_settings(dir.path());
     for c in settings.commands.iter_mut().filter(|c| c.name == "/deploy") {
-        c.handler = HandlerSpec::Simulate { work: Duration::from_secs(5), answers: 2 };
+        c.handler = HandlerSpec::new("simulate").param("work", "5s").param("answers", 2);
         c.timeout = Duration::from_millis(300);
     }
     let app = spawn_app_with(settings).await;

@@ -19,7 +19,7 @@ use axum::routing::post;
 use chatops_core::SlashCommand;
 use chatops_core::slack::SlackSigner;
 use chatops_service::config::{self, Overrides};
-use chatops_service::{Application, Settings};
+use chatops_service::{App, Settings};
 use secrecy::SecretString;
 use tokio::sync::Notify;
 
@@ -244,16 +244,24 @@ pub async fn post_signed_with(
 // ---------------------------------------------------------------------------------------
 // The bot in-process.
 
-/// Settings for a test bot: random port, its own data directory, fast retries.
-pub fn test_settings(data_dir: &Path) -> Settings {
-    let overrides = Overrides {
+/// The overrides of a test bot: random port, its own data directory, responses to loopback.
+pub fn test_overrides(data_dir: &Path) -> Overrides {
+    Overrides {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         data_dir: Some(data_dir.to_owned()),
         allow_response_hosts: vec!["127.0.0.1".into()],
         signing_secret: Some(SecretString::from(SECRET)),
         ..Default::default()
-    };
-    let mut s = config::load(None, overrides).unwrap();
+    }
+}
+
+/// Settings for a test bot: [`test_overrides`], fast retries.
+pub fn test_settings(data_dir: &Path) -> Settings {
+    tuned_for_tests(config::load(None, test_overrides(data_dir)).unwrap())
+}
+
+/// Fast retries, no per-user rate limit, metrics on a free port.
+pub fn tuned_for_tests(mut s: Settings) -> Settings {
     s.retry.base_delay = Duration::from_millis(50);
     s.retry.max_delay = Duration::from_millis(200);
     s.respond.max_retries = 1;
@@ -315,9 +323,14 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    spawn_app_of(&App::default(), settings).await
+}
+
+/// Runs `app` (its own commands) with `settings`, in every role.
+pub async fn spawn_app_of(app: &App, settings: Settings) -> TestApp {
     logs();
     let data_dir = settings.data_dir.clone();
-    let app = Application::build(settings, chatops_service::startup::Roles::all()).await.unwrap();
+    let app = app.start(settings, chatops_service::startup::Roles::all()).await.unwrap();
     let base = format!("http://{}", app.local_addr().expect("serve listens"));
     let metrics_base = app.metrics_addr().map(|a| format!("http://{a}")).unwrap_or_default();
     let queue = app.queue();

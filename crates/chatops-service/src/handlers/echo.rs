@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chatops_core::slack::SlackMessage;
 use chatops_core::slack::message::{context_block, escape_mrkdwn, section_block};
 
-use super::{Handler, HandlerContext, HandlerError};
+use crate::handler::{Handler, HandlerContext, HandlerError};
 
 #[derive(Debug)]
 pub struct Echo;

@@ -14,8 +14,8 @@ use chatops_core::time::now_unix_ns;
 
 use tracing::Instrument;
 
-use crate::config::RespondSettings;
 use crate::metrics::{Metrics, OutcomeLabels};
+use crate::spec::{Backoff, RespondSettings};
 
 /// Why a post to `response_url` failed.
 #[derive(Debug, thiserror::Error)]
@@ -106,17 +106,17 @@ impl ResponseClient {
                 Ok(resp) if resp.status().is_success() => return Ok(()),
                 Ok(resp) if resp.status() == reqwest::StatusCode::TOO_MANY_REQUESTS => {
                     last = "HTTP 429".into();
-                    retry_after(&resp).unwrap_or_else(|| backoff(attempt))
+                    retry_after(&resp).unwrap_or_else(|| POST_BACKOFF.delay(attempt))
                 }
                 Ok(resp) if resp.status().is_server_error() => {
                     last = format!("HTTP {}", resp.status().as_u16());
-                    backoff(attempt)
+                    POST_BACKOFF.delay(attempt)
                 }
                 Ok(resp) => return Err(RespondError::Rejected { status: resp.status().as_u16() }),
                 Err(e) => {
                     // reqwest's error text includes the URL; keep only the kind.
                     last = transport_error_kind(&e).to_owned();
-                    backoff(attempt)
+                    POST_BACKOFF.delay(attempt)
                 }
             };
             tracing::warn!(url = %url, attempt, error.message = %last, "response_url post failed");
@@ -146,11 +146,9 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
     Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
 }
 
-/// 100 ms, 200 ms, 400 ms ... capped at 5 s, with ±50% jitter.
-fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_millis(100).saturating_mul(1 << attempt.saturating_sub(1).min(6));
-    base.min(Duration::from_secs(5)).mul_f64(0.5 + fastrand::f64())
-}
+/// Between tries of one post: 100 ms, 200 ms, 400 ms ... capped at 5 s, ±50% jitter (a
+/// post is retried within the job's attempt, so its waits are short).
+const POST_BACKOFF: Backoff = Backoff { base: Duration::from_millis(100), max: Duration::from_secs(5), jitter: 0.5 };
 
 /// Posts for one job attempt, with their (start, end) stamps in unix ns.
 #[derive(Clone)]

@@ -11,7 +11,7 @@ use chatops_core::time::now_unix_secs;
 use chatops_core::{CorrelationId, Quadrant};
 use chatops_queue::{QueueError, QueueStats};
 
-use super::{Handler, HandlerContext, HandlerError};
+use crate::handler::{Handler, HandlerContext, HandlerError};
 
 #[derive(Debug)]
 pub struct CheckStatus;
@@ -19,9 +19,9 @@ pub struct CheckStatus;
 #[async_trait]
 impl Handler for CheckStatus {
     async fn handle(&self, ctx: &HandlerContext) -> Result<(), HandlerError> {
-        let uptime = humantime::format_duration(std::time::Duration::from_secs(ctx.bot.started.elapsed().as_secs()));
+        let uptime = humantime::format_duration(std::time::Duration::from_secs(ctx.bot.uptime().as_secs()));
         let mut lines = vec![format!("*chatops {}* · up {uptime}", env!("CARGO_PKG_VERSION"))];
-        let stats = ctx.bot.queue.stats().await;
+        let stats = ctx.bot.queue_stats().await;
         if let Err(e) = &stats {
             tracing::warn!(
                 correlationId = %ctx.job.correlation_id,
@@ -30,7 +30,7 @@ impl Handler for CheckStatus {
             );
         }
         lines.extend(queue_lines(&stats, &ctx.job.correlation_id));
-        let e2e = ctx.bot.e2e.summary(now_unix_secs());
+        let e2e = ctx.bot.e2e_summary(now_unix_secs());
         if e2e.count == 0 {
             lines.push("• E2E (last 5 min): no commands yet".to_owned());
         } else {

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chatops_core::slack::SlackMessage;
 use chatops_core::slack::message::section_block;
 
-use super::{Handler, HandlerContext, HandlerError};
+use crate::handler::{Handler, HandlerContext, HandlerError};
 
 #[derive(Debug)]
 pub struct Help;
@@ -13,7 +13,7 @@ pub struct Help;
 impl Handler for Help {
     async fn handle(&self, ctx: &HandlerContext) -> Result<(), HandlerError> {
         let mut lines = vec!["*Available commands*".to_owned()];
-        for spec in ctx.bot.registry.commands() {
+        for spec in ctx.bot.commands() {
             let usage = spec.usage.as_deref().unwrap_or(&spec.name);
             let approval = if spec.requires_approval { " · needs approval" } else { "" };
             lines.push(format!("• `{usage}`: {} _({}{approval})_", spec.description, spec.quadrant));

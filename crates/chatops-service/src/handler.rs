@@ -1,0 +1,219 @@
+//! The handler API: the [`Handler`] trait, the [`HandlerContext`] a handler gets, the
+//! [`HandlerError`] it may return, and [`BotView`], the narrow view of the running bot that
+//! handlers may read (the command list for `/help`, queue statistics and the E2E window for
+//! `/check-status`), instead of the bot's whole state with its queue.
+//!
+//! A handler answers only through [`HandlerContext::respond`], which posts to the command's
+//! `response_url`. Closures are handlers too: see [`handler_fn`].
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chatops_core::slack::SlackMessage;
+use chatops_core::stats::LatencySummary;
+use chatops_core::{Job, Quadrant};
+use chatops_queue::{QueueError, QueueStats};
+use serde::de::DeserializeOwned;
+
+use crate::respond::{RespondError, Responder};
+use crate::spec::CommandSpec;
+use crate::status::E2eWindow;
+
+/// Runs one command. Implement it for a struct (with `#[async_trait]`), or pass a closure
+/// `|ctx| async move { .. }` where a handler is expected (see [`handler_fn`]).
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    async fn handle(&self, ctx: &HandlerContext) -> Result<(), HandlerError>;
+
+    /// Checks a command's `params` once, at startup, so a bad configuration stops the bot
+    /// instead of failing every command. The default accepts anything (the handler then
+    /// reports a bad parameter when it reads it with [`HandlerContext::params`]).
+    fn check_params(&self, params: &toml::Table) -> Result<(), String> {
+        let _ = params;
+        Ok(())
+    }
+}
+
+/// A closure as a [`Handler`]: `handler_fn(|ctx| async move { ctx.respond(..).await })`.
+/// The closure gets its own (cheap) clone of the context, so its future owns what it uses.
+pub fn handler_fn<F, Fut>(f: F) -> HandlerFn<F>
+where
+    F: Fn(HandlerContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+{
+    HandlerFn(f)
+}
+
+/// See [`handler_fn`].
+pub struct HandlerFn<F>(F);
+
+impl<F> std::fmt::Debug for HandlerFn<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HandlerFn")
+    }
+}
+
+#[async_trait]
+impl<F, Fut> Handler for HandlerFn<F>
+where
+    F: Fn(HandlerContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+{
+    async fn handle(&self, ctx: &HandlerContext) -> Result<(), HandlerError> {
+        (self.0)(ctx.clone()).await
+    }
+}
+
+/// Where [`BotView`] gets queue statistics: the queue, seen only through its statistics.
+#[async_trait]
+pub trait QueueStatsSource: Send + Sync + 'static {
+    async fn stats(&self) -> Result<QueueStats, QueueError>;
+}
+
+/// What handlers may see of the running bot.
+pub struct BotView {
+    started: Instant,
+    commands: Vec<Arc<CommandSpec>>,
+    queue: Arc<dyn QueueStatsSource>,
+    e2e: Arc<E2eWindow>,
+}
+
+impl std::fmt::Debug for BotView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BotView").field("started", &self.started).field("commands", &self.commands.len()).finish()
+    }
+}
+
+impl BotView {
+    pub fn new(
+        started: Instant,
+        commands: Vec<Arc<CommandSpec>>,
+        queue: Arc<dyn QueueStatsSource>,
+        e2e: Arc<E2eWindow>,
+    ) -> Self {
+        BotView { started, commands, queue, e2e }
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Every registered command, sorted by name.
+    pub fn commands(&self) -> &[Arc<CommandSpec>] {
+        &self.commands
+    }
+
+    /// The queue's statistics, asked now (not cached).
+    pub async fn queue_stats(&self) -> Result<QueueStats, QueueError> {
+        self.queue.stats().await
+    }
+
+    /// E2E latency of the jobs completed in the window ending at `now_unix_secs`.
+    pub fn e2e_summary(&self, now_unix_secs: u64) -> LatencySummary {
+        self.e2e.summary(now_unix_secs)
+    }
+}
+
+/// What a handler gets: the job, its registry entry, the attempt, a way to answer, and a
+/// read-only view of the bot. Cloning is cheap (shared pointers), and clones answer through
+/// the same `response_url` budget.
+#[derive(Clone)]
+pub struct HandlerContext {
+    pub job: Arc<Job>,
+    pub spec: Arc<CommandSpec>,
+    pub attempt: u32,
+    pub bot: Arc<BotView>,
+    responder: Responder,
+}
+
+impl std::fmt::Debug for HandlerContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandlerContext")
+            .field("command", &self.spec.name)
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HandlerContext {
+    pub fn new(job: Arc<Job>, spec: Arc<CommandSpec>, attempt: u32, bot: Arc<BotView>, responder: Responder) -> Self {
+        HandlerContext { job, spec, attempt, bot, responder }
+    }
+
+    /// Posts a message to the command's `response_url`.
+    pub async fn respond(&self, message: SlackMessage) -> Result<(), HandlerError> {
+        self.responder.post(&message).await.map_err(HandlerError::Respond)
+    }
+
+    /// The text after the command name.
+    pub fn text(&self) -> &str {
+        &self.job.command.text
+    }
+
+    pub fn user_id(&self) -> &str {
+        &self.job.command.user_id
+    }
+
+    /// The command's parameters (its `params` table in the configuration) as `T`. Missing
+    /// keys take `T`'s serde defaults; a wrong type or an unknown key (with
+    /// `deny_unknown_fields`) is [`HandlerError::BadParams`], which is not retried.
+    pub fn params<T: DeserializeOwned>(&self) -> Result<T, HandlerError> {
+        parse_params(&self.spec.handler.params)
+            .map_err(|message| HandlerError::BadParams { command: self.spec.name.clone(), message })
+    }
+}
+
+/// Deserialises a parameter table; the error is serde's text (it names the key).
+pub fn parse_params<T: DeserializeOwned>(params: &toml::Table) -> Result<T, String> {
+    T::deserialize(toml::Value::Table(params.clone())).map_err(|e| e.to_string().trim_end().to_owned())
+}
+
+/// Why a handler failed. Failures are data: the worker reports them to the user and in the
+/// metrics line, then retries or dead-letters the job.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error(transparent)]
+    Respond(#[from] RespondError),
+    /// The command cannot succeed (bad arguments, refused action): not retried.
+    #[error("{0}")]
+    Failed(String),
+    /// Worth another attempt later (a dependency is down).
+    #[error("{0}")]
+    Transient(String),
+    /// The command's configured `params` do not fit its handler: not retried.
+    #[error("bad parameters for {command}: {message}")]
+    BadParams { command: String, message: String },
+    #[error("handler timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("handler panicked: {0}")]
+    Panicked(String),
+}
+
+impl HandlerError {
+    /// `errorType` in the metrics line.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            HandlerError::Respond(RespondError::Exhausted { .. }) => "ResponseUrlUnavailable",
+            HandlerError::Respond(RespondError::Rejected { .. }) => "ResponseUrlRejected",
+            HandlerError::Respond(RespondError::TooManyPosts(_)) => "TooManyResponses",
+            HandlerError::Failed(_) => "CommandFailed",
+            HandlerError::Transient(_) => "TransientError",
+            HandlerError::BadParams { .. } => "BadParameters",
+            HandlerError::Timeout(_) => "Timeout",
+            HandlerError::Panicked(_) => "Panic",
+        }
+    }
+
+    /// Whether another attempt may succeed. A timed-out *write* command is not retried: it
+    /// may have had its effect, and running it twice is worse than reporting the timeout.
+    pub fn is_retryable(&self, quadrant: Quadrant) -> bool {
+        match self {
+            HandlerError::Respond(e) => e.is_transient(),
+            HandlerError::Transient(_) => true,
+            HandlerError::Timeout(_) => matches!(quadrant, Quadrant::ShortRead | Quadrant::LongRead),
+            HandlerError::Failed(_) | HandlerError::BadParams { .. } | HandlerError::Panicked(_) => false,
+        }
+    }
+}
