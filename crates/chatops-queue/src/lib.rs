@@ -82,12 +82,8 @@ pub struct QueueStats {
 
 impl QueueStats {
     pub fn quadrant(&self, q: Quadrant) -> QuadrantStats {
-        self.quadrants[quadrant_index(q)]
+        self.quadrants[q.index()]
     }
-}
-
-pub(crate) fn quadrant_index(q: Quadrant) -> usize {
-    Quadrant::ALL.iter().position(|&x| x == q).expect("ALL lists every quadrant")
 }
 
 /// A job in the dead-letter queue.

@@ -238,9 +238,7 @@ pub struct Settings {
 
 impl Settings {
     pub fn pool(&self, q: Quadrant) -> PoolSettings {
-        // TODO(lead): Quadrant::index()
-        let index = Quadrant::ALL.iter().position(|&x| x == q).unwrap_or_default();
-        self.workers[index]
+        self.workers[q.index()]
     }
 
     /// The highest `max_attempts` of the quadrant's commands: JetStream's `MaxDeliver`.

@@ -49,7 +49,6 @@ use topology::{Names, check_jetstream, create_streams};
 
 use crate::{
     DeadLetter, Delivery, Enqueued, FailOutcome, QuadrantStats, Queue, QueueError, QueueStats, Receipt, Redrive,
-    quadrant_index,
 };
 
 /// Upper bound of one fetch round trip.
@@ -169,7 +168,7 @@ impl NatsQueue {
         let mut consumers = Vec::with_capacity(4);
         for q in Quadrant::ALL {
             let consumer = if setup {
-                let c = settings.consumers[quadrant_index(q)];
+                let c = settings.consumers[q.index()];
                 let config = jetstream::consumer::pull::Config {
                     durable_name: Some(names.consumer(q)),
                     description: Some(format!("chatops {q} workers")),
@@ -367,7 +366,7 @@ impl Queue for NatsQueue {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let consumer = &self.consumers[quadrant_index(quadrant)];
+        let consumer = &self.consumers[quadrant.index()];
         let mut batch = consumer
             .fetch()
             .max_messages(max)
@@ -426,7 +425,7 @@ impl Queue for NatsQueue {
         // across processes. Retries whose delay ended are found by the caller's poll. The
         // buffer is drained fully on each wake-up, and it is small, so a worker whose pool
         // is busy holds a few empty messages, never copies of the backlog.
-        let mut slot = self.wakeups[quadrant_index(quadrant)].lock().await;
+        let mut slot = self.wakeups[quadrant.index()].lock().await;
         if slot.is_none() {
             let client =
                 self.wake_client.get_or_try_init(|| connect_client(&self.settings, WAKE_BUFFER)).await.cloned();

@@ -21,9 +21,7 @@ use chatops_core::{Job, Quadrant, time::now_unix_ns};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::{
-    DeadLetter, Delivery, Enqueued, FailOutcome, Queue, QueueError, QueueStats, Receipt, Redrive, quadrant_index,
-};
+use crate::{DeadLetter, Delivery, Enqueued, FailOutcome, Queue, QueueError, QueueStats, Receipt, Redrive};
 use writer::{Claimed, Op, Writer};
 
 /// How hard a commit works to survive a crash.
@@ -324,7 +322,7 @@ impl Queue for SqliteQueue {
     }
 
     async fn wait_for_jobs(&self, quadrant: Quadrant, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, self.ready[quadrant_index(quadrant)].notified()).await;
+        let _ = tokio::time::timeout(timeout, self.ready[quadrant.index()].notified()).await;
     }
 
     async fn extend_lease(&self, delivery: &Delivery, lease: Duration) -> Result<(), QueueError> {

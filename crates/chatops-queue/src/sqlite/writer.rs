@@ -19,7 +19,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::Durability;
-use crate::{Enqueued, FailOutcome, QuadrantStats, QueueError, QueueStats, quadrant_index};
+use crate::{Enqueued, FailOutcome, QuadrantStats, QueueError, QueueStats};
 
 type Reply<T> = oneshot::Sender<Result<T, QueueError>>;
 
@@ -173,7 +173,7 @@ pub(crate) fn read_stats(conn: &Connection) -> rusqlite::Result<QueueStats> {
     while let Some(row) = rows.next()? {
         let Some(q) = quadrant_from(row.get(0)?) else { continue };
         let n: i64 = row.get(2)?;
-        let slot: &mut QuadrantStats = &mut stats.quadrants[quadrant_index(q)];
+        let slot: &mut QuadrantStats = &mut stats.quadrants[q.index()];
         if row.get::<_, i64>(1)? == LEASED {
             slot.in_flight += n as u64;
         } else {
@@ -390,7 +390,7 @@ impl Writer {
                 if reply.is_closed() || std::time::Instant::now() >= deadline {
                     return Ok(Done::Enqueue(reply, Err(QueueError::NotStoredInTime)));
                 }
-                let qi = quadrant_index(quadrant);
+                let qi = quadrant.index();
                 if self.depth[qi] >= self.max_depth {
                     let depth = self.depth[qi];
                     return Ok(Done::Enqueue(reply, Err(QueueError::Full { quadrant, depth })));
@@ -403,7 +403,7 @@ impl Writer {
                 Done::Enqueue(reply, Ok(row))
             }
             Op::Claim { quadrant, max, lease_until_ms, reply } => {
-                Done::Claim(reply, self.claim(quadrant_index(quadrant), max, lease_until_ms)?)
+                Done::Claim(reply, self.claim(quadrant.index(), max, lease_until_ms)?)
             }
             Op::Extend { row_id, attempt, lease_until_ms, reply } => {
                 let n = self

@@ -8,10 +8,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use chatops_loadtest::{LoadtestArgs, LoadtestError, Plan, RunResults, SpawnedBot};
-use chatops_service::config::{self, Overrides};
+use chatops_service::Settings;
+use chatops_service::app::App;
+use chatops_service::config::Overrides;
 use chatops_service::startup::Roles;
 use chatops_service::telemetry::{self, Console};
-use chatops_service::{Application, Settings};
 use secrecy::{ExposeSecret, SecretString};
 
 /// A bot started for the duration of one load test.
@@ -24,7 +25,7 @@ struct EmbeddedBot {
 /// Settings of the spawned bot: the built-in defaults (or `CHATOPS_CONFIG`), on a random
 /// local port, answering to the generator's receiver, without the per-user rate limit (a
 /// load test is one "user" sending thousands of commands), metrics on a free port.
-fn spawn_settings(data_dir: &Path, secret: &SecretString, log_file: &Path) -> anyhow::Result<Settings> {
+fn spawn_settings(app: &App, data_dir: &Path, secret: &SecretString, log_file: &Path) -> anyhow::Result<Settings> {
     let config_file = std::env::var_os("CHATOPS_CONFIG").map(PathBuf::from);
     let overrides = Overrides {
         listen: Some("127.0.0.1:0".parse().expect("a valid socket address")),
@@ -39,7 +40,7 @@ fn spawn_settings(data_dir: &Path, secret: &SecretString, log_file: &Path) -> an
             .map_err(anyhow::Error::msg)?,
         ..Default::default()
     };
-    let mut settings = config::load(config_file.as_deref(), overrides).context("configuring the spawned bot")?;
+    let mut settings = app.load_settings(config_file.as_deref(), overrides).context("configuring the spawned bot")?;
     settings.limits.per_user_per_minute = 0;
     // Beside a running bot the default metrics port may be taken: any free port.
     if settings.limits.metrics_listen.is_some() {
@@ -48,18 +49,18 @@ fn spawn_settings(data_dir: &Path, secret: &SecretString, log_file: &Path) -> an
     Ok(settings)
 }
 
-async fn start_bot(results: &Path, log_file: &Path) -> anyhow::Result<(EmbeddedBot, SpawnedBot)> {
+async fn start_bot(app: &App, results: &Path, log_file: &Path) -> anyhow::Result<(EmbeddedBot, SpawnedBot)> {
     let secret = SecretString::from(format!("{}{}", fastrand::u64(..), fastrand::u64(..)));
     let data_dir = std::env::temp_dir().join(format!("chatops-spawn-{}-{}", std::process::id(), fastrand::u32(..)));
-    let settings = spawn_settings(&data_dir, &secret, log_file)?;
+    let settings = spawn_settings(app, &data_dir, &secret, log_file)?;
     if let Some(dir) = results.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let app = Application::build(settings, Roles::all()).await.context("starting the spawned bot")?;
-    let addr = app.local_addr().expect("serve listens");
+    let bot = app.start(settings, Roles::all()).await.context("starting the spawned bot")?;
+    let addr = bot.local_addr().expect("serve listens");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        app.run_until_stopped(async {
+        bot.run_until_stopped(async {
             let _ = stopped.await;
         })
         .await
@@ -73,7 +74,7 @@ async fn start_bot(results: &Path, log_file: &Path) -> anyhow::Result<(EmbeddedB
     Ok((EmbeddedBot { stop, task, data_dir }, spawned))
 }
 
-pub async fn run(mut args: LoadtestArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(app: &App, mut args: LoadtestArgs) -> anyhow::Result<ExitCode> {
     if args.list_profiles {
         print!("{}", chatops_loadtest::list_profiles());
         return Ok(ExitCode::SUCCESS);
@@ -85,7 +86,7 @@ pub async fn run(mut args: LoadtestArgs) -> anyhow::Result<ExitCode> {
     let log_file = chatops_loadtest::bot_log_path_for(&results);
     // The bot's log lines go to the file only: the console belongs to the load generator.
     let mut logs = telemetry::init(Console::Off, Some(&log_file), None)?;
-    let (bot, spawned) = start_bot(&results, &log_file).await?;
+    let (bot, spawned) = start_bot(app, &results, &log_file).await?;
     let outcome = prepare_and_run(&args, Some(&spawned)).await;
     let _ = bot.stop.send(());
     let stopped = bot.task.await;
