@@ -133,7 +133,7 @@ pub fn parse_human_duration(s: &str) -> Result<humantime::Duration, String> {
 
 /// `30s`, `15m`, `1h30m`, `500ms` (humantime's syntax).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration like 30s, 15m or 500ms ({e})"))
+    chatops_core::time::parse_duration(s)
 }
 
 /// An instant: RFC 3339 (`2026-11-28T12:00:00Z`) or epoch milliseconds. Returns epoch ms.

@@ -147,7 +147,7 @@ impl Args {
     }
 
     pub fn get_duration(&self, name: &str) -> Option<Duration> {
-        humantime::parse_duration(self.get(name)?).ok()
+        crate::time::parse_duration(self.get(name)?).ok()
     }
 
     /// The values with those of `secret` arguments replaced, for records and logs.
@@ -325,7 +325,7 @@ impl ArgSpec {
                     Err(ArgError::OutOfRange { name: name(), value: n, min, max })
                 }
             }
-            ArgKind::Duration => match humantime::parse_duration(value) {
+            ArgKind::Duration => match crate::time::parse_duration(value) {
                 Ok(_) => Ok(value.to_owned()),
                 Err(_) => Err(ArgError::NotADuration { name: name(), value: value.to_owned() }),
             },

@@ -16,6 +16,15 @@ pub fn now_unix_secs() -> u64 {
 
 /// Milliseconds between two nanosecond stamps, as the float the log contract uses;
 /// negative clock skew between machines shows as a negative number rather than wrapping.
+/// Parses a duration as people write them (`500ms`, `30s`, `5m`, `1h30m`): the one
+/// duration parser of chatops, used by the configuration, command arguments, and the
+/// flags of every subcommand. Surrounding spaces are ignored; the error says what was
+/// expected.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("`{}` is not a duration like 500ms, 30s, 5m or 1h30m ({e})", text.trim()))
+}
+
 pub fn ms_between(start_ns: u64, end_ns: u64) -> f64 {
     (end_ns as i128 - start_ns as i128) as f64 / 1e6
 }
@@ -158,5 +167,13 @@ mod tests {
     fn ms_between_keeps_sign() {
         assert_eq!(ms_between(2_000_000, 1_000_000), -1.0);
         assert_eq!(ms_between(1_000_000, 3_500_000), 2.5);
+    }
+
+    #[test]
+    fn durations_parse_as_written() {
+        assert_eq!(parse_duration(" 1h30m "), Ok(std::time::Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Ok(std::time::Duration::from_millis(500)));
+        let err = parse_duration("soon").unwrap_err();
+        assert!(err.contains("`soon`") && err.contains("30s"), "{err}");
     }
 }

@@ -323,7 +323,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if let Ok(secs) = t.parse::<f64>() {
         return RawDuration::Secs(secs).to_duration();
     }
-    let d = humantime::parse_duration(t).map_err(|e| format!("`{t}` is not a duration ({e}); use e.g. 30, 30s, 2m"))?;
+    // Artillery also takes a bare number of seconds (handled above).
+    let d =
+        chatops_core::time::parse_duration(t).map_err(|e| format!("{e}; or a number of seconds, as in Artillery"))?;
     if d > MAX_PHASE {
         return Err(format!("duration `{t}` is out of range"));
     }

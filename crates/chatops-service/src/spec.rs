@@ -62,9 +62,7 @@ pub struct HumanDuration(pub Duration);
 impl<'de> serde::Deserialize<'de> for HumanDuration {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <String as serde::Deserialize>::deserialize(d)?;
-        humantime::parse_duration(&s)
-            .map(HumanDuration)
-            .map_err(|e| serde::de::Error::custom(format!("`{s}` is not a duration like \"30s\" or \"5m\": {e}")))
+        chatops_core::time::parse_duration(&s).map(HumanDuration).map_err(serde::de::Error::custom)
     }
 }
 

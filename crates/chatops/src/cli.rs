@@ -218,7 +218,7 @@ pub struct SendArgs {
     #[arg(long, value_name = "FILE", env = "CHATOPS_SIGNING_SECRET_FILE")]
     pub secret_file: Option<PathBuf>,
     /// Stop waiting for responses after this long.
-    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "15s", value_parser = chatops_core::time::parse_duration)]
     pub wait: std::time::Duration,
     /// Stop as soon as this many responses arrived (e.g. 2 for /echo).
     #[arg(long)]
