@@ -128,6 +128,12 @@ pub struct ArgSpecs {
     specs: Vec<ArgSpec>,
 }
 
+impl PartialEq for ArgSpecs {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw().eq(other.raw())
+    }
+}
+
 /// Checked argument values by name (canonical strings), as stored in the job.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]

@@ -29,6 +29,10 @@ pub struct Job {
     /// Times the job was redriven from the dead-letter queue.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub redrives: u32,
+    /// The command's typed arguments, checked by the router (empty for a command that
+    /// declares none).
+    #[serde(default, skip_serializing_if = "crate::args::Args::is_empty")]
+    pub args: crate::args::Args,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -115,6 +115,7 @@ impl CommandOptions {
             requires_approval: self.requires_approval,
             description: self.description.clone(),
             usage: self.usage.clone(),
+            args: Default::default(),
             handler: HandlerSpec::new(name),
             max_attempts: self.max_attempts.unwrap_or(default_attempts).max(1),
         }

@@ -154,6 +154,10 @@ struct CommandEntry {
     #[serde(default)]
     description: String,
     usage: Option<String>,
+    /// Typed arguments (`name`, `kind`, `choices`, `pattern`, `min`, `max`, `optional`,
+    /// `default`, `secret`, `description`), checked at the router.
+    #[serde(default)]
+    args: Vec<chatops_core::args::RawArgSpec>,
     handler: String,
     /// Default: `retry.max_attempts`.
     max_attempts: Option<u32>,
@@ -739,13 +743,16 @@ fn command_spec(c: CommandEntry, default_attempts: u32) -> Result<CommandSpec, C
             return Err(invalid(&key, format!("`{legacy}` is given both at the top and in `params`")));
         }
     }
+    let args = chatops_core::args::ArgSpecs::new(c.args).map_err(|e| invalid(&format!("{key}.args"), e))?;
+    let usage = c.usage.or_else(|| (!args.is_empty()).then(|| args.usage(&c.name)));
     Ok(CommandSpec {
         name: c.name,
         quadrant,
         timeout: c.timeout.map_or_else(|| crate::spec::default_timeout(quadrant), |d| d.0),
         requires_approval: c.requires_approval,
         description: c.description,
-        usage: c.usage,
+        usage,
+        args,
         handler: HandlerSpec { kind: c.handler, params },
         max_attempts: c.max_attempts.unwrap_or(default_attempts).max(1),
     })

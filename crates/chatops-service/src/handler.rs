@@ -148,6 +148,12 @@ impl HandlerContext {
     }
 
     /// The text after the command name.
+    /// The command's typed arguments, as the router checked them (empty when the command
+    /// declares none).
+    pub fn args(&self) -> &chatops_core::args::Args {
+        &self.job.args
+    }
+
     pub fn text(&self) -> &str {
         &self.job.command.text
     }

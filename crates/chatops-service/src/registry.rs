@@ -125,6 +125,7 @@ mod tests {
             requires_approval: false,
             description: String::new(),
             usage: None,
+            args: Default::default(),
             handler: HandlerSpec::new(kind),
             max_attempts: 3,
         }

@@ -49,6 +49,8 @@ pub struct CommandSpec {
     pub requires_approval: bool,
     pub description: String,
     pub usage: Option<String>,
+    /// Declared arguments, checked at the router before anything is enqueued.
+    pub args: chatops_core::args::ArgSpecs,
     pub handler: HandlerSpec,
     /// Deliveries before the job goes to the dead-letter queue.
     pub max_attempts: u32,

@@ -24,6 +24,7 @@ pub fn job(key: &str, quadrant: Quadrant) -> Job {
         enqueue_started_ns: 2,
         traceparent: None,
         redrives: 0,
+        args: Default::default(),
     }
 }
 

@@ -10,7 +10,8 @@
 //! 3. only now is the request trusted: its `X-Request-Id` and `traceparent` are adopted, it
 //!    takes a slot under the concurrency cap (503) → form (400) → response_url allow-list
 //!    (400) → registry (unknown → 200 with the list) → per-user rate (200 "slow down") →
-//!    durable enqueue within the ack budget (503 if not) → 200 "Processing...".
+//!    typed arguments (200 with what was wrong and the usage) → durable enqueue within the
+//!    ack budget (503 if not) → 200 "Processing...".
 //!
 //! Every request, refused or not, writes one "Router performance metrics" line and is
 //! counted in the metrics.
@@ -44,9 +45,25 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// What an accepted request turned into.
 enum Accepted {
     SslCheck,
-    Unknown { command: String },
-    SlowDown { command: String, wait: std::time::Duration },
-    Queued { command: String, quadrant: Quadrant, enqueue_ms: f64, duplicate: bool },
+    Unknown {
+        command: String,
+    },
+    SlowDown {
+        command: String,
+        wait: std::time::Duration,
+    },
+    /// The text does not fit the command's declared arguments; nothing was queued.
+    BadArguments {
+        command: String,
+        problem: String,
+        usage: String,
+    },
+    Queued {
+        command: String,
+        quadrant: Quadrant,
+        enqueue_ms: f64,
+        duplicate: bool,
+    },
 }
 
 /// When the router received the request: one wall-clock reading, and the monotonic clock
@@ -114,6 +131,11 @@ pub async fn handle(
             resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
             state.metrics.throttled.get_or_create(&ReasonLabels { reason: "user_rate" }).inc();
             (resp, Some(command), None, None, Some(("rate_limited", "per-user rate limit".to_owned())))
+        }
+        Ok(Accepted::BadArguments { command, problem, usage }) => {
+            let text = format!("`{command}` was *not* run: {problem}.\nUsage: `{usage}`");
+            let resp = Json(SlackMessage::ephemeral(text)).into_response();
+            (resp, Some(command), None, None, Some(("invalid_arguments", problem)))
         }
         Ok(Accepted::Queued { command, quadrant, enqueue_ms, duplicate }) => {
             let text = format!("Processing your `{command}` command...");
@@ -238,6 +260,13 @@ async fn accept(
     if let Err(wait) = state.limits.check_user(&cmd.team_id, &cmd.user_id) {
         return Ok(Accepted::SlowDown { command: name, wait });
     }
+    let args = match spec.args.parse(&cmd.text) {
+        Ok(args) => args,
+        Err(problem) => {
+            let usage = spec.usage.clone().unwrap_or_else(|| spec.args.usage(&spec.name));
+            return Ok(Accepted::BadArguments { command: name, problem: problem.to_string(), usage });
+        }
+    };
     let quadrant = spec.quadrant;
     let enqueue_span = tracing::info_span!("enqueue", correlation_id = %correlation_id, quadrant = quadrant.as_str());
     let enqueue_started = Instant::now();
@@ -252,6 +281,7 @@ async fn accept(
         enqueue_started_ns: received.unix_ns_at(enqueue_started),
         traceparent: tracing_context::traceparent_of(&enqueue_span),
         redrives: 0,
+        args,
     };
     // The queue enforces the deadline itself: dropping its future here could not tell a
     // stored job from one that was not, so "not queued" could be a lie. The budget counts

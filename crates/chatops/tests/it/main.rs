@@ -3,6 +3,7 @@
 
 mod support;
 
+mod arguments;
 mod cli;
 mod custom_command;
 mod durability;
