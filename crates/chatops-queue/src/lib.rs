@@ -10,9 +10,29 @@
 //!
 //! ```text
 //! enqueue ──▶ ready ──dequeue──▶ leased ──complete──▶ (done-record)
-//!               ▲                  │ │
+//!               ▲                  │ │ │
+//!               │                  │ │ └─mark_effect_started──▶ (effect-started record, kept)
 //!               └──fail(retry_in)──┘ └──fail(None) / attempts exhausted──▶ DLQ ──redrive──▶ ready
+//!                  lease expiry,                                                (record cleared)
+//!                  release, crash
 //! ```
+//!
+//! # Effects that must not start twice
+//!
+//! Delivery is at-least-once, which is harmless for reads but not for a command whose
+//! handler starts something outside the bot (a deploy script, a GitHub dispatch). Right
+//! before it starts such an effect, the worker calls [`Queue::mark_effect_started`], which
+//! returns only once the record is durable (like an enqueue). The record stays with the job
+//! across every redelivery (a retry, an expired lease, a release, a crashed process) and
+//! into the DLQ, and every later [`Delivery`] carries it in [`Delivery::effect_started`],
+//! read in the same step as the done-record, before any handler runs. A worker that sees
+//! it knows an earlier attempt may have started the effect and must not start it again by
+//! surprise (it tells the user the outcome is unknown and completes the job, unless the
+//! command opted into re-running).
+//!
+//! A redrive clears the record: moving a dead letter back is an operator's explicit
+//! decision to run the command again (typically after a failed deploy, whose effect had of
+//! course started). [`DeadLetter::effect_started`] shows the operator the record first.
 
 use std::time::Duration;
 
@@ -44,7 +64,23 @@ pub struct Delivery {
     pub enqueued_ns: u64,
     /// When this delivery left the queue (unix ns).
     pub dequeued_ns: u64,
+    /// Set when an attempt of this job (an earlier one, or this attempt number again after a
+    /// SQLite `release`) recorded with [`Queue::mark_effect_started`] that it started its
+    /// external effect. Read from the durable record at dequeue, before any handler runs.
+    pub effect_started: Option<EffectStarted>,
     pub(crate) receipt: Receipt,
+}
+
+/// The durable record that an attempt of a job started its external effect (see the crate
+/// docs). The latest mark wins: an attempt that marks again replaces an earlier attempt's
+/// record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EffectStarted {
+    /// The [`Delivery::attempt`] that recorded it; 0 if the record was unreadable (it still
+    /// counts as started).
+    pub attempt: u32,
+    /// When it was recorded (unix ms).
+    pub at_ms: i64,
 }
 
 /// Engine-specific proof of a lease.
@@ -96,6 +132,9 @@ pub struct DeadLetter {
     pub last_error: String,
     /// When it was dead-lettered (unix ms).
     pub failed_at_ms: i64,
+    /// An attempt had started the command's external effect: a redrive runs the command
+    /// again (it clears the record), so the operator should know.
+    pub effect_started: Option<EffectStarted>,
 }
 
 /// Which dead letters to redrive.
@@ -175,6 +214,10 @@ pub enum QueueError {
     Closed,
     #[error("dead letter {0} not found")]
     NotFound(String),
+    /// The delivery's lease is no longer this caller's (it expired and the job was handed
+    /// out again, or it ended): the caller must not act on the job any more.
+    #[error("the lease on {0} is no longer held")]
+    LeaseLost(String),
     #[error("stored job is corrupt: {0}")]
     Corrupt(Cause),
     #[error("queue storage failed: {0}")]
@@ -230,7 +273,7 @@ impl QueueError {
             | QueueError::Storage(_)
             | QueueError::Closed
             | QueueError::NotStoredInTime => QueueErrorKind::Transient,
-            QueueError::NotFound(_) | QueueError::Corrupt(_) => QueueErrorKind::Permanent,
+            QueueError::NotFound(_) | QueueError::LeaseLost(_) | QueueError::Corrupt(_) => QueueErrorKind::Permanent,
         }
     }
 }
@@ -271,6 +314,19 @@ pub trait Queue: Send + Sync + 'static {
         error: &str,
         retry_in: Option<Duration>,
     ) -> Result<FailOutcome, QueueError>;
+
+    /// Records durably that this delivery's attempt is about to start the job's external
+    /// effect; call it right before starting it, and do not start it if this fails. Returns
+    /// only once the record would survive a crash under the engine's durability setting
+    /// (SQLite: committed and, with `durability = full`, fsynced like an enqueue; NATS:
+    /// acknowledged by JetStream). Every later delivery of the job carries it in
+    /// [`Delivery::effect_started`], until a redrive. Marking again is harmless (the
+    /// record then names the latest marking attempt).
+    ///
+    /// SQLite refuses with [`QueueError::LeaseLost`] when the lease has already passed to
+    /// another attempt. JetStream cannot tell, so a worker whose lease expired may still
+    /// mark; the record then only makes the redelivery more careful.
+    async fn mark_effect_started(&self, delivery: &Delivery) -> Result<(), QueueError>;
 
     /// Gives the job back without counting the attempt (graceful shutdown).
     async fn release(&self, delivery: &Delivery) -> Result<(), QueueError>;

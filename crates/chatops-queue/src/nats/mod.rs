@@ -17,6 +17,9 @@
 //!   subject, expiring after the done retention; checked before a handler runs. (A plain
 //!   stream rather than a KV bucket: async-nats' KV setup needs a 2.10+ server, and
 //!   Debian ships 2.9.)
+//! - in the same stream, subjects `<p>.started.<redrives>.<idempotency key>`:
+//!   effect-started records (`effect`), written by `mark_effect_started` and read at
+//!   dequeue together with the done-records, so a batch still costs one round trip.
 //!
 //! - core-NATS subjects `<p>.wake.{sr,sw,lr,lw}` (no stream): an empty message published
 //!   after each stored job, so idle workers in any process wake at once. Workers listen on a
@@ -39,16 +42,19 @@ use futures::StreamExt;
 use tokio::sync::Mutex;
 
 mod dlq;
+mod effect;
 mod settings;
 mod topology;
 
 pub use settings::{ConsumerSettings, NatsAuth, NatsSettings};
 
 use dlq::{HEADER_ATTEMPTS, HEADER_FAILED_AT_MS, HEADER_LAST_ERROR, publish_dead_letter};
+use effect::HEADER_EFFECT_STARTED;
 use topology::{Names, check_jetstream, create_streams};
 
 use crate::{
-    DeadLetter, Delivery, Enqueued, FailOutcome, QuadrantStats, Queue, QueueError, QueueStats, Receipt, Redrive,
+    DeadLetter, Delivery, EffectStarted, Enqueued, FailOutcome, QuadrantStats, Queue, QueueError, QueueStats, Receipt,
+    Redrive,
 };
 
 /// Upper bound of one fetch round trip.
@@ -63,6 +69,9 @@ const TOMBSTONE_MARGIN: Duration = Duration::from_millis(100);
 
 /// The shortest publish an enqueue attempts, however close its deadline.
 const MIN_PUBLISH_WAIT: Duration = Duration::from_millis(5);
+
+/// When a job whose effect-started record could not be read is offered again.
+const LOOKUP_FAILED_RETRY: Duration = Duration::from_secs(1);
 
 /// async-nats' default buffer of a subscription.
 const DEFAULT_SUBSCRIPTION_CAPACITY: usize = 64 * 1024;
@@ -248,7 +257,7 @@ impl NatsQueue {
             .queue_subscribe(subject, format!("{}-dlq-watchers", self.names.jobs_stream))
             .await
             .map_err(|e| unavailable("subscribing to max-delivery advisories", e))?;
-        let (jobs, js, names) = (self.jobs.clone(), self.js.clone(), self.names.clone());
+        let (jobs, done, js, names) = (self.jobs.clone(), self.done.clone(), self.js.clone(), self.names.clone());
         Ok(tokio::spawn(async move {
             while let Some(msg) = sub.next().await {
                 let Ok(advisory) = serde_json::from_slice::<serde_json::Value>(&msg.payload) else { continue };
@@ -263,7 +272,21 @@ impl NatsQueue {
                     .find(|&q| raw.subject.as_str() == names.job_subject(q))
                     .unwrap_or(Quadrant::ShortRead);
                 let error = format!("delivered {deliveries} times without finishing (worker crashed or stalled)");
-                match publish_dead_letter(&js, &names, quadrant, raw.payload.clone(), &error, deliveries as u32).await {
+                // A worker that died on its last attempt may well have started the effect:
+                // the dead letter keeps the record for the operator.
+                let effect_started = match decode(&raw.payload) {
+                    Ok(job) => effect::lookup(&done, &names.started_subject(job.redrives, &job.idempotency_key))
+                        .await
+                        .unwrap_or_else(|e| {
+                            tracing::warn!(error.message = %e, "dead-lettering without its effect-started record");
+                            None
+                        }),
+                    Err(_) => None,
+                };
+                let payload = raw.payload.clone();
+                match publish_dead_letter(&js, &names, quadrant, payload, &error, deliveries as u32, effect_started)
+                    .await
+                {
                     Ok(()) => {
                         let _ = jobs.delete_message(seq).await;
                         tracing::warn!(stream_seq = seq, deliveries, "job exhausted its deliveries; moved to the DLQ");
@@ -276,6 +299,10 @@ impl NatsQueue {
 
     async fn is_done(&self, idempotency_key: &str) -> bool {
         self.done.get_last_raw_message_by_subject(&self.names.done_subject(idempotency_key)).await.is_ok()
+    }
+
+    async fn effect_record(&self, job: &Job) -> Result<Option<EffectStarted>, QueueError> {
+        effect::lookup(&self.done, &self.names.started_subject(job.redrives, &job.idempotency_key)).await
     }
 
     fn message<'a>(&self, delivery: &'a Delivery) -> &'a jetstream::Message {
@@ -398,23 +425,49 @@ impl Queue for NatsQueue {
                         message.payload.clone(),
                         &e.to_string(),
                         attempt,
+                        None,
                     )
                     .await?;
                     message.ack_with(AckKind::Term).await.map_err(ack_error)?;
                     continue;
                 }
             };
-            out.push(Delivery { job, attempt, enqueued_ns, dequeued_ns, receipt: Receipt::Nats(Box::new(message)) });
+            out.push(Delivery {
+                job,
+                attempt,
+                enqueued_ns,
+                dequeued_ns,
+                effect_started: None,
+                receipt: Receipt::Nats(Box::new(message)),
+            });
         }
-        // The done-record is checked before any handler runs; the lookups of one batch go
-        // out together, so a batch costs one round trip, not one per job.
-        let done = futures::future::join_all(out.iter().map(|d| self.is_done(&d.job.idempotency_key))).await;
+        // The done-record and the effect-started record are read before any handler runs;
+        // all lookups of one batch go out together, so a batch costs one round trip, not
+        // one per job or per record.
+        let lookups = futures::future::join_all(
+            out.iter().map(|d| futures::future::join(self.is_done(&d.job.idempotency_key), self.effect_record(&d.job))),
+        )
+        .await;
         let mut fresh = Vec::with_capacity(out.len());
-        for (delivery, done) in out.into_iter().zip(done) {
+        for (mut delivery, (done, effect_started)) in out.into_iter().zip(lookups) {
             if done {
                 self.message(&delivery).ack().await.map_err(ack_error)?;
-            } else {
-                fresh.push(delivery);
+                continue;
+            }
+            match effect_started {
+                Ok(record) => {
+                    delivery.effect_started = record;
+                    fresh.push(delivery);
+                }
+                Err(e) => {
+                    // Not knowing whether an effect started, the job must not run now (JetStream
+                    // counts the nak as a delivery).
+                    tracing::warn!(error.message = %e, "offering a job again later: its effect-started record could not be read");
+                    self.message(&delivery)
+                        .ack_with(AckKind::Nak(Some(LOOKUP_FAILED_RETRY)))
+                        .await
+                        .map_err(ack_error)?;
+                }
             }
         }
         Ok(fresh)
@@ -482,6 +535,13 @@ impl Queue for NatsQueue {
                 Ok(FailOutcome::Retrying)
             }
             None => {
+                // This attempt may have marked after its dequeue: read the record again. It
+                // is information for the operator only (a redrive clears it), so a failed
+                // lookup does not keep the job from its dead letter.
+                let effect_started = self.effect_record(&delivery.job).await.unwrap_or_else(|e| {
+                    tracing::warn!(error.message = %e, "dead-lettering without its effect-started record");
+                    delivery.effect_started
+                });
                 publish_dead_letter(
                     &self.js,
                     &self.names,
@@ -489,6 +549,7 @@ impl Queue for NatsQueue {
                     message.payload.clone(),
                     error,
                     delivery.attempt,
+                    effect_started,
                 )
                 .await?;
                 message.double_ack_with(AckKind::Term).await.map_err(ack_error)?;
@@ -500,6 +561,26 @@ impl Queue for NatsQueue {
     async fn release(&self, delivery: &Delivery) -> Result<(), QueueError> {
         // JetStream counts this as a delivery: a released job uses one attempt.
         self.message(delivery).ack_with(AckKind::Nak(None)).await.map_err(ack_error)
+    }
+
+    async fn mark_effect_started(&self, delivery: &Delivery) -> Result<(), QueueError> {
+        // While disconnected the client would buffer the publish and send it later; the
+        // caller must not start its effect on a record that is not stored yet.
+        if self.client.connection_state() != State::Connected {
+            return Err(QueueError::Unavailable("not connected to NATS".into()));
+        }
+        let job = &delivery.job;
+        let record = EffectStarted { attempt: delivery.attempt, at_ms: (now_unix_ns() / 1_000_000) as i64 };
+        // The JetStream context's timeout bounds the wait for the acknowledgement. If it
+        // passes, the record may still be stored: then a redelivery is told "outcome unknown"
+        // for an effect that never started, the safe side of the mistake.
+        self.js
+            .publish(self.names.started_subject(job.redrives, &job.idempotency_key), effect::encode(record).into())
+            .await
+            .map_err(|e| unavailable("writing the effect-started record", e))?
+            .await
+            .map_err(|e| unavailable("storing the effect-started record", e))?;
+        Ok(())
     }
 
     async fn stats(&self) -> Result<QueueStats, QueueError> {
@@ -542,6 +623,7 @@ impl Queue for NatsQueue {
                 attempts: header(HEADER_ATTEMPTS).and_then(|v| v.parse().ok()).unwrap_or(0),
                 last_error: header(HEADER_LAST_ERROR).unwrap_or_default(),
                 failed_at_ms: header(HEADER_FAILED_AT_MS).and_then(|v| v.parse().ok()).unwrap_or(0),
+                effect_started: header(HEADER_EFFECT_STARTED).map(|v| effect::decode(v.as_bytes())),
             });
         }
         Ok(out)

@@ -47,6 +47,11 @@ impl Names {
         format!("{}.done.{idempotency_key}", self.subject_root)
     }
 
+    /// The effect-started record of a job's redrive generation (see `effect`).
+    pub(super) fn started_subject(&self, redrives: u32, idempotency_key: &str) -> String {
+        format!("{}.started.{redrives}.{idempotency_key}", self.subject_root)
+    }
+
     pub(super) fn consumer(&self, q: Quadrant) -> String {
         format!("{}_{}", self.jobs_stream.trim_end_matches("_JOBS"), q.short().to_ascii_uppercase())
     }
@@ -107,13 +112,15 @@ pub(super) async fn create_streams(
     js.create_or_update_stream(dlq_config).await.map_err(|e| unavailable("creating the DLQ stream", e))?;
     let done_config = stream::Config {
         name: names.done_stream.clone(),
-        subjects: vec![format!("{}.done.>", names.subject_root)],
+        // Effect-started records share the stream: the same one-per-subject limit and
+        // retention, and dequeue reads both kinds from one stream.
+        subjects: vec![format!("{}.done.>", names.subject_root), format!("{}.started.>", names.subject_root)],
         retention: stream::RetentionPolicy::Limits,
         storage: stream::StorageType::File,
         max_messages_per_subject: 1,
         max_age: settings.done_retention,
         num_replicas: settings.replicas,
-        description: Some("chatops done-records".into()),
+        description: Some("chatops done-records and effect-started records".into()),
         ..Default::default()
     };
     js.create_or_update_stream(done_config).await.map_err(|e| unavailable("creating the done-record stream", e))?;

@@ -307,6 +307,7 @@ impl Queue for SqliteQueue {
                     attempt: c.attempt,
                     enqueued_ns: c.enqueued_ns,
                     dequeued_ns,
+                    effect_started: c.effect_started,
                     receipt: delivery_receipt,
                 }),
                 Err(e) => {
@@ -355,6 +356,12 @@ impl Queue for SqliteQueue {
         self.call(|reply| Op::Release { row_id, attempt, reply }).await
     }
 
+    async fn mark_effect_started(&self, delivery: &Delivery) -> Result<(), QueueError> {
+        let (row_id, attempt) = receipt(delivery);
+        let at_ms = now_ms();
+        self.call(|reply| Op::MarkEffect { row_id, attempt, at_ms, reply }).await
+    }
+
     async fn stats(&self) -> Result<QueueStats, QueueError> {
         self.read(writer::read_stats).await
     }
@@ -366,8 +373,15 @@ impl Queue for SqliteQueue {
     async fn dlq_list(&self, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
         let rows = self.read(move |conn| writer::read_dead_letters(conn, limit)).await?;
         rows.into_iter()
-            .map(|(id, payload, attempts, last_error, failed_at_ms)| {
-                Ok(DeadLetter { id: id.to_string(), job: decode(&payload)?, attempts, last_error, failed_at_ms })
+            .map(|(id, payload, attempts, last_error, failed_at_ms, effect_started)| {
+                Ok(DeadLetter {
+                    id: id.to_string(),
+                    job: decode(&payload)?,
+                    attempts,
+                    last_error,
+                    failed_at_ms,
+                    effect_started,
+                })
             })
             .collect()
     }

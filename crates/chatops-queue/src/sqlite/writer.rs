@@ -5,8 +5,9 @@
 //! the batch fails, the whole transaction is rolled back and every caller gets the error:
 //! nothing is acknowledged that is not stored.
 //!
-//! Only a batch that stores new work (an enqueue or a redrive) is fsynced under
-//! `durability = full`: that is what the router's acknowledgement promises. Batches of
+//! Only a batch that stores new work (an enqueue, a redrive, or an effect-started record)
+//! is fsynced under `durability = full`: that is what the router's acknowledgement and
+//! `mark_effect_started` promise. Batches of
 //! leases, completions and retries commit with `synchronous=NORMAL` (written to the WAL,
 //! fsynced by the next full commit or checkpoint): a power loss may undo them, which only
 //! means a job runs again, as at-least-once delivery allows.
@@ -19,7 +20,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::Durability;
-use crate::{Enqueued, FailOutcome, QuadrantStats, QueueError, QueueStats};
+use crate::{EffectStarted, Enqueued, FailOutcome, QuadrantStats, QueueError, QueueStats};
 
 type Reply<T> = oneshot::Sender<Result<T, QueueError>>;
 
@@ -28,6 +29,7 @@ pub(crate) struct Claimed {
     pub row_id: i64,
     pub attempt: u32,
     pub enqueued_ns: u64,
+    pub effect_started: Option<EffectStarted>,
     pub payload: Vec<u8>,
 }
 
@@ -72,6 +74,13 @@ pub(crate) enum Op {
         attempt: u32,
         reply: Reply<()>,
     },
+    /// Records that attempt `attempt` started its effect (durable: fsynced like an enqueue).
+    MarkEffect {
+        row_id: i64,
+        attempt: u32,
+        at_ms: i64,
+        reply: Reply<()>,
+    },
     Redrive {
         id: Option<i64>,
         reply: Reply<u64>,
@@ -109,7 +118,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     max_attempts   INTEGER NOT NULL,
     last_error     TEXT,
     enqueued_ns    INTEGER NOT NULL,
-    payload        BLOB NOT NULL
+    payload        BLOB NOT NULL,
+    effect_attempt INTEGER,                   -- set by mark_effect_started; kept until redrive
+    effect_at_ms   INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (quadrant, state, due_at_ms, id);
 CREATE TABLE IF NOT EXISTS done (
@@ -127,7 +138,9 @@ CREATE TABLE IF NOT EXISTS dlq (
     max_attempts INTEGER NOT NULL,
     last_error   TEXT NOT NULL,
     failed_at_ms INTEGER NOT NULL,
-    payload      BLOB NOT NULL
+    payload      BLOB NOT NULL,
+    effect_attempt INTEGER,
+    effect_at_ms   INTEGER
 );
 CREATE INDEX IF NOT EXISTS dlq_key ON dlq (idem_key);
 ";
@@ -143,13 +156,57 @@ static CLAIM_SQL: std::sync::LazyLock<[String; 4]> = std::sync::LazyLock::new(||
             "UPDATE jobs SET state = {LEASED}, lease_until_ms = ?1, attempts = attempts + 1
              WHERE id IN (SELECT id FROM jobs WHERE quadrant = {qi} AND state = {READY} AND due_at_ms <= (?2 + 0)
                           ORDER BY due_at_ms, id LIMIT (?3 + 0))
-             RETURNING id, attempts, enqueued_ns, idem_key, payload"
+             RETURNING id, attempts, enqueued_ns, idem_key, payload, effect_attempt, effect_at_ms"
         )
     })
 });
 
+/// Columns added after the first release, per table: a `queue.db` written by an older
+/// version gets them at open, so it keeps working (rows from then have no record).
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("jobs", "effect_attempt", "INTEGER"),
+    ("jobs", "effect_at_ms", "INTEGER"),
+    ("dlq", "effect_attempt", "INTEGER"),
+    ("dlq", "effect_at_ms", "INTEGER"),
+];
+
 pub(crate) fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(SCHEMA)
+    conn.execute_batch(SCHEMA)?;
+    let missing = || -> rusqlite::Result<Vec<(&str, &str, &str)>> {
+        let mut out = Vec::new();
+        for &(table, column, kind) in ADDED_COLUMNS {
+            let present: bool = conn
+                .prepare("SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)")?
+                .query_row([table, column], |r| r.get(0))?;
+            if !present {
+                out.push((table, column, kind));
+            }
+        }
+        Ok(out)
+    };
+    // The common case (an up-to-date file) takes no write lock.
+    if missing()?.is_empty() {
+        return Ok(());
+    }
+    // Checked again and added in one write transaction, so an owner and an admin process
+    // opening an old file at the same time cannot both add a column (the second would fail).
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let migrated = (|| {
+        for (table, column, kind) in missing()? {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+            tracing::info!(table, column, "added a column to a queue file written by an older version");
+        }
+        conn.execute_batch("COMMIT")
+    })();
+    if migrated.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    migrated
+}
+
+/// A record from its two nullable columns.
+fn effect_from(attempt: Option<i64>, at_ms: Option<i64>) -> Option<EffectStarted> {
+    attempt.map(|a| EffectStarted { attempt: u32::try_from(a).unwrap_or(0), at_ms: at_ms.unwrap_or(0) })
 }
 
 /// Hands every leased job back to the queue. Only the lock owner may do this: a lease held
@@ -184,12 +241,16 @@ pub(crate) fn read_stats(conn: &Connection) -> rusqlite::Result<QueueStats> {
     Ok(stats)
 }
 
-pub(crate) type DeadLetterRow = (i64, Vec<u8>, u32, String, i64);
+pub(crate) type DeadLetterRow = (i64, Vec<u8>, u32, String, i64, Option<EffectStarted>);
 
 pub(crate) fn read_dead_letters(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<DeadLetterRow>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT id, payload, attempts, last_error, failed_at_ms FROM dlq ORDER BY id LIMIT ?1")?;
-    let rows = stmt.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, payload, attempts, last_error, failed_at_ms, effect_attempt, effect_at_ms
+         FROM dlq ORDER BY id LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit as i64], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, effect_from(r.get(5)?, r.get(6)?)))
+    })?;
     rows.collect()
 }
 
@@ -280,7 +341,8 @@ impl Writer {
 
     /// Sets `synchronous` for the next transaction: FULL only when it stores new work.
     fn choose_sync(&mut self, batch: &[Op]) -> rusqlite::Result<()> {
-        let want_full = self.full_sync && batch.iter().any(|op| matches!(op, Op::Enqueue { .. } | Op::Redrive { .. }));
+        let want_full = self.full_sync
+            && batch.iter().any(|op| matches!(op, Op::Enqueue { .. } | Op::Redrive { .. } | Op::MarkEffect { .. }));
         if want_full != self.synced_now {
             self.conn.pragma_update(None, "synchronous", if want_full { "FULL" } else { "NORMAL" })?;
             self.synced_now = want_full;
@@ -453,6 +515,19 @@ impl Writer {
                 }
                 Done::Unit(reply, Ok(()))
             }
+            Op::MarkEffect { row_id, attempt, at_ms, reply } => {
+                // Only the attempt that holds the lease may mark: a worker whose lease
+                // expired must not start the effect while another attempt runs the job.
+                let n = self
+                    .conn
+                    .prepare_cached(
+                        "UPDATE jobs SET effect_attempt = ?1, effect_at_ms = ?2
+                         WHERE id = ?3 AND attempts = ?1 AND state = ?4",
+                    )?
+                    .execute(params![attempt, at_ms, row_id, LEASED])?;
+                let r = if n == 1 { Ok(()) } else { Err(QueueError::LeaseLost(format!("job row {row_id}"))) };
+                Done::Unit(reply, r)
+            }
             Op::Redrive { id, reply } => Done::Count(reply, self.redrive(id, woken)?),
             Op::Purge { reply } => Done::Count(reply, self.conn.execute("DELETE FROM dlq", [])? as u64),
             Op::Ping { reply } => {
@@ -489,19 +564,20 @@ impl Writer {
     }
 
     fn claim(&mut self, qi: usize, max: usize, lease_until_ms: i64) -> rusqlite::Result<Vec<Claimed>> {
-        let rows: Vec<(i64, u32, i64, String, Vec<u8>)> = {
+        type Row = (i64, u32, i64, String, Vec<u8>, Option<i64>, Option<i64>);
+        let rows: Vec<Row> = {
             // Only the values that change are bound, and they sit in expressions: this SQLite
             // build has STAT4, which re-prepares a statement whenever a parameter it could
             // plan with (an indexed equality or range, a LIMIT) is rebound. The claim runs
             // for every batch of jobs, and re-parsing it was a tenth of the writer's CPU.
             let mut stmt = self.conn.prepare_cached(&CLAIM_SQL[qi])?;
             let rows = stmt.query_map(params![lease_until_ms, now_ms(), max as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
             })?;
             rows.collect::<rusqlite::Result<_>>()?
         };
         let mut claimed = Vec::with_capacity(rows.len());
-        for (row_id, attempt, stored_ns, key, payload) in rows {
+        for (row_id, attempt, stored_ns, key, payload, effect_attempt, effect_at_ms) in rows {
             // The done-record is checked before any handler runs: a job that completed
             // (and was then redelivered) is finished here, silently.
             let done: bool = self
@@ -513,7 +589,8 @@ impl Writer {
                 continue;
             }
             let enqueued_ns = self.committed_ns.remove(&row_id).unwrap_or(stored_ns as u64);
-            claimed.push(Claimed { row_id, attempt, enqueued_ns, payload });
+            let effect_started = effect_from(effect_attempt, effect_at_ms);
+            claimed.push(Claimed { row_id, attempt, enqueued_ns, effect_started, payload });
         }
         // Oldest first, as the UPDATE's RETURNING order is unspecified.
         claimed.sort_by_key(|c| c.row_id);
@@ -536,8 +613,10 @@ impl Writer {
     fn dead_letter(&mut self, row_id: i64, error: &str) -> rusqlite::Result<()> {
         self.conn
             .prepare_cached(
-                "INSERT INTO dlq (job_id, idem_key, quadrant, attempts, max_attempts, last_error, failed_at_ms, payload)
-                 SELECT job_id, idem_key, quadrant, attempts, max_attempts, ?1, ?2, payload FROM jobs WHERE id = ?3",
+                "INSERT INTO dlq (job_id, idem_key, quadrant, attempts, max_attempts, last_error, failed_at_ms, payload,
+                                  effect_attempt, effect_at_ms)
+                 SELECT job_id, idem_key, quadrant, attempts, max_attempts, ?1, ?2, payload, effect_attempt, effect_at_ms
+                 FROM jobs WHERE id = ?3",
             )?
             .execute(params![error, now_ms(), row_id])?;
         self.delete_job(row_id)
@@ -552,6 +631,8 @@ impl Writer {
         Ok(())
     }
 
+    /// Moves dead letters back with a fresh attempt count and without their effect-started
+    /// record: a redrive is the operator's decision to run the command again.
     fn redrive(&mut self, id: Option<i64>, woken: &mut [bool; 4]) -> rusqlite::Result<u64> {
         let (now, now_ns) = (now_ms(), now_unix_ns() as i64);
         let moved: Vec<(i64, i64)> = {
@@ -658,10 +739,40 @@ fn fail_op(op: Op, message: &str) {
     match op {
         Op::Enqueue { reply, .. } => drop(reply.send(Err(err()))),
         Op::Claim { reply, .. } => drop(reply.send(Err(err()))),
-        Op::Extend { reply, .. } | Op::Release { reply, .. } | Op::Ping { reply } => drop(reply.send(Err(err()))),
+        Op::Extend { reply, .. } | Op::Release { reply, .. } | Op::MarkEffect { reply, .. } | Op::Ping { reply } => {
+            drop(reply.send(Err(err())))
+        }
         Op::Complete { reply, .. } => drop(reply.send(Err(err()))),
         Op::Fail { reply, .. } => drop(reply.send(Err(err()))),
         Op::Redrive { reply, .. } | Op::Purge { reply } => drop(reply.send(Err(err()))),
         Op::Maintain => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn synchronous(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap()
+    }
+
+    /// `mark_effect_started` promises a record as durable as an enqueue: under
+    /// `durability = full` its batch commits with `synchronous=FULL` (2), while a batch of
+    /// leases only does NORMAL (1).
+    #[test]
+    fn an_effect_record_is_fsynced_like_new_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::super::open_connection(&dir.path().join("queue.db"), Durability::Full).unwrap();
+        create_schema(&conn).unwrap();
+        let ready: Arc<[Notify; 4]> = Arc::new(std::array::from_fn(|_| Notify::new()));
+        let mut writer = Writer::new(conn, Durability::Full, 10, std::time::Duration::from_secs(60), ready).unwrap();
+        let claim =
+            || Op::Claim { quadrant: Quadrant::LongWrite, max: 1, lease_until_ms: 0, reply: oneshot::channel().0 };
+        writer.choose_sync(&[claim()]).unwrap();
+        assert_eq!(synchronous(&writer.conn), 1, "leases alone are not fsynced");
+        let mark = Op::MarkEffect { row_id: 1, attempt: 1, at_ms: 0, reply: oneshot::channel().0 };
+        writer.choose_sync(&[claim(), mark]).unwrap();
+        assert_eq!(synchronous(&writer.conn), 2, "a batch with an effect record is fsynced");
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatops_core::{CorrelationId, Job, Quadrant, SlashCommand};
-use chatops_queue::{Enqueued, FailOutcome, Queue, QueueError, QueueErrorKind, Redrive};
+use chatops_queue::{Delivery, Enqueued, FailOutcome, Queue, QueueError, QueueErrorKind, Redrive};
 
 pub fn job(key: &str, quadrant: Quadrant) -> Job {
     Job {
@@ -229,6 +229,130 @@ pub async fn wait_for_jobs_wakes_on_enqueue(q: Arc<dyn Queue>) {
     assert!(waited < Duration::from_secs(10), "woken by the enqueue, not by the 20 s timeout ({waited:?})");
 }
 
+fn now_ms() -> i64 {
+    (chatops_core::time::now_unix_ns() / 1_000_000) as i64
+}
+
+/// Marks the delivery's effect as started and returns the window (unix ms) the record's
+/// time must fall in.
+async fn mark(q: &Arc<dyn Queue>, d: &Delivery) -> std::ops::RangeInclusive<i64> {
+    let before = now_ms();
+    q.mark_effect_started(d).await.unwrap();
+    before..=now_ms()
+}
+
+/// Dequeues one job of the quadrant, waiting for it (a retry's delay, a lease's expiry).
+pub async fn next(q: &Arc<dyn Queue>, quadrant: Quadrant) -> Delivery {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Some(d) = q.dequeue(quadrant, 1, LEASE).await.unwrap().pop() {
+                break d;
+            }
+            q.wait_for_jobs(quadrant, Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("a job is delivered within 30 s")
+}
+
+/// The record follows the job through a retry, names the marking attempt, survives marking
+/// twice, and stops at completion; another job never sees it.
+pub async fn an_effect_record_is_carried_by_every_later_delivery(q: Arc<dyn Queue>) {
+    q.enqueue(&job("fx", Quadrant::LongWrite), soon()).await.unwrap();
+    q.enqueue(&job("fx-other", Quadrant::LongWrite), soon()).await.unwrap();
+    let mut first = q.dequeue(Quadrant::LongWrite, 2, LEASE).await.unwrap();
+    assert_eq!(first.len(), 2);
+    let other = first.pop().unwrap();
+    let first = first.pop().unwrap();
+    assert_eq!((first.job.idempotency_key.as_str(), other.job.idempotency_key.as_str()), ("fx", "fx-other"));
+    assert_eq!(first.effect_started, None, "a first delivery has no record");
+    assert_eq!(other.effect_started, None);
+
+    let window = mark(&q, &first).await;
+    q.fail(&first, "interrupted", Some(Duration::from_millis(50))).await.unwrap();
+    q.fail(&other, "interrupted", Some(Duration::from_millis(50))).await.unwrap();
+    let (mut second, mut other_again) = (None, None);
+    while second.is_none() || other_again.is_none() {
+        let d = next(&q, Quadrant::LongWrite).await;
+        if d.job.idempotency_key == "fx" { second = Some(d) } else { other_again = Some(d) }
+    }
+    let (second, other_again) = (second.unwrap(), other_again.unwrap());
+    assert_eq!(second.attempt, 2);
+    let record = second.effect_started.expect("the retry carries the record of attempt 1");
+    assert_eq!(record.attempt, 1);
+    assert!(window.contains(&record.at_ms), "recorded at {} ms, marked within {window:?}", record.at_ms);
+    assert_eq!(other_again.effect_started, None, "a job that never marked is unaffected");
+
+    // The worker opted into re-running: marking twice in attempt 2 is harmless.
+    mark(&q, &second).await;
+    mark(&q, &second).await;
+    q.fail(&second, "interrupted again", Some(Duration::from_millis(50))).await.unwrap();
+    let third = next(&q, Quadrant::LongWrite).await;
+    assert_eq!(third.job.idempotency_key, "fx");
+    assert_eq!(third.effect_started.map(|r| r.attempt), Some(2), "the latest marking attempt");
+    q.complete(&third).await.unwrap();
+    q.complete(&other_again).await.unwrap();
+
+    // Completed stays completed: the record does not bring the job back.
+    assert_eq!(q.enqueue(&job("fx", Quadrant::LongWrite), soon()).await.unwrap(), Enqueued::Duplicate);
+    assert!(q.dequeue(Quadrant::LongWrite, 10, LEASE).await.unwrap().is_empty());
+    let fresh = job("fx-fresh", Quadrant::LongWrite);
+    q.enqueue(&fresh, soon()).await.unwrap();
+    assert_eq!(next(&q, Quadrant::LongWrite).await.effect_started, None, "a fresh key has no record");
+}
+
+/// The worker "dies" after marking: no complete, no fail. The lease expires and the
+/// redelivery carries the record.
+pub async fn an_effect_record_survives_an_expired_lease(q: Arc<dyn Queue>) {
+    q.enqueue(&job("fx-lease", Quadrant::LongWrite), soon()).await.unwrap();
+    let first = q.dequeue(Quadrant::LongWrite, 1, Duration::from_millis(200)).await.unwrap().pop().unwrap();
+    let window = mark(&q, &first).await;
+    let second = next(&q, Quadrant::LongWrite).await;
+    assert_eq!(second.attempt, first.attempt + 1);
+    let record = second.effect_started.expect("the redelivery after the lease expired carries the record");
+    assert_eq!(record.attempt, first.attempt);
+    assert!(window.contains(&record.at_ms));
+    q.complete(&second).await.unwrap();
+}
+
+/// Released at shutdown while the effect ran: the next delivery must not start it again.
+pub async fn an_effect_record_survives_a_release(q: Arc<dyn Queue>) {
+    q.enqueue(&job("fx-rel", Quadrant::LongWrite), soon()).await.unwrap();
+    let first = next(&q, Quadrant::LongWrite).await;
+    mark(&q, &first).await;
+    q.release(&first).await.unwrap();
+    let again = next(&q, Quadrant::LongWrite).await;
+    assert_eq!(again.effect_started.map(|r| r.attempt), Some(first.attempt));
+    q.complete(&again).await.unwrap();
+}
+
+/// A dead letter shows the operator the record; a redrive (an explicit decision to run the
+/// command again) clears it.
+pub async fn a_dead_letter_keeps_the_record_and_a_redrive_clears_it(q: Arc<dyn Queue>) {
+    q.enqueue(&job("fx-dead", Quadrant::LongWrite), soon()).await.unwrap();
+    q.enqueue(&job("fx-dead-clean", Quadrant::LongWrite), soon()).await.unwrap();
+    let delivered = q.dequeue(Quadrant::LongWrite, 2, LEASE).await.unwrap();
+    assert_eq!(delivered.len(), 2);
+    let window = mark(&q, &delivered[0]).await;
+    for d in &delivered {
+        assert_eq!(q.fail(d, "deploy script exited 1", None).await.unwrap(), FailOutcome::DeadLettered);
+    }
+    let letters = q.dlq_list(10).await.unwrap();
+    let letter = |key: &str| letters.iter().find(|l| l.job.idempotency_key == key).unwrap().clone();
+    let marked = letter("fx-dead").effect_started.expect("the dead letter keeps the record");
+    assert_eq!(marked.attempt, 1);
+    assert!(window.contains(&marked.at_ms));
+    assert_eq!(letter("fx-dead-clean").effect_started, None);
+
+    assert_eq!(q.dlq_redrive(Redrive::All).await.unwrap(), 2);
+    for _ in 0..2 {
+        let d = next(&q, Quadrant::LongWrite).await;
+        assert_eq!(d.attempt, 1);
+        assert_eq!(d.effect_started, None, "{}: a redrive runs the command again", d.job.idempotency_key);
+        q.complete(&d).await.unwrap();
+    }
+}
+
 /// Runs each listed test body against each engine constructor.
 #[macro_export]
 macro_rules! conformance {
@@ -248,6 +372,10 @@ macro_rules! conformance {
                 concurrent_enqueues_are_all_stored,
                 wait_for_jobs_wakes_on_enqueue,
                 an_expired_deadline_stores_nothing,
+                an_effect_record_is_carried_by_every_later_delivery,
+                an_effect_record_survives_an_expired_lease,
+                an_effect_record_survives_a_release,
+                a_dead_letter_keeps_the_record_and_a_redrive_clears_it,
             );
         }
     };

@@ -3,5 +3,6 @@
 //! starts (`chatops_testkit::NatsServer`).
 
 mod conformance;
+mod effects;
 mod nats_only;
 mod sqlite_only;
