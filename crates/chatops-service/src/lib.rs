@@ -7,6 +7,7 @@
 //! timeout, the handler answers through `response_url`, and the attempt ends as completed,
 //! retried or dead-lettered, with one "Performance metrics" log line.
 
+pub mod actions;
 pub mod config;
 pub mod ingress;
 pub mod metrics;
