@@ -13,6 +13,7 @@
 //! timeout, the handler answers through `response_url`, and the attempt ends as completed,
 //! retried or dead-lettered, with one "Performance metrics" log line.
 
+pub mod actions;
 pub mod app;
 pub mod config;
 pub mod handler;
