@@ -45,6 +45,11 @@ impl Quadrant {
         }
     }
 
+    /// The quadrants whose commands change something: a started effect is not re-run.
+    pub fn is_write(self) -> bool {
+        matches!(self, Quadrant::ShortWrite | Quadrant::LongWrite)
+    }
+
     pub fn is_long(self) -> bool {
         matches!(self, Quadrant::LongRead | Quadrant::LongWrite)
     }

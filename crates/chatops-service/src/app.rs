@@ -118,6 +118,7 @@ impl CommandOptions {
             args: Default::default(),
             handler: HandlerSpec::new(name),
             max_attempts: self.max_attempts.unwrap_or(default_attempts).max(1),
+            rerun_interrupted: false,
         }
     }
 }

@@ -161,6 +161,9 @@ struct CommandEntry {
     handler: String,
     /// Default: `retry.max_attempts`.
     max_attempts: Option<u32>,
+    /// Re-run an effect that a crash interrupted (default: tell the user instead).
+    #[serde(default)]
+    rerun_interrupted: bool,
     /// The handler's parameters, read by the handler with `ctx.params::<T>()`.
     #[serde(default)]
     params: toml::Table,
@@ -755,6 +758,7 @@ fn command_spec(c: CommandEntry, default_attempts: u32) -> Result<CommandSpec, C
         args,
         handler: HandlerSpec { kind: c.handler, params },
         max_attempts: c.max_attempts.unwrap_or(default_attempts).max(1),
+        rerun_interrupted: c.rerun_interrupted,
     })
 }
 

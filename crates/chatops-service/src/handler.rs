@@ -27,12 +27,21 @@ use crate::status::E2eWindow;
 pub trait Handler: Send + Sync + 'static {
     async fn handle(&self, ctx: &HandlerContext) -> Result<(), HandlerError>;
 
-    /// Checks a command's `params` once, at startup, so a bad configuration stops the bot
-    /// instead of failing every command. The default accepts anything (the handler then
-    /// reports a bad parameter when it reads it with [`HandlerContext::params`]).
-    fn check_params(&self, params: &toml::Table) -> Result<(), String> {
-        let _ = params;
+    /// Checks a command's `params` (and how they fit its declared arguments) once, at
+    /// startup, so a bad configuration stops the bot instead of failing every command. The
+    /// default accepts anything (the handler then reports a bad parameter when it reads it
+    /// with [`HandlerContext::params`]).
+    fn check_params(&self, spec: &CommandSpec) -> Result<(), String> {
+        let _ = spec;
         Ok(())
+    }
+
+    /// Whether running this handler starts an effect outside the bot (a program, an HTTP
+    /// call). For such handlers in a write quadrant the worker records durably that the
+    /// effect started before running it, and does not run it again on a redelivery after
+    /// a crash (unless the command sets `rerun_interrupted`).
+    fn has_external_effect(&self) -> bool {
+        false
     }
 }
 
@@ -195,6 +204,13 @@ pub enum HandlerError {
     Timeout(Duration),
     #[error("handler panicked: {0}")]
     Panicked(String),
+    /// An earlier attempt started the command's external effect and the bot stopped before
+    /// it finished: the outcome is unknown, so it is not run again (not retried).
+    #[error(
+        "it was interrupted: attempt {attempt} started it at {at} and the bot stopped before it finished. \
+         Its outcome is unknown, so it was not run again; check, then run it again"
+    )]
+    Interrupted { attempt: u32, at: String },
 }
 
 impl HandlerError {
@@ -209,6 +225,7 @@ impl HandlerError {
             HandlerError::BadParams { .. } => "BadParameters",
             HandlerError::Timeout(_) => "Timeout",
             HandlerError::Panicked(_) => "Panic",
+            HandlerError::Interrupted { .. } => "Interrupted",
         }
     }
 
@@ -219,7 +236,10 @@ impl HandlerError {
             HandlerError::Respond(e) => e.is_transient(),
             HandlerError::Transient(_) => true,
             HandlerError::Timeout(_) => matches!(quadrant, Quadrant::ShortRead | Quadrant::LongRead),
-            HandlerError::Failed(_) | HandlerError::BadParams { .. } | HandlerError::Panicked(_) => false,
+            HandlerError::Failed(_)
+            | HandlerError::BadParams { .. }
+            | HandlerError::Panicked(_)
+            | HandlerError::Interrupted { .. } => false,
         }
     }
 }

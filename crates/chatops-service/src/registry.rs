@@ -48,6 +48,10 @@ impl Default for RegistryBuilder {
         handlers.insert("help".into(), Arc::new(handlers::help::Help));
         handlers.insert("check-status".into(), Arc::new(handlers::check_status::CheckStatus));
         handlers.insert("simulate".into(), Arc::new(handlers::simulate::Simulate));
+        handlers.insert("exec".into(), Arc::new(handlers::exec::Exec));
+        handlers.insert("webhook".into(), Arc::new(handlers::webhook::Webhook::Generic));
+        handlers.insert("github-workflow".into(), Arc::new(handlers::webhook::Webhook::GithubWorkflow));
+        handlers.insert("github-repository-dispatch".into(), Arc::new(handlers::webhook::Webhook::GithubDispatch));
         RegistryBuilder { handlers }
     }
 }
@@ -76,7 +80,7 @@ impl RegistryBuilder {
                     known: known.join(", "),
                 });
             }
-            if let Err(message) = self.handlers[spec.handler.kind()].check_params(&spec.handler.params) {
+            if let Err(message) = self.handlers[spec.handler.kind()].check_params(&spec) {
                 return Err(RegistryError::BadParams { command: spec.name, kind: spec.handler.kind, message });
             }
             let name = spec.name.clone();
@@ -128,6 +132,7 @@ mod tests {
             args: Default::default(),
             handler: HandlerSpec::new(kind),
             max_attempts: 3,
+            rerun_interrupted: false,
         }
     }
 

@@ -54,6 +54,10 @@ pub struct CommandSpec {
     pub handler: HandlerSpec,
     /// Deliveries before the job goes to the dead-letter queue.
     pub max_attempts: u32,
+    /// Run the command's external effect again when a redelivery finds that an earlier
+    /// attempt started it and never finished (a crash). Off: the user is told the outcome
+    /// is unknown instead.
+    pub rerun_interrupted: bool,
 }
 
 /// A duration written as text (`"30s"`, `"5m"`, `"500ms"`): the one parser of durations in

@@ -67,9 +67,13 @@ impl Handler for Simulate {
         Ok(())
     }
 
-    fn check_params(&self, params: &toml::Table) -> Result<(), String> {
-        parse_params::<SimulateParams>(params).map(drop)
+    fn check_params(&self, spec: &crate::spec::CommandSpec) -> Result<(), String> {
+        check(&spec.handler.params)
     }
+}
+
+fn check(params: &toml::Table) -> Result<(), String> {
+    parse_params::<SimulateParams>(params).map(drop)
 }
 
 #[cfg(test)]
@@ -78,12 +82,12 @@ mod tests {
 
     #[test]
     fn parameters_are_checked_with_their_defaults() {
-        assert!(Simulate.check_params(&toml::Table::new()).is_ok(), "both keys have defaults");
+        assert!(check(&toml::Table::new()).is_ok(), "both keys have defaults");
         let ok: toml::Table = toml::from_str("work = \"3s\"\nanswers = 3").unwrap();
-        assert!(Simulate.check_params(&ok).is_ok());
+        assert!(check(&ok).is_ok());
         let bad: toml::Table = toml::from_str("work = \"soon\"").unwrap();
-        assert!(Simulate.check_params(&bad).unwrap_err().contains("not a duration"));
+        assert!(check(&bad).unwrap_err().contains("not a duration"));
         let unknown: toml::Table = toml::from_str("wrok = \"3s\"").unwrap();
-        assert!(Simulate.check_params(&unknown).unwrap_err().contains("wrok"));
+        assert!(check(&unknown).unwrap_err().contains("wrok"));
     }
 }

@@ -244,6 +244,21 @@ async fn execute(
         })?;
     let handler =
         ctx.registry.handler(&spec).ok_or_else(|| HandlerError::Failed(format!("no handler for {}", spec.name)))?;
+    // A write command's external effect (a program, an HTTP call) starts at most once by
+    // surprise: recorded durably before it starts, and not started again on a redelivery
+    // after a crash unless the command opts in.
+    if handler.has_external_effect() && job.quadrant.is_write() {
+        if let Some(started) = delivery.effect_started.filter(|_| !spec.rerun_interrupted) {
+            return Err(HandlerError::Interrupted {
+                attempt: started.attempt,
+                at: chatops_core::time::format_rfc3339_ms(started.at_ms),
+            });
+        }
+        ctx.queue
+            .mark_effect_started(delivery)
+            .await
+            .map_err(|e| HandlerError::Transient(format!("could not record that the command starts: {e}")))?;
+    }
     // Checked again here: the allow-list may have changed since the router accepted it.
     let url = ctx
         .allowed_hosts

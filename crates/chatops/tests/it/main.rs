@@ -13,6 +13,7 @@ mod limits;
 mod not_queued;
 mod private_data;
 mod queue_options;
+mod real_commands;
 mod retries;
 mod scale_out;
 mod tidy;

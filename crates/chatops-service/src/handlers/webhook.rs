@@ -1,0 +1,84 @@
+//! `webhook`, `github-workflow` and `github-repository-dispatch`: one HTTP request to a
+//! configured URL ([`crate::actions::webhook`]). The host comes only from the
+//! configuration and must be on its allow-list; values fill only the path, query and body.
+//! Retries on 5xx and timeouts; a 4xx fails at once with the API's message.
+
+use async_trait::async_trait;
+use chatops_core::slack::SlackMessage;
+
+use super::actions::{label, names, values};
+use crate::actions::mrkdwn_escape;
+use crate::actions::webhook::{GithubRepositoryDispatch, GithubWorkflow, WebhookError, WebhookSpec};
+use crate::handler::{Handler, HandlerContext, HandlerError, parse_params};
+use crate::spec::CommandSpec;
+
+/// Which kind of request.
+#[derive(Debug, Clone, Copy)]
+pub enum Webhook {
+    /// `params` are a [`WebhookSpec`].
+    Generic,
+    /// `params` are a [`GithubWorkflow`].
+    GithubWorkflow,
+    /// `params` are a [`GithubRepositoryDispatch`].
+    GithubDispatch,
+}
+
+impl Webhook {
+    /// The request, and the link to show on success (GitHub's Actions page).
+    fn spec(self, params: &toml::Table) -> Result<(WebhookSpec, Option<String>), String> {
+        Ok(match self {
+            Webhook::Generic => (parse_params::<WebhookSpec>(params)?, None),
+            Webhook::GithubWorkflow => {
+                let w: GithubWorkflow = parse_params(params)?;
+                (w.spec(), Some(w.target().actions_url_template()))
+            }
+            Webhook::GithubDispatch => {
+                let d: GithubRepositoryDispatch = parse_params(params)?;
+                (d.spec(), Some(d.target().actions_url_template()))
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl Handler for Webhook {
+    async fn handle(&self, ctx: &HandlerContext) -> Result<(), HandlerError> {
+        let bad = |message: String| HandlerError::BadParams { command: ctx.spec.name.clone(), message };
+        let (spec, link) = self.spec(&ctx.spec.handler.params).map_err(bad)?;
+        let plan = spec.compile(&names(&ctx.spec)).map_err(|e| bad(e.to_string()))?;
+        let values = values(ctx);
+        let label = mrkdwn_escape(&label(ctx));
+        match plan.run(&values).await {
+            Ok(outcome) => {
+                let link = link
+                    .and_then(|t| crate::actions::Template::parse(&t).ok())
+                    .map(|t| format!(" <{}|Actions>", t.render(&values)))
+                    .unwrap_or_default();
+                let text = format!(
+                    ":white_check_mark: `{label}`: HTTP {} after {} attempt(s) in {:.1}s.{link}",
+                    outcome.status,
+                    outcome.attempts,
+                    outcome.duration.as_secs_f64()
+                );
+                ctx.respond(SlackMessage::ephemeral(text)).await
+            }
+            Err(e) => {
+                let text = format!(":x: `{label}` failed: {}", mrkdwn_escape(&e.to_string()));
+                ctx.respond(SlackMessage::ephemeral(text)).await?;
+                Err(match e {
+                    WebhookError::NotSent(_) => HandlerError::Failed(format!("not sent: {e}")),
+                    e => HandlerError::Failed(e.to_string()),
+                })
+            }
+        }
+    }
+
+    fn check_params(&self, spec: &CommandSpec) -> Result<(), String> {
+        let (webhook, _) = self.spec(&spec.handler.params)?;
+        webhook.compile(&names(spec)).map(drop).map_err(|e| e.to_string())
+    }
+
+    fn has_external_effect(&self) -> bool {
+        true
+    }
+}
