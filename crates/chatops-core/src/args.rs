@@ -9,7 +9,9 @@
 //! - Slack's HTML escapes in the text (`&amp;`, `&lt;`, `&gt;`) are decoded first;
 //! - words are separated by whitespace;
 //! - `"double"` and `'single'` quotes group words into one; Slack's smart quotes `“…”` and
-//!   `‘…’` (which its clients type for you) count as double and single quotes;
+//!   `‘…’` (which its clients type for you) count as double and single quotes; a quote is
+//!   closed only by its own kind (an ASCII `"` by `"`, a smart one by a smart one), so the
+//!   other kinds inside it are plain characters;
 //! - outside single quotes a backslash makes the next character literal (`\"`, `\ `);
 //! - a `rest` argument takes the remainder of the text as typed, trimmed, quotes and all.
 //!
@@ -357,11 +359,15 @@ pub fn decode_slack_escapes(text: &str) -> String {
 
 /// Splits text into words by the quoting rules of this module.
 pub fn split_words(text: &str) -> Result<Vec<Word>, ArgError> {
+    /// The open quote, and so what closes it: an ASCII quote closes only with its twin,
+    /// a smart quote with either smart quote of its kind (clients pair them loosely).
     #[derive(Clone, Copy, PartialEq)]
     enum Quote {
         None,
         Double,
+        SmartDouble,
         Single,
+        SmartSingle,
     }
     let mut words = Vec::new();
     let mut current: Option<Word> = None;
@@ -375,11 +381,13 @@ pub fn split_words(text: &str) -> Result<Vec<Word>, ArgError> {
                     words.push(w);
                 }
             }
-            (Quote::None, '"' | '“' | '”') => quote = Quote::Double,
-            (Quote::None, '\'' | '‘' | '’') => quote = Quote::Single,
-            (Quote::Double, '"' | '”' | '“') => quote = Quote::None,
-            (Quote::Single, '\'' | '’' | '‘') => quote = Quote::None,
-            (Quote::None | Quote::Double, '\\') => match chars.next() {
+            (Quote::None, '"') => quote = Quote::Double,
+            (Quote::None, '“' | '”') => quote = Quote::SmartDouble,
+            (Quote::None, '\'') => quote = Quote::Single,
+            (Quote::None, '‘' | '’') => quote = Quote::SmartSingle,
+            (Quote::Double, '"') | (Quote::SmartDouble, '”' | '“') => quote = Quote::None,
+            (Quote::Single, '\'') | (Quote::SmartSingle, '’' | '‘') => quote = Quote::None,
+            (Quote::None | Quote::Double | Quote::SmartDouble, '\\') => match chars.next() {
                 Some((_, escaped)) => word.value.push(escaped),
                 None => word.value.push('\\'),
             },
@@ -424,9 +432,15 @@ mod tests {
         assert_eq!(split("“smart quotes” ‘work too’"), ["smart quotes", "work too"]);
         assert_eq!(split(r#"a\ b "c\"d" 'e\f'"#), ["a b", "c\"d", "e\\f"]);
         assert_eq!(split(r#""" x"#), ["", "x"], "an empty quoted word is a word");
+        assert_eq!(split("\"it’s “fine”\" ‘a \"b\"’"), ["it’s “fine”", "a \"b\""], "each quote closes only its kind");
         assert_eq!(split(""), Vec::<String>::new());
         assert_eq!(split_words("\"open"), Err(ArgError::UnclosedQuote));
         assert_eq!(split_words("‘open"), Err(ArgError::UnclosedQuote));
+        assert_eq!(
+            split_words("\"mixed”"),
+            Err(ArgError::UnclosedQuote),
+            "found by fuzzing: an ASCII quote is not closed by a smart one"
+        );
     }
 
     #[test]
