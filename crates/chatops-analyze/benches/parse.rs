@@ -8,6 +8,7 @@
 //! Latencies are log-normal around a per-stage median (as real latencies are), so the
 //! histograms see a realistic spread; uniformly random values over three decades would make
 //! every histogram record a cache miss and measure the memory system instead.
+#![allow(clippy::unwrap_used)] // tests and benchmarks: a failed unwrap is the failure report
 
 use std::hint::black_box;
 use std::time::Duration;

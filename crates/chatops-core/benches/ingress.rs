@@ -2,6 +2,7 @@
 //!
 //! The router's per-request CPU work before the durable enqueue: verify the Slack signature
 //! over the raw body, then parse the form into a `SlashCommand` and check its response_url.
+#![allow(clippy::unwrap_used)] // tests and benchmarks: a failed unwrap is the failure report
 
 use chatops_core::slack::{AllowedHosts, SlackForm, SlackSigner, SlashCommand};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

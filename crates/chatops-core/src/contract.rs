@@ -2,7 +2,7 @@
 //! of the origin system (a TypeScript bot on AWS Lambda), so that existing Logs Insights
 //! queries and dashboards keep working. Times are milliseconds.
 //!
-//! The timed fields are one table, [`metric_fields!`]: the bot's emitters, the analyzer's
+//! The timed fields are one table, [`metric_fields!`](crate::metric_fields): the bot's emitters, the analyzer's
 //! fast scanner and its serde path, and every report are generated from or read through
 //! it, so a field renamed here is renamed everywhere (and a test that parses a line the bot
 //! really wrote checks the table against it). The segments a breakdown splits E2E time

@@ -4,6 +4,7 @@
 //! (random user, message and trigger ids, response_url pointed at the receiver) and sign it
 //! with a fresh timestamp, then walk the schedule. The end-to-end rate is measured by
 //! `scripts/bench-loadtest.sh`.
+#![allow(clippy::unwrap_used)] // tests and benchmarks: a failed unwrap is the failure report
 
 use chatops_core::slack::SlackSigner;
 use chatops_loadtest::profile::Profile;

@@ -3,6 +3,7 @@
 //! The load generator alone, with the same arguments as `chatops loadtest` (without
 //! `--spawn`), so it can be benchmarked before and apart from the `chatops` binary. Exit
 //! codes: 0 thresholds hold, 1 a threshold failed, 2 profile or argument error.
+#![allow(clippy::unwrap_used)] // tests and benchmarks: a failed unwrap is the failure report
 
 use std::process::ExitCode;
 

@@ -3,6 +3,7 @@
 //! The smallest useful HTTP target for benchmarking the load generator: answers every
 //! request with 200 and a Slack-style ephemeral JSON body, keep-alive, no parsing. It prints
 //! its bound address on the first line of stdout (ADDR defaults to 127.0.0.1:0).
+#![allow(clippy::unwrap_used)] // tests and benchmarks: a failed unwrap is the failure report
 
 use std::convert::Infallible;
 

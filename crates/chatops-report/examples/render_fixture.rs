@@ -4,6 +4,7 @@
 //! diff section) into OUT_DIR/report.html and OUT_DIR/report.png: the pictures in the README.
 //! The same thing `chatops report tests/fixtures/run/results.json --baseline
 //! tests/fixtures/baseline/results.json --png report.png` does once the binary is wired.
+#![allow(clippy::unwrap_used)] // tests and benchmarks: a failed unwrap is the failure report
 
 use std::path::PathBuf;
 

@@ -12,9 +12,9 @@ use chatops_core::stats::LatencySummary;
 use crate::fmt::{count, ms, ms_unit, pct, rate, secs};
 use crate::svg::{self, Bar, BarGroup, Chart, LegendItem, LineChart, Segment, Series, StackRow};
 
-pub const P50: &str = "#8fb8de";
-pub const P95: &str = "#3a7ebf";
-pub const P99: &str = "#0b3d75";
+pub(crate) const P50: &str = "#8fb8de";
+pub(crate) const P95: &str = "#3a7ebf";
+pub(crate) const P99: &str = "#0b3d75";
 const TARGET: &str = "#7b8794";
 const ACHIEVED: &str = "#2f8f5b";
 const OK: &str = "#2f8f5b";
@@ -22,10 +22,10 @@ const WARN: &str = "#d9822b";
 const BAD: &str = "#c23030";
 
 /// At most this many rows per bar or stacked chart; the tables list every row.
-pub const MAX_CHART_ROWS: usize = 24;
+pub(crate) const MAX_CHART_ROWS: usize = 24;
 
 /// The colour of an E2E segment, the same in every chart and legend.
-pub fn stage_color(segment: SegmentKind) -> &'static str {
+pub(crate) fn stage_color(segment: SegmentKind) -> &'static str {
     match segment {
         SegmentKind::Router => "#4e79a7",
         SegmentKind::Enqueue => "#f28e2b",
@@ -102,19 +102,19 @@ fn three_lines(
 }
 
 /// Ack latency (scheduled send → HTTP answer) per interval.
-pub fn ack_over_time(r: &LoadTestResults) -> Option<Chart> {
+pub(crate) fn ack_over_time(r: &LoadTestResults) -> Option<Chart> {
     three_lines("chart-ack-latency", "Ack latency over time", r, "ack", |p| [p.ack_p50, p.ack_p95, p.ack_p99])
 }
 
 /// Client-observed E2E latency (scheduled send → first response) per interval.
-pub fn e2e_over_time(r: &LoadTestResults) -> Option<Chart> {
+pub(crate) fn e2e_over_time(r: &LoadTestResults) -> Option<Chart> {
     three_lines("chart-e2e-latency", "E2E latency (first response) over time", r, "E2E", |p| {
         [p.e2e_p50, p.e2e_p95, p.e2e_p99]
     })
 }
 
 /// Target and achieved request rate per interval.
-pub fn rate_over_time(r: &LoadTestResults) -> Option<Chart> {
+pub(crate) fn rate_over_time(r: &LoadTestResults) -> Option<Chart> {
     let pts = &r.time_series.points;
     if pts.is_empty() {
         return None;
@@ -164,7 +164,7 @@ fn pct_bars(label: &str, s: &LatencySummary) -> BarGroup {
 }
 
 /// p50/p95/p99 of each client-side latency that has samples.
-pub fn client_percentiles(r: &LoadTestResults) -> Option<Chart> {
+pub(crate) fn client_percentiles(r: &LoadTestResults) -> Option<Chart> {
     let s = &r.summaries;
     let groups: Vec<BarGroup> = [
         ("ack", &s.ack),
@@ -215,18 +215,18 @@ fn status_color(code: &str) -> &'static str {
 }
 
 /// HTTP answers by status code.
-pub fn status_codes(r: &LoadTestResults) -> Option<Chart> {
+pub(crate) fn status_codes(r: &LoadTestResults) -> Option<Chart> {
     count_bars("chart-status-codes", "HTTP status codes", &r.counters.acks, status_color)
 }
 
 /// Failed requests by error type.
-pub fn error_types(r: &LoadTestResults) -> Option<Chart> {
+pub(crate) fn error_types(r: &LoadTestResults) -> Option<Chart> {
     count_bars("chart-error-types", "Client errors by type", &r.counters.errors, |_| BAD)
 }
 
 /// HTTP answers by status code followed by client errors by type, in one chart (the PNG's
 /// panel; the page shows them apart).
-pub fn answers_and_errors(r: &LoadTestResults) -> Option<Chart> {
+pub(crate) fn answers_and_errors(r: &LoadTestResults) -> Option<Chart> {
     let mut groups: Vec<BarGroup> = Vec::new();
     let mut push = |label: String, v: u64, color: &'static str| {
         groups.push(BarGroup {
@@ -250,7 +250,7 @@ pub fn answers_and_errors(r: &LoadTestResults) -> Option<Chart> {
 }
 
 /// Router, worker and E2E at p50/p95/p99, from the bot's own lines.
-pub fn service_latency(m: &MetricsSummary) -> Option<Chart> {
+pub(crate) fn service_latency(m: &MetricsSummary) -> Option<Chart> {
     let groups: Vec<BarGroup> = [Metric::RouterDuration, Metric::WorkerDuration, Metric::TotalE2e]
         .into_iter()
         .filter_map(|metric| m.stage(metric).filter(|s| s.count > 0).map(|s| pct_bars(metric.label(), s)))
@@ -277,7 +277,7 @@ fn breakdown_row(label: String, b: &E2eBreakdown) -> StackRow {
 
 /// Where the mean E2E time went, overall and per command, as 100 % stacked bars `width`
 /// units wide.
-pub fn e2e_breakdown(m: &MetricsSummary, width: f64) -> Option<Chart> {
+pub(crate) fn e2e_breakdown(m: &MetricsSummary, width: f64) -> Option<Chart> {
     let b = &m.e2e_breakdown;
     if b.lines == 0 || b.segments.is_empty() {
         return None;
@@ -333,7 +333,7 @@ fn join_row(b: &JoinBreakdown) -> StackRow {
 }
 
 /// The client-observed E2E time split into server stages and the unexplained rest (`--requests`).
-pub fn join_breakdown(m: &MetricsSummary, width: f64) -> Option<Chart> {
+pub(crate) fn join_breakdown(m: &MetricsSummary, width: f64) -> Option<Chart> {
     let j = m.join.as_ref()?;
     if j.overall.complete == 0 || j.overall.segments.is_empty() {
         return None;
@@ -359,7 +359,7 @@ pub fn join_breakdown(m: &MetricsSummary, width: f64) -> Option<Chart> {
 }
 
 /// Server-side p95 per time bin (`analyze --bin`), on the test's time axis.
-pub fn server_over_time(m: &MetricsSummary, r: &LoadTestResults) -> Option<Chart> {
+pub(crate) fn server_over_time(m: &MetricsSummary, r: &LoadTestResults) -> Option<Chart> {
     let bins = m.bins.as_ref()?;
     if bins.points.is_empty() {
         return None;

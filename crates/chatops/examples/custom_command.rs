@@ -9,6 +9,7 @@
 //! `/greet` needs no config entry (it runs in the short-read quadrant, with the default
 //! greeting); the entry above only sets its parameter. The test
 //! `tests/it/custom_command.rs` runs this file's [`app`] end to end.
+#![allow(clippy::unwrap_used)] // tests and benchmarks: a failed unwrap is the failure report
 
 use chatops::{App, SlackMessage};
 use serde::Deserialize;

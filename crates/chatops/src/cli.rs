@@ -1,5 +1,7 @@
 //! The command line: one binary, one subcommand per job. Each `*Args` struct is the clap
 //! definition of one subcommand; `--help` on any of them is its documentation.
+// These doc comments are clap's --help text, written for a terminal, not rustdoc.
+#![allow(rustdoc::bare_urls, rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,5 +1,6 @@
 //! Integration tests of chatops-analyze on small fixtures: known values, windows, gzip,
 //! folders, the origin format, the join and compare.
+#![allow(clippy::unwrap_used)] // tests and benchmarks: a failed unwrap is the failure report
 
 mod analyze;
 mod compare;

@@ -12,11 +12,11 @@ enum Cli {
     Compare(CompareArgs),
 }
 
-pub fn fixture(rel: &str) -> PathBuf {
+pub(crate) fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
 }
 
-pub fn analyze_args(args: &[&str]) -> AnalyzeArgs {
+pub(crate) fn analyze_args(args: &[&str]) -> AnalyzeArgs {
     match Cli::try_parse_from(std::iter::once("chatops").chain(std::iter::once("analyze")).chain(args.iter().copied()))
     {
         Ok(Cli::Analyze(a)) => a,
@@ -24,7 +24,7 @@ pub fn analyze_args(args: &[&str]) -> AnalyzeArgs {
     }
 }
 
-pub fn compare_args(args: &[&str]) -> CompareArgs {
+pub(crate) fn compare_args(args: &[&str]) -> CompareArgs {
     match Cli::try_parse_from(std::iter::once("chatops").chain(std::iter::once("compare")).chain(args.iter().copied()))
     {
         Ok(Cli::Compare(c)) => c,
@@ -33,21 +33,21 @@ pub fn compare_args(args: &[&str]) -> CompareArgs {
 }
 
 /// Runs `chatops analyze ARGS`, returning the outcome and what it printed.
-pub fn analyze(args: &[&str]) -> (AnalyzeOutcome, String) {
+pub(crate) fn analyze(args: &[&str]) -> (AnalyzeOutcome, String) {
     let mut out = Vec::new();
     let outcome = chatops_analyze::run_analyze_to(&analyze_args(args), &mut out).expect("analyze runs");
     (outcome, String::from_utf8(out).unwrap())
 }
 
 /// Runs `chatops compare ARGS`, returning the outcome and what it printed.
-pub fn compare(args: &[&str]) -> Result<(CompareOutcome, String), chatops_analyze::CompareError> {
+pub(crate) fn compare(args: &[&str]) -> Result<(CompareOutcome, String), chatops_analyze::CompareError> {
     let mut out = Vec::new();
     let outcome = chatops_analyze::run_compare_to(&compare_args(args), &mut out)?;
     Ok((outcome, String::from_utf8(out).unwrap()))
 }
 
 /// Copies a fixture folder into a fresh temporary folder.
-pub fn copy_fixture_dir(rel: &str) -> tempfile::TempDir {
+pub(crate) fn copy_fixture_dir(rel: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(fixture(rel)).unwrap() {
         let entry = entry.unwrap();
@@ -56,6 +56,6 @@ pub fn copy_fixture_dir(rel: &str) -> tempfile::TempDir {
     dir
 }
 
-pub fn s(p: &Path) -> &str {
+pub(crate) fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }

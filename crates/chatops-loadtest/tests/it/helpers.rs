@@ -17,10 +17,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-pub const SECRET: &str = "it-signing-secret-0123456789";
+pub(crate) const SECRET: &str = "it-signing-secret-0123456789";
 
 #[derive(Clone, Default)]
-pub struct StubConfig {
+pub(crate) struct StubConfig {
     /// The request (0-based arrival order) that stalls the server.
     pub stall_on: Option<u64>,
     pub stall: Duration,
@@ -32,7 +32,7 @@ pub struct StubConfig {
     pub bogus_post: bool,
 }
 
-pub struct StubState {
+pub(crate) struct StubState {
     cfg: StubConfig,
     pub requests: AtomicU64,
     pub bad_signatures: AtomicU64,
@@ -42,7 +42,7 @@ pub struct StubState {
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
-pub struct Stub {
+pub(crate) struct Stub {
     pub url: String,
     pub state: Arc<StubState>,
     task: tokio::task::JoinHandle<()>,
@@ -56,7 +56,7 @@ impl Drop for Stub {
 
 /// Starts the stub bot on 127.0.0.1, port 0. Every path answers like the bot's ingress:
 /// 401 on a bad signature, else 200 with an ephemeral "Processing" message.
-pub async fn spawn_stub(cfg: StubConfig) -> Stub {
+pub(crate) async fn spawn_stub(cfg: StubConfig) -> Stub {
     let state = Arc::new(StubState {
         cfg,
         requests: AtomicU64::new(0),
@@ -111,7 +111,7 @@ async fn handle(State(st): State<Arc<StubState>>, headers: HeaderMap, body: Byte
     (StatusCode::OK, r#"{"response_type":"ephemeral","text":"Processing"}"#)
 }
 
-pub async fn post(client: &Client<HttpConnector, Full<Bytes>>, url: &str, json: &'static str) -> u16 {
+pub(crate) async fn post(client: &Client<HttpConnector, Full<Bytes>>, url: &str, json: &'static str) -> u16 {
     let req = hyper::Request::post(url)
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from_static(json.as_bytes())))
@@ -128,35 +128,35 @@ struct Cli {
     args: LoadtestArgs,
 }
 
-pub fn parse_args(argv: &[&str]) -> LoadtestArgs {
+pub(crate) fn parse_args(argv: &[&str]) -> LoadtestArgs {
     Cli::try_parse_from(std::iter::once("loadtest").chain(argv.iter().copied())).unwrap().args
 }
 
-pub struct Run {
+pub(crate) struct Run {
     pub outcome: Result<RunResults, LoadtestError>,
     pub dir: tempfile::TempDir,
 }
 
 impl Run {
-    pub fn ok(&self) -> &RunResults {
+    pub(crate) fn ok(&self) -> &RunResults {
         match &self.outcome {
             Ok(o) => o,
             Err(e) => panic!("run failed: {e}"),
         }
     }
 
-    pub fn results(&self) -> &chatops_core::results::LoadTestResults {
+    pub(crate) fn results(&self) -> &chatops_core::results::LoadTestResults {
         &self.ok().results
     }
 
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 }
 
 /// Runs a load test quietly, with the test secret and results in a temp dir; `{dir}` in an
 /// argument stands for that dir.
-pub async fn run(argv: &[&str]) -> Run {
+pub(crate) async fn run(argv: &[&str]) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
     let results = format!("{d}/results.json");
@@ -169,14 +169,14 @@ pub async fn run(argv: &[&str]) -> Run {
 
 /// What `chatops loadtest` does without `--spawn`, minus the printing: plan, run, write the
 /// results file.
-pub async fn plan_run_write(args: &LoadtestArgs) -> Result<RunResults, LoadtestError> {
+pub(crate) async fn plan_run_write(args: &LoadtestArgs) -> Result<RunResults, LoadtestError> {
     let run = Plan::from_args(args, None)?.run().await?;
     run.write()?;
     Ok(run)
 }
 
 /// Writes a profile file into a new temp dir (kept alive by the returned guard).
-pub fn write_profile(yaml: &str) -> (tempfile::TempDir, String) {
+pub(crate) fn write_profile(yaml: &str) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("profile.yml");
     std::fs::write(&path, yaml).unwrap();
@@ -184,7 +184,7 @@ pub fn write_profile(yaml: &str) -> (tempfile::TempDir, String) {
 }
 
 /// A one-phase profile posting a templated /echo command with a response_url.
-pub fn echo_profile(phase: &str, http: &str) -> String {
+pub(crate) fn echo_profile(phase: &str, http: &str) -> String {
     format!(
         r#"config:
   target: "http://127.0.0.1:9"

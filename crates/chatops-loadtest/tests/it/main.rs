@@ -1,4 +1,5 @@
 //! Integration tests of the load generator: real runs against HTTP stubs on 127.0.0.1.
+#![allow(clippy::unwrap_used)] // tests and benchmarks: a failed unwrap is the failure report
 
 mod artillery;
 mod e2e;

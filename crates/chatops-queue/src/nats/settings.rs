@@ -37,7 +37,7 @@ pub struct NatsSettings {
     /// At least 15 minutes: the signature check accepts timestamps 5 minutes either side of
     /// now, so a replay can arrive up to 10 minutes after the original.
     pub duplicate_window: Duration,
-    /// Indexed like [`Quadrant::ALL`].
+    /// Indexed like [`Quadrant::ALL`](chatops_core::Quadrant::ALL).
     pub consumers: [ConsumerSettings; 4],
     pub replicas: usize,
     /// How long a JetStream API request (stream info, dead letters, done-records) waits

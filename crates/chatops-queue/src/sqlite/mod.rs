@@ -1,6 +1,6 @@
 //! The embedded engine: a single SQLite file in WAL mode, owned by one process.
 //!
-//! All writes go through one writer thread ([`writer`]) that batches whatever arrived while
+//! All writes go through one writer thread (`writer`) that batches whatever arrived while
 //! the previous transaction was committing into the next transaction (group commit), so the
 //! throughput is not one fsync per request. Reads (stats, DLQ listing) use a second
 //! connection. The owning process holds an exclusive lock on `<db>.lock`; this is what makes

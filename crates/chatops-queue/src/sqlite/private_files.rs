@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use crate::QueueError;
 
 /// Mode of the data directory when we create it.
-pub const DIR_MODE: u32 = 0o700;
+pub(super) const DIR_MODE: u32 = 0o700;
 /// Mode of every queue file.
-pub const FILE_MODE: u32 = 0o600;
+pub(super) const FILE_MODE: u32 = 0o600;
 
 /// Group and other permission bits.
 const OTHERS: u32 = 0o077;
@@ -27,7 +27,7 @@ fn unavailable(what: &str, path: &Path, e: std::io::Error) -> QueueError {
 }
 
 /// Creates `dir` (and missing parents) 0700; warns about an existing one others can enter.
-pub fn ensure_private_dir(dir: &Path) -> Result<(), QueueError> {
+pub(super) fn ensure_private_dir(dir: &Path) -> Result<(), QueueError> {
     match std::fs::metadata(dir) {
         Ok(meta) => {
             if meta.permissions().mode() & OTHERS != 0 {
@@ -47,7 +47,7 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), QueueError> {
 }
 
 /// Creates `path` empty with mode 0600 if it does not exist, or tightens it to 0600.
-pub fn ensure_private_file(path: &Path) -> Result<(), QueueError> {
+pub(super) fn ensure_private_file(path: &Path) -> Result<(), QueueError> {
     match OpenOptions::new().write(true).create_new(true).mode(FILE_MODE).open(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => tighten(path),
@@ -56,7 +56,7 @@ pub fn ensure_private_file(path: &Path) -> Result<(), QueueError> {
 }
 
 /// Tightens an existing file to 0600; a missing one is fine.
-pub fn tighten(path: &Path) -> Result<(), QueueError> {
+pub(super) fn tighten(path: &Path) -> Result<(), QueueError> {
     match std::fs::metadata(path) {
         Ok(meta) if meta.permissions().mode() & OTHERS != 0 => {
             std::fs::set_permissions(path, Permissions::from_mode(FILE_MODE))
@@ -69,7 +69,7 @@ pub fn tighten(path: &Path) -> Result<(), QueueError> {
 }
 
 /// `<db><suffix>`, e.g. `queue.db-wal`.
-pub fn sibling(db: &Path, suffix: &str) -> PathBuf {
+pub(super) fn sibling(db: &Path, suffix: &str) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)

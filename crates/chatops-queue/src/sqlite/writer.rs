@@ -295,7 +295,7 @@ pub(crate) fn scrub_expired_response_urls(conn: &Connection, now_ns: u64) -> rus
 }
 
 impl Writer {
-    pub fn new(
+    pub(super) fn new(
         conn: Connection,
         durability: Durability,
         max_depth: u64,
@@ -325,7 +325,7 @@ impl Writer {
         Ok(())
     }
 
-    pub fn run(mut self, mut rx: mpsc::Receiver<Op>, max_batch: usize) {
+    pub(super) fn run(mut self, mut rx: mpsc::Receiver<Op>, max_batch: usize) {
         let mut batch = Vec::with_capacity(max_batch);
         while let Some(first) = rx.blocking_recv() {
             batch.push(first);

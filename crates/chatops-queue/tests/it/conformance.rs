@@ -7,7 +7,7 @@ use std::time::Duration;
 use chatops_core::{CorrelationId, Job, Quadrant, SlashCommand};
 use chatops_queue::{Delivery, Enqueued, FailOutcome, Queue, QueueError, QueueErrorKind, Redrive};
 
-pub fn job(key: &str, quadrant: Quadrant) -> Job {
+pub(crate) fn job(key: &str, quadrant: Quadrant) -> Job {
     Job {
         job_id: format!("job-{key}"),
         correlation_id: CorrelationId::generate(),
@@ -29,14 +29,14 @@ pub fn job(key: &str, quadrant: Quadrant) -> Job {
 }
 
 /// A deadline no healthy engine misses: for tests about something else.
-pub fn soon() -> tokio::time::Instant {
+pub(crate) fn soon() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(20)
 }
 
 const LEASE: Duration = Duration::from_secs(30);
 
 /// A caller whose deadline passed was told "not queued": the job must not be stored.
-pub async fn an_expired_deadline_stores_nothing(q: Arc<dyn Queue>) {
+pub(crate) async fn an_expired_deadline_stores_nothing(q: Arc<dyn Queue>) {
     let expired = tokio::time::Instant::now() - Duration::from_millis(1);
     let refused = q.enqueue(&job("late", Quadrant::ShortRead), expired).await;
     assert!(matches!(refused, Err(QueueError::NotStoredInTime)), "{refused:?}");
@@ -48,7 +48,7 @@ pub async fn an_expired_deadline_stores_nothing(q: Arc<dyn Queue>) {
     assert!(matches!(q.enqueue(&job("late", Quadrant::ShortRead), soon()).await.unwrap(), Enqueued::Stored { .. }));
 }
 
-pub async fn delivers_an_enqueued_job_once(q: Arc<dyn Queue>) {
+pub(crate) async fn delivers_an_enqueued_job_once(q: Arc<dyn Queue>) {
     let stored = q.enqueue(&job("a", Quadrant::ShortRead), soon()).await.unwrap();
     let Enqueued::Stored { enqueued_ns } = stored else { panic!("expected Stored, got {stored:?}") };
     assert!(enqueued_ns > 0);
@@ -68,7 +68,7 @@ pub async fn delivers_an_enqueued_job_once(q: Arc<dyn Queue>) {
     assert_eq!(stats.quadrant(Quadrant::ShortRead).ready + stats.quadrant(Quadrant::ShortRead).in_flight, 0);
 }
 
-pub async fn keeps_quadrants_apart(q: Arc<dyn Queue>) {
+pub(crate) async fn keeps_quadrants_apart(q: Arc<dyn Queue>) {
     q.enqueue(&job("lw", Quadrant::LongWrite), soon()).await.unwrap();
     assert!(q.dequeue(Quadrant::ShortRead, 10, LEASE).await.unwrap().is_empty());
     let got = q.dequeue(Quadrant::LongWrite, 10, LEASE).await.unwrap();
@@ -76,7 +76,7 @@ pub async fn keeps_quadrants_apart(q: Arc<dyn Queue>) {
     assert_eq!(got[0].job.quadrant, Quadrant::LongWrite);
 }
 
-pub async fn same_request_twice_yields_one_job(q: Arc<dyn Queue>) {
+pub(crate) async fn same_request_twice_yields_one_job(q: Arc<dyn Queue>) {
     assert!(matches!(q.enqueue(&job("dup", Quadrant::ShortRead), soon()).await.unwrap(), Enqueued::Stored { .. }));
     assert_eq!(q.enqueue(&job("dup", Quadrant::ShortRead), soon()).await.unwrap(), Enqueued::Duplicate);
     let got = q.dequeue(Quadrant::ShortRead, 10, LEASE).await.unwrap();
@@ -87,7 +87,7 @@ pub async fn same_request_twice_yields_one_job(q: Arc<dyn Queue>) {
     assert!(q.dequeue(Quadrant::ShortRead, 10, LEASE).await.unwrap().is_empty());
 }
 
-pub async fn failed_job_is_retried_after_its_delay(q: Arc<dyn Queue>) {
+pub(crate) async fn failed_job_is_retried_after_its_delay(q: Arc<dyn Queue>) {
     q.enqueue(&job("retry", Quadrant::ShortWrite), soon()).await.unwrap();
     let first = q.dequeue(Quadrant::ShortWrite, 1, LEASE).await.unwrap().pop().unwrap();
     let failed_at = std::time::Instant::now();
@@ -104,7 +104,7 @@ pub async fn failed_job_is_retried_after_its_delay(q: Arc<dyn Queue>) {
     q.complete(&second).await.unwrap();
 }
 
-pub async fn dead_letters_can_be_listed_redriven_and_purged(q: Arc<dyn Queue>) {
+pub(crate) async fn dead_letters_can_be_listed_redriven_and_purged(q: Arc<dyn Queue>) {
     for key in ["d1", "d2", "d3"] {
         q.enqueue(&job(key, Quadrant::LongRead), soon()).await.unwrap();
     }
@@ -131,7 +131,7 @@ pub async fn dead_letters_can_be_listed_redriven_and_purged(q: Arc<dyn Queue>) {
     assert!(q.dlq_list(100).await.unwrap().is_empty());
 }
 
-pub async fn redrive_all_returns_every_dead_letter(q: Arc<dyn Queue>) {
+pub(crate) async fn redrive_all_returns_every_dead_letter(q: Arc<dyn Queue>) {
     for key in ["r1", "r2"] {
         q.enqueue(&job(key, Quadrant::ShortRead), soon()).await.unwrap();
     }
@@ -144,7 +144,7 @@ pub async fn redrive_all_returns_every_dead_letter(q: Arc<dyn Queue>) {
 
 /// Released at shutdown: back at once. (SQLite does not count the attempt; JetStream
 /// counts every delivery, see `sqlite_only` and the NATS docs.)
-pub async fn released_job_comes_back_at_once(q: Arc<dyn Queue>) {
+pub(crate) async fn released_job_comes_back_at_once(q: Arc<dyn Queue>) {
     q.enqueue(&job("rel", Quadrant::LongWrite), soon()).await.unwrap();
     let d = q.dequeue(Quadrant::LongWrite, 1, LEASE).await.unwrap().pop().unwrap();
     q.release(&d).await.unwrap();
@@ -162,7 +162,7 @@ pub async fn released_job_comes_back_at_once(q: Arc<dyn Queue>) {
     assert!(again.attempt <= 2);
 }
 
-pub async fn expired_lease_is_delivered_again(q: Arc<dyn Queue>) {
+pub(crate) async fn expired_lease_is_delivered_again(q: Arc<dyn Queue>) {
     q.enqueue(&job("lease", Quadrant::ShortRead), soon()).await.unwrap();
     let first = q.dequeue(Quadrant::ShortRead, 1, Duration::from_millis(200)).await.unwrap().pop().unwrap();
     // The worker "dies": no complete, no fail. The job must come back.
@@ -180,7 +180,7 @@ pub async fn expired_lease_is_delivered_again(q: Arc<dyn Queue>) {
     q.complete(&second).await.unwrap();
 }
 
-pub async fn extended_lease_is_kept(q: Arc<dyn Queue>) {
+pub(crate) async fn extended_lease_is_kept(q: Arc<dyn Queue>) {
     q.enqueue(&job("ext", Quadrant::LongRead), soon()).await.unwrap();
     let d = q.dequeue(Quadrant::LongRead, 1, Duration::from_millis(300)).await.unwrap().pop().unwrap();
     for _ in 0..4 {
@@ -191,7 +191,7 @@ pub async fn extended_lease_is_kept(q: Arc<dyn Queue>) {
     q.complete(&d).await.unwrap();
 }
 
-pub async fn concurrent_enqueues_are_all_stored(q: Arc<dyn Queue>) {
+pub(crate) async fn concurrent_enqueues_are_all_stored(q: Arc<dyn Queue>) {
     let mut tasks = Vec::new();
     for i in 0..500 {
         let q = q.clone();
@@ -214,7 +214,7 @@ pub async fn concurrent_enqueues_are_all_stored(q: Arc<dyn Queue>) {
     assert_eq!(seen.len(), 500);
 }
 
-pub async fn wait_for_jobs_wakes_on_enqueue(q: Arc<dyn Queue>) {
+pub(crate) async fn wait_for_jobs_wakes_on_enqueue(q: Arc<dyn Queue>) {
     let waiter = {
         let q = q.clone();
         tokio::spawn(async move {
@@ -242,7 +242,7 @@ async fn mark(q: &Arc<dyn Queue>, d: &Delivery) -> std::ops::RangeInclusive<i64>
 }
 
 /// Dequeues one job of the quadrant, waiting for it (a retry's delay, a lease's expiry).
-pub async fn next(q: &Arc<dyn Queue>, quadrant: Quadrant) -> Delivery {
+pub(crate) async fn next(q: &Arc<dyn Queue>, quadrant: Quadrant) -> Delivery {
     tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             if let Some(d) = q.dequeue(quadrant, 1, LEASE).await.unwrap().pop() {
@@ -257,7 +257,7 @@ pub async fn next(q: &Arc<dyn Queue>, quadrant: Quadrant) -> Delivery {
 
 /// The record follows the job through a retry, names the marking attempt, survives marking
 /// twice, and stops at completion; another job never sees it.
-pub async fn an_effect_record_is_carried_by_every_later_delivery(q: Arc<dyn Queue>) {
+pub(crate) async fn an_effect_record_is_carried_by_every_later_delivery(q: Arc<dyn Queue>) {
     q.enqueue(&job("fx", Quadrant::LongWrite), soon()).await.unwrap();
     q.enqueue(&job("fx-other", Quadrant::LongWrite), soon()).await.unwrap();
     let mut first = q.dequeue(Quadrant::LongWrite, 2, LEASE).await.unwrap();
@@ -303,7 +303,7 @@ pub async fn an_effect_record_is_carried_by_every_later_delivery(q: Arc<dyn Queu
 
 /// The worker "dies" after marking: no complete, no fail. The lease expires and the
 /// redelivery carries the record.
-pub async fn an_effect_record_survives_an_expired_lease(q: Arc<dyn Queue>) {
+pub(crate) async fn an_effect_record_survives_an_expired_lease(q: Arc<dyn Queue>) {
     q.enqueue(&job("fx-lease", Quadrant::LongWrite), soon()).await.unwrap();
     let first = q.dequeue(Quadrant::LongWrite, 1, Duration::from_millis(200)).await.unwrap().pop().unwrap();
     let window = mark(&q, &first).await;
@@ -316,7 +316,7 @@ pub async fn an_effect_record_survives_an_expired_lease(q: Arc<dyn Queue>) {
 }
 
 /// Released at shutdown while the effect ran: the next delivery must not start it again.
-pub async fn an_effect_record_survives_a_release(q: Arc<dyn Queue>) {
+pub(crate) async fn an_effect_record_survives_a_release(q: Arc<dyn Queue>) {
     q.enqueue(&job("fx-rel", Quadrant::LongWrite), soon()).await.unwrap();
     let first = next(&q, Quadrant::LongWrite).await;
     mark(&q, &first).await;
@@ -328,7 +328,7 @@ pub async fn an_effect_record_survives_a_release(q: Arc<dyn Queue>) {
 
 /// A dead letter shows the operator the record; a redrive (an explicit decision to run the
 /// command again) clears it.
-pub async fn a_dead_letter_keeps_the_record_and_a_redrive_clears_it(q: Arc<dyn Queue>) {
+pub(crate) async fn a_dead_letter_keeps_the_record_and_a_redrive_clears_it(q: Arc<dyn Queue>) {
     q.enqueue(&job("fx-dead", Quadrant::LongWrite), soon()).await.unwrap();
     q.enqueue(&job("fx-dead-clean", Quadrant::LongWrite), soon()).await.unwrap();
     let delivered = q.dequeue(Quadrant::LongWrite, 2, LEASE).await.unwrap();

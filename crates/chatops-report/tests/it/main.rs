@@ -1,5 +1,6 @@
 //! Integration tests of chatops-report: the HTML and PNG from the committed fixtures, the
 //! `run_report` entry point on real files, and the page in headless Chromium.
+#![allow(clippy::unwrap_used)] // tests and benchmarks: a failed unwrap is the failure report
 
 mod browser;
 mod html;

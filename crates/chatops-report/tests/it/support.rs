@@ -8,20 +8,20 @@ use chatops_analyze::MetricsSummary;
 use chatops_analyze::compare::Comparison;
 use chatops_core::results::{Breakdown, LoadTestResults, TimePoint};
 
-pub fn fixture_dir() -> PathBuf {
+pub(crate) fn fixture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-pub fn results() -> LoadTestResults {
+pub(crate) fn results() -> LoadTestResults {
     serde_json::from_slice(&std::fs::read(fixture_dir().join("run/results.json")).unwrap()).unwrap()
 }
 
-pub fn metrics() -> MetricsSummary {
+pub(crate) fn metrics() -> MetricsSummary {
     MetricsSummary::read(&fixture_dir().join("run/results.metrics.json")).unwrap()
 }
 
 /// The fixture run compared with the fixture baseline, as `chatops compare` computes it.
-pub fn comparison() -> Comparison {
+pub(crate) fn comparison() -> Comparison {
     let (baseline, candidate) = chatops_analyze::Run::load_pair(
         &fixture_dir().join("baseline/results.json"),
         &fixture_dir().join("run/results.json"),
@@ -31,15 +31,16 @@ pub fn comparison() -> Comparison {
 }
 
 /// Markup, quotes, control characters and a very long unbroken word.
-pub const HOSTILE: &str = "<script>window.__pwned=1</script>\"><img src=x onerror=\"window.__pwned=2\">'\u{1}&amp;";
+pub(crate) const HOSTILE: &str =
+    "<script>window.__pwned=1</script>\"><img src=x onerror=\"window.__pwned=2\">'\u{1}&amp;";
 
-pub fn long_word() -> String {
+pub(crate) fn long_word() -> String {
     "/".to_owned() + &"x".repeat(300)
 }
 
 /// Puts [`HOSTILE`] (and a long word) into every string the results, summary and comparison
 /// carry that the report shows.
-pub fn hostile() -> (LoadTestResults, MetricsSummary, Comparison) {
+pub(crate) fn hostile() -> (LoadTestResults, MetricsSummary, Comparison) {
     let mut r = results();
     r.test.profile = format!("{HOSTILE} profile");
     r.test.target = format!("http://{HOSTILE}/");
@@ -80,7 +81,7 @@ pub fn hostile() -> (LoadTestResults, MetricsSummary, Comparison) {
 }
 
 /// A results file far larger than any real run: a day of one-second points and many commands.
-pub fn oversized() -> LoadTestResults {
+pub(crate) fn oversized() -> LoadTestResults {
     let mut r = results();
     let template = r.time_series.points[40].clone();
     r.time_series.points = (0..86_400u64)
@@ -97,7 +98,7 @@ pub fn oversized() -> LoadTestResults {
 
 /// The text content of the element with `id`: tags stripped, entities decoded, whitespace
 /// (thin spaces included) collapsed to single spaces.
-pub fn text_of(html: &str, id: &str) -> String {
+pub(crate) fn text_of(html: &str, id: &str) -> String {
     let at = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no element #{id}"));
     let start = html[..at].rfind('<').unwrap();
     let tag: String = html[start + 1..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
@@ -142,7 +143,7 @@ pub fn text_of(html: &str, id: &str) -> String {
 }
 
 /// A fresh directory under the target dir for artefacts a person may want to look at.
-pub fn artefact_dir(name: &str) -> PathBuf {
+pub(crate) fn artefact_dir(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chatops-report").join(name);
     std::fs::create_dir_all(&dir).unwrap();
     dir

@@ -12,7 +12,7 @@ use chatops_core::slack::{CommandParseError, ResponseUrlError, VerifyError};
 use chatops_queue::QueueError;
 
 /// Seconds a client should wait after a 503.
-pub const RETRY_AFTER_SECS: u64 = 5;
+pub(super) const RETRY_AFTER_SECS: u64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngressError {

@@ -12,11 +12,11 @@ use axum::http::StatusCode;
 
 use super::IngressState;
 
-pub async fn healthz() -> Json<serde_json::Value> {
+pub(super) async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-pub async fn readyz(State(state): State<Arc<IngressState>>) -> (StatusCode, Json<serde_json::Value>) {
+pub(super) async fn readyz(State(state): State<Arc<IngressState>>) -> (StatusCode, Json<serde_json::Value>) {
     if state.probe.is_ready().await {
         (StatusCode::OK, Json(serde_json::json!({"status": "ready"})))
     } else {

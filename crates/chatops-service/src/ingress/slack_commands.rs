@@ -40,7 +40,7 @@ use crate::metrics::{ReasonLabels, UNKNOWN_COMMAND};
 use crate::tracing_context;
 
 /// The header a client (or our load generator) may use to choose the correlation id.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub(super) const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// What an accepted request turned into.
 enum Accepted {
@@ -82,7 +82,7 @@ impl Received {
     }
 }
 
-pub async fn handle(
+pub(super) async fn handle(
     State(state): State<Arc<IngressState>>,
     peer: Option<axum::Extension<PeerAddr>>,
     headers: HeaderMap,

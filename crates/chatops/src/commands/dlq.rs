@@ -23,7 +23,7 @@ async fn open(args: &DlqArgs) -> anyhow::Result<Arc<dyn Queue>> {
     Ok(opened.queue)
 }
 
-pub async fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
     let queue = open(&args).await?;
     match args.action {
         DlqAction::List { limit, json } => {

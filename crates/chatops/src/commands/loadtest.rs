@@ -74,7 +74,7 @@ async fn start_bot(app: &App, results: &Path, log_file: &Path) -> anyhow::Result
     Ok((EmbeddedBot { stop, task, data_dir }, spawned))
 }
 
-pub async fn run(app: &App, mut args: LoadtestArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(app: &App, mut args: LoadtestArgs) -> anyhow::Result<ExitCode> {
     if args.list_profiles {
         print!("{}", chatops_loadtest::list_profiles());
         return Ok(ExitCode::SUCCESS);

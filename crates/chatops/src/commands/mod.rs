@@ -1,9 +1,9 @@
 //! One module per subcommand.
 
-pub mod dlq;
-pub mod loadtest;
-pub mod nats;
-pub mod options;
-pub mod send;
-pub mod serve;
-pub mod sign;
+pub(crate) mod dlq;
+pub(crate) mod loadtest;
+pub(crate) mod nats;
+pub(crate) mod options;
+pub(crate) mod send;
+pub(crate) mod serve;
+pub(crate) mod sign;

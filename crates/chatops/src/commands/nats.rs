@@ -18,7 +18,7 @@ acknowledged only when a quorum has it, which survives the loss of one machine; 
 single server, `jetstream { sync_interval: always }` in nats-server.conf, which fsyncs
 every write (slower, like chatops' SQLite durability = full).";
 
-pub async fn run(app: &chatops_service::App, args: NatsArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(app: &chatops_service::App, args: NatsArgs) -> anyhow::Result<ExitCode> {
     match args.action {
         NatsAction::Setup(bot) => {
             let settings = crate::commands::serve::settings(app, &bot, None, None)?;

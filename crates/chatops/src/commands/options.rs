@@ -16,7 +16,7 @@ use crate::cli::QueueArgs;
 
 /// Reads a secret file with the shared rule, warning on stderr when others can read it
 /// (logging may not be set up yet, and the operator should see it either way).
-pub fn secret_from_file(path: &Path, what: &str) -> anyhow::Result<String> {
+pub(crate) fn secret_from_file(path: &Path, what: &str) -> anyhow::Result<String> {
     let file = read_secret_file(path).with_context(|| format!("reading the {what}"))?;
     if let Some(warning) = file.permission_warning(path) {
         eprintln!("warning: {warning}");
@@ -26,7 +26,7 @@ pub fn secret_from_file(path: &Path, what: &str) -> anyhow::Result<String> {
 
 /// The Slack signing secret for the client tools (`sign`, `send`): the file, else the flag
 /// or SLACK_SIGNING_SECRET (clap fills `inline` from either).
-pub fn client_signing_secret(file: Option<&Path>, inline: Option<&str>) -> anyhow::Result<String> {
+pub(crate) fn client_signing_secret(file: Option<&Path>, inline: Option<&str>) -> anyhow::Result<String> {
     if let Some(path) = file {
         return secret_from_file(path, "signing secret");
     }
@@ -37,7 +37,7 @@ pub fn client_signing_secret(file: Option<&Path>, inline: Option<&str>) -> anyho
 }
 
 /// NATS credentials from flags, files and the environment (secrets never from a flag).
-pub fn nats_auth(q: &QueueArgs) -> anyhow::Result<NatsAuth> {
+pub(crate) fn nats_auth(q: &QueueArgs) -> anyhow::Result<NatsAuth> {
     let password = match &q.nats_password_file {
         Some(path) => Some(secret_from_file(path, "NATS password")?),
         None => std::env::var("CHATOPS_NATS_PASSWORD").ok().filter(|p| !p.is_empty()),
@@ -54,12 +54,12 @@ pub fn nats_auth(q: &QueueArgs) -> anyhow::Result<NatsAuth> {
 }
 
 /// Loads the settings with the queue options applied over `overrides`.
-pub fn load_settings(q: &QueueArgs, overrides: Overrides) -> anyhow::Result<Settings> {
+pub(crate) fn load_settings(q: &QueueArgs, overrides: Overrides) -> anyhow::Result<Settings> {
     load_app_settings(&App::default(), q, overrides)
 }
 
 /// [`load_settings`] with `app`'s commands, so the `--config` file can configure them.
-pub fn load_app_settings(app: &App, q: &QueueArgs, overrides: Overrides) -> anyhow::Result<Settings> {
+pub(crate) fn load_app_settings(app: &App, q: &QueueArgs, overrides: Overrides) -> anyhow::Result<Settings> {
     let overrides = Overrides {
         data_dir: q.data_dir.clone(),
         queue_url: q.queue.clone(),

@@ -25,7 +25,7 @@ impl HookSink for Forward {
     }
 }
 
-pub async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         chatops_core::slack::command::is_valid_command_name(&args.command),
         "`{}` is not a slash command (it must look like /echo)",

@@ -16,7 +16,7 @@ use crate::commands::options;
 
 /// Reads the signing secret from `--signing-secret-file` (the shared rule) or
 /// `SLACK_SIGNING_SECRET`.
-pub fn signing_secret(args: &SecretArgs) -> anyhow::Result<Option<SecretString>> {
+pub(crate) fn signing_secret(args: &SecretArgs) -> anyhow::Result<Option<SecretString>> {
     if let Some(path) = &args.signing_secret_file {
         return Ok(Some(SecretString::from(options::secret_from_file(path, "signing secret")?)));
     }
@@ -24,7 +24,7 @@ pub fn signing_secret(args: &SecretArgs) -> anyhow::Result<Option<SecretString>>
 }
 
 /// Builds validated settings from the shared bot arguments, with `app`'s commands.
-pub fn settings(
+pub(crate) fn settings(
     app: &App,
     bot: &BotArgs,
     listen: Option<SocketAddr>,
@@ -58,17 +58,17 @@ async fn run_roles(app: &App, bot: &BotArgs, settings: Settings, roles: Roles) -
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn serve(app: &App, args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn serve(app: &App, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let settings = settings(app, &args.bot, args.listen, signing_secret(&args.secret)?)?;
     run_roles(app, &args.bot, settings, Roles::all()).await
 }
 
-pub async fn router(app: &App, args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn router(app: &App, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let settings = settings(app, &args.bot, args.listen, signing_secret(&args.secret)?)?;
     run_roles(app, &args.bot, settings, Roles::router()).await
 }
 
-pub async fn worker(app: &App, args: WorkerArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn worker(app: &App, args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let settings = settings(app, &args.bot, None, None)?;
     let quadrants = if args.quadrant.is_empty() { Quadrant::ALL.to_vec() } else { args.quadrant.clone() };
     run_roles(app, &args.bot, settings, Roles::workers(quadrants)).await

@@ -1,5 +1,6 @@
 //! Black-box tests of the `chatops` bot over real HTTP, a real SQLite file and, where a
 //! process must die, the real binary.
+#![allow(clippy::unwrap_used)] // tests and benchmarks: a failed unwrap is the failure report
 
 mod support;
 

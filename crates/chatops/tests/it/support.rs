@@ -23,13 +23,13 @@ use chatops_service::{App, Settings};
 use secrecy::SecretString;
 use tokio::sync::Notify;
 
-pub const SECRET: &str = "test-signing-secret-6b1c";
+pub(crate) const SECRET: &str = "test-signing-secret-6b1c";
 
 // ---------------------------------------------------------------------------------------
 // Captured logs: one global subscriber for the test binary, lines kept in memory.
 
 #[derive(Clone, Default)]
-pub struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct LogBuffer(Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for LogBuffer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -55,7 +55,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
 
 static LOGS: OnceLock<LogBuffer> = OnceLock::new();
 
-pub fn logs() -> &'static LogBuffer {
+pub(crate) fn logs() -> &'static LogBuffer {
     LOGS.get_or_init(|| {
         let buffer = LogBuffer::default();
         chatops_service::telemetry::init_with_writer(buffer.clone(), None).expect("first and only subscriber");
@@ -64,7 +64,7 @@ pub fn logs() -> &'static LogBuffer {
 }
 
 /// Every captured JSON log line that mentions `correlation_id`.
-pub fn log_lines_for(correlation_id: &str) -> Vec<serde_json::Value> {
+pub(crate) fn log_lines_for(correlation_id: &str) -> Vec<serde_json::Value> {
     let bytes = logs().0.lock().unwrap().clone();
     String::from_utf8_lossy(&bytes)
         .lines()
@@ -73,12 +73,12 @@ pub fn log_lines_for(correlation_id: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-pub fn all_log_text() -> String {
+pub(crate) fn all_log_text() -> String {
     String::from_utf8_lossy(&logs().0.lock().unwrap()).into_owned()
 }
 
 /// Waits until a line with `message` exists for the correlation id.
-pub async fn wait_for_log(correlation_id: &str, message: &str, n: usize) -> Vec<serde_json::Value> {
+pub(crate) async fn wait_for_log(correlation_id: &str, message: &str, n: usize) -> Vec<serde_json::Value> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let lines: Vec<_> = log_lines_for(correlation_id).into_iter().filter(|l| l["message"] == message).collect();
@@ -93,7 +93,7 @@ pub async fn wait_for_log(correlation_id: &str, message: &str, n: usize) -> Vec<
 // The fake Slack response_url receiver.
 
 #[derive(Debug, Clone)]
-pub struct Post {
+pub(crate) struct Post {
     pub at: Instant,
     pub body: serde_json::Value,
 }
@@ -109,7 +109,7 @@ struct ReceiverState {
 
 /// Plays Slack's `response_url`: `POST /hook/{id}` → 200 (or 500 when told to fail).
 #[derive(Clone)]
-pub struct SlackReceiver {
+pub(crate) struct SlackReceiver {
     pub addr: SocketAddr,
     state: Arc<ReceiverState>,
 }
@@ -132,7 +132,7 @@ async fn hook(State(s): State<Arc<ReceiverState>>, UrlPath(id): UrlPath<String>,
 }
 
 impl SlackReceiver {
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let state = Arc::new(ReceiverState::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -141,30 +141,30 @@ impl SlackReceiver {
         SlackReceiver { addr, state }
     }
 
-    pub fn url(&self, id: &str) -> String {
+    pub(crate) fn url(&self, id: &str) -> String {
         format!("http://{}/hook/{id}", self.addr)
     }
 
     /// Answer 500 to the first `n` posts of each hook id (`usize::MAX`: always).
-    pub fn fail_first(&self, n: usize) {
+    pub(crate) fn fail_first(&self, n: usize) {
         self.state.fail_first.store(n, Ordering::SeqCst);
     }
 
-    pub fn posts(&self, id: &str) -> Vec<Post> {
+    pub(crate) fn posts(&self, id: &str) -> Vec<Post> {
         self.state.posts.lock().unwrap().get(id).cloned().unwrap_or_default()
     }
 
     /// Posts attempted (answered or failed) for a hook id.
-    pub fn attempts(&self, id: &str) -> usize {
+    pub(crate) fn attempts(&self, id: &str) -> usize {
         self.state.attempts.lock().unwrap().get(id).copied().unwrap_or(0)
     }
 
-    pub fn total_posts(&self) -> usize {
+    pub(crate) fn total_posts(&self) -> usize {
         self.state.posts.lock().unwrap().values().map(Vec::len).sum()
     }
 
     /// Waits until `n` posts arrived for `id`, or `timeout`.
-    pub async fn wait_for(&self, id: &str, n: usize, timeout: Duration) -> Vec<Post> {
+    pub(crate) async fn wait_for(&self, id: &str, n: usize, timeout: Duration) -> Vec<Post> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.state.arrived.notified();
@@ -182,7 +182,7 @@ impl SlackReceiver {
 // ---------------------------------------------------------------------------------------
 // Signed requests.
 
-pub fn slash(command: &str, text: &str, response_url: &str) -> SlashCommand {
+pub(crate) fn slash(command: &str, text: &str, response_url: &str) -> SlashCommand {
     SlashCommand {
         command: command.into(),
         text: text.into(),
@@ -199,31 +199,31 @@ pub fn slash(command: &str, text: &str, response_url: &str) -> SlashCommand {
     }
 }
 
-pub struct SignedRequest {
+pub(crate) struct SignedRequest {
     pub body: Vec<u8>,
     pub timestamp: String,
     pub signature: String,
 }
 
-pub fn sign(body: impl Into<Vec<u8>>) -> SignedRequest {
+pub(crate) fn sign(body: impl Into<Vec<u8>>) -> SignedRequest {
     let body = body.into();
     let timestamp = chatops_core::time::now_unix_secs().to_string();
     let signature = SlackSigner::new(SECRET.as_bytes()).sign(&timestamp, &body);
     SignedRequest { body, timestamp, signature }
 }
 
-pub fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
 }
 
 /// Posts a signed form with `X-Request-Id: request_id`.
-pub async fn post_signed(base: &str, req: &SignedRequest, request_id: &str) -> reqwest::Response {
+pub(crate) async fn post_signed(base: &str, req: &SignedRequest, request_id: &str) -> reqwest::Response {
     post_signed_with(&http(), base, req, request_id).await
 }
 
 /// [`post_signed`] on a given client (and so its connection pool).
-pub async fn post_signed_with(
+pub(crate) async fn post_signed_with(
     client: &reqwest::Client,
     base: &str,
     req: &SignedRequest,
@@ -245,7 +245,7 @@ pub async fn post_signed_with(
 // The bot in-process.
 
 /// The overrides of a test bot: random port, its own data directory, responses to loopback.
-pub fn test_overrides(data_dir: &Path) -> Overrides {
+pub(crate) fn test_overrides(data_dir: &Path) -> Overrides {
     Overrides {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         data_dir: Some(data_dir.to_owned()),
@@ -256,12 +256,12 @@ pub fn test_overrides(data_dir: &Path) -> Overrides {
 }
 
 /// Settings for a test bot: [`test_overrides`], fast retries.
-pub fn test_settings(data_dir: &Path) -> Settings {
+pub(crate) fn test_settings(data_dir: &Path) -> Settings {
     tuned_for_tests(config::load(None, test_overrides(data_dir)).unwrap())
 }
 
 /// Fast retries, no per-user rate limit, metrics on a free port.
-pub fn tuned_for_tests(mut s: Settings) -> Settings {
+pub(crate) fn tuned_for_tests(mut s: Settings) -> Settings {
     s.retry.base_delay = Duration::from_millis(50);
     s.retry.max_delay = Duration::from_millis(200);
     s.respond.max_retries = 1;
@@ -275,13 +275,13 @@ pub fn tuned_for_tests(mut s: Settings) -> Settings {
 
 /// Config for bot processes in tests: the per-user rate limit off (tests send many
 /// commands as one user), plus `extra`.
-pub fn test_config_file(dir: &Path, extra: &str) -> PathBuf {
+pub(crate) fn test_config_file(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("test-config.toml");
     std::fs::write(&path, format!("[limits]\nper_user_per_minute = 0\n{extra}")).unwrap();
     path
 }
 
-pub struct TestApp {
+pub(crate) struct TestApp {
     pub base: String,
     /// `http://ADDR` of the metrics listener.
     pub metrics_base: String,
@@ -294,7 +294,7 @@ pub struct TestApp {
 
 impl TestApp {
     /// Stops the bot gracefully and waits for it.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -303,18 +303,24 @@ impl TestApp {
         }
     }
 
-    pub async fn post(&self, req: &SignedRequest, request_id: &str) -> reqwest::Response {
+    pub(crate) async fn post(&self, req: &SignedRequest, request_id: &str) -> reqwest::Response {
         post_signed(&self.base, req, request_id).await
     }
 
     /// Sends `/cmd text` with its response_url on the receiver at hook `id`.
-    pub async fn send(&self, receiver: &SlackReceiver, command: &str, text: &str, id: &str) -> reqwest::Response {
+    pub(crate) async fn send(
+        &self,
+        receiver: &SlackReceiver,
+        command: &str,
+        text: &str,
+        id: &str,
+    ) -> reqwest::Response {
         let body = slash(command, text, &receiver.url(id)).to_form();
         self.post(&sign(body), id).await
     }
 }
 
-pub async fn spawn_app() -> TestApp {
+pub(crate) async fn spawn_app() -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let settings = test_settings(dir.path());
     let mut app = spawn_app_with(settings).await;
@@ -322,12 +328,12 @@ pub async fn spawn_app() -> TestApp {
     app
 }
 
-pub async fn spawn_app_with(settings: Settings) -> TestApp {
+pub(crate) async fn spawn_app_with(settings: Settings) -> TestApp {
     spawn_app_of(&App::default(), settings).await
 }
 
 /// Runs `app` (its own commands) with `settings`, in every role.
-pub async fn spawn_app_of(app: &App, settings: Settings) -> TestApp {
+pub(crate) async fn spawn_app_of(app: &App, settings: Settings) -> TestApp {
     logs();
     let data_dir = settings.data_dir.clone();
     let app = app.start(settings, chatops_service::startup::Roles::all()).await.unwrap();
@@ -348,7 +354,7 @@ pub async fn spawn_app_of(app: &App, settings: Settings) -> TestApp {
 // ---------------------------------------------------------------------------------------
 // The bot as a child process (for SIGKILL and SIGTERM).
 
-pub struct BotProcess {
+pub(crate) struct BotProcess {
     pub child: Child,
     pub base: String,
     /// `http://ADDR` of its metrics listener (empty without one).
@@ -358,14 +364,14 @@ pub struct BotProcess {
 
 impl BotProcess {
     /// Starts `chatops serve` on a random port and waits until it listens.
-    pub fn start(data_dir: &Path, log_file: &Path, extra_env: &[(&str, &str)]) -> BotProcess {
+    pub(crate) fn start(data_dir: &Path, log_file: &Path, extra_env: &[(&str, &str)]) -> BotProcess {
         let args = ["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir.to_str().unwrap()];
         Self::spawn(&args, log_file, extra_env)
     }
 
     /// Starts `chatops <args...> --allow-response-host 127.0.0.1 --log-file <log_file>` and
     /// waits for its "chatops is serving" line. `base` is empty for a worker-only process.
-    pub fn spawn(args: &[&str], log_file: &Path, extra_env: &[(&str, &str)]) -> BotProcess {
+    pub(crate) fn spawn(args: &[&str], log_file: &Path, extra_env: &[(&str, &str)]) -> BotProcess {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatops"));
         cmd.args(args)
             .args(["--allow-response-host", "127.0.0.1"])
@@ -404,17 +410,17 @@ impl BotProcess {
         }
     }
 
-    pub fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
 
-    pub fn sigterm(&mut self) {
+    pub(crate) fn sigterm(&mut self) {
         let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
     }
 
-    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -426,7 +432,7 @@ impl BotProcess {
     }
 
     /// The JSON lines of its log file.
-    pub fn log_lines(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn log_lines(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(&self.log_file)
             .unwrap_or_default()
             .lines()
