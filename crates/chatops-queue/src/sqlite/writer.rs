@@ -377,7 +377,10 @@ impl Writer {
             return;
         }
         let committed = now_unix_ns();
+        // Enqueues are answered first: a row whose caller can no longer be told it was
+        // stored must not be handed to a worker by a claim of this same batch either.
         let mut untold = Vec::new();
+        let mut others = Vec::with_capacity(results.len());
         for done in results {
             match done {
                 Done::Enqueue(reply, Ok(Some(row_id))) => {
@@ -393,7 +396,14 @@ impl Writer {
                 Done::Enqueue(reply, Err(e)) => {
                     let _ = reply.send(Err(e));
                 }
-                Done::Claim(reply, claimed) => {
+                other => others.push(other),
+            }
+        }
+        for done in others {
+            match done {
+                Done::Enqueue(..) => unreachable!("enqueues were answered above"),
+                Done::Claim(reply, mut claimed) => {
+                    claimed.retain(|c| !untold.contains(&c.row_id));
                     let _ = reply.send(Ok(claimed));
                 }
                 Done::Unit(reply, r) => {

@@ -1,0 +1,57 @@
+//! The E2E breakdown: each worker line's `totalE2eMs` split into
+//! [`Segment`](chatops_core::Segment)s, and their means.
+
+use super::*;
+
+/// One worker line's E2E time split into [`SegmentKind::BREAKDOWN`], plus the total.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LineSegments {
+    pub(super) parts: [f64; 7],
+    pub(super) total: f64,
+}
+
+pub(super) fn e2e_segments(w: &WorkerLine<'_>) -> Option<LineSegments> {
+    let total = w.get(Metric::TotalE2e)?;
+    let v = |m| w.get(m).unwrap_or(0.0);
+    let handler_total = w.get(Metric::Handler).or(w.get(Metric::WorkerDuration)).unwrap_or(0.0);
+    let (sync, asyn) = (v(Metric::SyncResponse), v(Metric::AsyncResponse));
+    let (router, enqueue, queue_wait) = (v(Metric::Router), v(Metric::Enqueue), v(Metric::QueueWait));
+    let other = total - (router + enqueue + queue_wait + handler_total);
+    Some(LineSegments { parts: [router, enqueue, queue_wait, handler_total - sync - asyn, sync, asyn, other], total })
+}
+
+#[derive(Debug, Default)]
+pub(super) struct BreakdownAcc {
+    pub(super) lines: u64,
+    pub(super) sums: [f64; 7],
+    pub(super) total: f64,
+}
+
+impl BreakdownAcc {
+    pub(super) fn add(&mut self, s: &LineSegments) {
+        self.lines += 1;
+        for (sum, part) in self.sums.iter_mut().zip(s.parts) {
+            *sum += part;
+        }
+        self.total += s.total;
+    }
+
+    pub(super) fn finish(&self) -> Option<E2eBreakdown> {
+        if self.lines == 0 {
+            return None;
+        }
+        let n = self.lines as f64;
+        let total_mean = self.total / n;
+        let segments = SegmentKind::BREAKDOWN
+            .into_iter()
+            .zip(self.sums)
+            .map(|(kind, sum)| Segment {
+                name: kind,
+                label: kind.label().to_owned(),
+                mean_ms: round_us(sum / n),
+                share_pct: if total_mean > 0.0 { (sum / n / total_mean * 1e4).round() / 100.0 } else { 0.0 },
+            })
+            .collect();
+        Some(E2eBreakdown { lines: self.lines, total_mean_ms: round_us(total_mean), segments })
+    }
+}
