@@ -15,6 +15,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+mod build;
+mod raw;
+
+use build::*;
+pub use raw::parse_duration;
+use raw::*;
+
 use crate::ensure::{Condition, Op};
 use crate::request::{BodySpec, CommandKey, FormField, RequestSpec};
 use crate::template::{Env, Template};
@@ -126,28 +133,28 @@ pub const BUILTIN: &[BuiltinProfile] = &[
     BuiltinProfile {
         name: "smoke",
         summary: "≈5 s: 5 s at 2/s of /echo (for tests and a quick check)",
-        yaml: include_str!("../profiles/smoke.yml"),
+        yaml: include_str!("../../profiles/smoke.yml"),
     },
     BuiltinProfile {
         name: "minimal",
         summary: "≈60 s: 5 s at 1/s (cold start), 25 s at 2/s, 10 s ramp 3→6/s, 20 s at 2/s of /echo",
-        yaml: include_str!("../profiles/minimal.yml"),
+        yaml: include_str!("../../profiles/minimal.yml"),
     },
     BuiltinProfile {
         name: "light",
         summary: "≈7 min: 30 s at 2/s, 120 s ramp 5→20, 180 s at 20, 60 s ramp 20→40, 30 s at 5 of /echo",
-        yaml: include_str!("../profiles/light.yml"),
+        yaml: include_str!("../../profiles/light.yml"),
     },
     BuiltinProfile {
         name: "standard",
         summary: "≈7 min, echo only: 30 s at 2/s, 120 s ramp 5→30, 180 s at 30, 60 s ramp 30→50, 30 s at 5",
-        yaml: include_str!("../profiles/standard.yml"),
+        yaml: include_str!("../../profiles/standard.yml"),
     },
     BuiltinProfile {
         name: "full",
         summary: "≈12 min, /echo 40 /status 30 /deploy 20 /build 10: 60 s at 2/s, 180 s ramp 5→20, 300 s at 20, \
                   120 s ramp 20→45, 60 s at 5",
-        yaml: include_str!("../profiles/full.yml"),
+        yaml: include_str!("../../profiles/full.yml"),
     },
 ];
 
@@ -253,443 +260,6 @@ fn yaml_options() -> serde_saphyr::Options {
 fn one_line(msg: &str) -> String {
     let msg = msg.strip_prefix("error: ").unwrap_or(msg);
     msg.lines().next().unwrap_or(msg).trim().to_owned()
-}
-
-// ---- raw YAML shape ------------------------------------------------------------------------
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawProfile {
-    config: RawConfig,
-    #[serde(default)]
-    scenarios: Vec<Spanned<RawScenario>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    target: Option<Spanned<String>>,
-    #[serde(default)]
-    phases: Vec<Spanned<RawPhase>>,
-    http: Option<RawHttp>,
-    ensure: Option<Spanned<RawEnsure>>,
-    processor: Option<Spanned<String>>,
-    plugins: Option<RawPlugins>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPlugins {
-    ensure: Option<Spanned<RawEnsure>>,
-    #[serde(rename = "metrics-by-endpoint")]
-    metrics_by_endpoint: Option<serde::de::IgnoredAny>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawPhase {
-    duration: Option<RawDuration>,
-    arrival_rate: Option<f64>,
-    ramp_to: Option<f64>,
-    arrival_count: Option<f64>,
-    pause: Option<RawDuration>,
-    name: Option<String>,
-    max_vusers: Option<u64>,
-}
-
-/// A number of seconds, or text such as `30s`, `2m`, `1h 30m`, `500ms`.
-#[derive(Deserialize, Clone)]
-#[serde(untagged)]
-enum RawDuration {
-    Secs(f64),
-    Text(String),
-}
-
-impl RawDuration {
-    fn to_duration(&self) -> Result<Duration, String> {
-        match self {
-            RawDuration::Secs(s) if s.is_finite() && *s >= 0.0 && *s <= MAX_PHASE.as_secs_f64() => {
-                Ok(Duration::from_secs_f64(*s))
-            }
-            RawDuration::Secs(s) => Err(format!("duration {s} is out of range")),
-            RawDuration::Text(t) => parse_duration(t),
-        }
-    }
-}
-
-/// `30`, `30s`, `2m`, `1h30m`, `250ms` → Duration. Bare numbers are seconds (Artillery).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if let Ok(secs) = t.parse::<f64>() {
-        return RawDuration::Secs(secs).to_duration();
-    }
-    // Artillery also takes a bare number of seconds (handled above).
-    let d =
-        chatops_core::time::parse_duration(t).map_err(|e| format!("{e}; or a number of seconds, as in Artillery"))?;
-    if d > MAX_PHASE {
-        return Err(format!("duration `{t}` is out of range"));
-    }
-    Ok(d)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHttp {
-    timeout: Option<RawDuration>,
-    pool: Option<u64>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawEnsure {
-    max_error_rate: Option<f64>,
-    p50: Option<f64>,
-    median: Option<f64>,
-    p90: Option<f64>,
-    p95: Option<f64>,
-    p99: Option<f64>,
-    max: Option<f64>,
-    min: Option<f64>,
-    #[serde(default)]
-    thresholds: Vec<Spanned<BTreeMap<String, f64>>>,
-    #[serde(default)]
-    conditions: Vec<Spanned<RawCondition>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCondition {
-    expression: Spanned<String>,
-    strict: Option<bool>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawScenario {
-    name: Option<String>,
-    weight: Option<u32>,
-    flow: Vec<Spanned<RawStep>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-enum RawStep {
-    Get(RawRequest),
-    Post(RawRequest),
-    Put(RawRequest),
-    Patch(RawRequest),
-    Delete(RawRequest),
-    Think(RawDuration),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawRequest {
-    url: Spanned<String>,
-    name: Option<String>,
-    #[serde(default)]
-    headers: BTreeMap<String, Spanned<Scalar>>,
-    body: Option<Spanned<String>>,
-    form: Option<Spanned<BTreeMap<String, Spanned<Scalar>>>>,
-    before_request: Option<Spanned<OneOrMany>>,
-    after_response: Option<Spanned<OneOrMany>>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    fn names(&self) -> Vec<&str> {
-        match self {
-            OneOrMany::One(s) => vec![s.as_str()],
-            OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),
-        }
-    }
-}
-
-/// A YAML scalar read as text (header and form values may be written as numbers).
-struct Scalar(String);
-
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Scalar;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string, number or boolean")
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_owned()))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-// ---- conversion into a checked profile -----------------------------------------------------
-
-struct Builder<'a> {
-    source_name: &'a str,
-    env: &'a dyn Env,
-    notes: Vec<String>,
-}
-
-impl Builder<'_> {
-    fn err<T>(&self, line: u64, message: impl Into<String>) -> Result<T, ProfileError> {
-        Err(ProfileError::Invalid { source_name: self.source_name.to_owned(), line, message: message.into() })
-    }
-
-    fn template(&self, s: &Spanned<String>, what: &str) -> Result<Template, ProfileError> {
-        Template::compile(&s.value, self.env).or_else(|e| self.err(s.referenced.line(), format!("{what}: {e}")))
-    }
-
-    fn build(mut self, raw: RawProfile) -> Result<Profile, ProfileError> {
-        let cfg = raw.config;
-        let target = match &cfg.target {
-            Some(t) => {
-                let rendered = self.template(t, "config.target")?;
-                let Some(text) = rendered.as_static() else {
-                    return self
-                        .err(t.referenced.line(), "config.target may use only $env/$processEnvironment templates");
-                };
-                Some(text.to_owned())
-            }
-            None => None,
-        };
-        if cfg.phases.is_empty() {
-            return self.err(1, "config.phases is missing or empty: at least one phase is needed");
-        }
-        if cfg.phases.len() > MAX_PHASES {
-            return self.err(cfg.phases[MAX_PHASES].referenced.line(), format!("more than {MAX_PHASES} phases"));
-        }
-        let phases = cfg.phases.iter().enumerate().map(|(i, p)| self.phase(i, p)).collect::<Result<Vec<_>, _>>()?;
-        let mut http = HttpSettings::default();
-        if let Some(h) = &cfg.http {
-            if let Some(t) = &h.timeout {
-                http.timeout = t.to_duration().or_else(|m| self.err(0, format!("config.http.timeout: {m}")))?;
-                if http.timeout.is_zero() {
-                    return self.err(0, "config.http.timeout must be more than zero");
-                }
-            }
-            if let Some(pool) = h.pool {
-                http.pool = Some(usize::try_from(pool).unwrap_or(usize::MAX).clamp(1, 100_000));
-            }
-        }
-        let mut ensure = Vec::new();
-        if let Some(e) = &cfg.ensure {
-            self.ensure(e, &mut ensure)?;
-        }
-        if let Some(plugins) = &cfg.plugins {
-            if let Some(e) = &plugins.ensure {
-                self.ensure(e, &mut ensure)?;
-            }
-            if plugins.metrics_by_endpoint.is_some() {
-                self.notes.push("plugin metrics-by-endpoint accepted: per-command breakdowns are always kept".into());
-            }
-        }
-        if let Some(p) = &cfg.processor {
-            self.notes.push(format!(
-                "config.processor ({}) ignored: generateSlackSignature and captureMetrics are built in",
-                p.value
-            ));
-        }
-        if raw.scenarios.is_empty() {
-            return self.err(1, "scenarios is missing or empty: at least one scenario with a flow is needed");
-        }
-        if raw.scenarios.len() > MAX_SCENARIOS {
-            return self.err(raw.scenarios[MAX_SCENARIOS].referenced.line(), "too many scenarios");
-        }
-        let scenarios =
-            raw.scenarios.iter().enumerate().map(|(i, s)| self.scenario(i, s)).collect::<Result<Vec<_>, _>>()?;
-        if scenarios.iter().all(|s| s.weight == 0) {
-            return self.err(raw.scenarios[0].referenced.line(), "every scenario has weight 0");
-        }
-        Ok(Profile { source: self.source_name.to_owned(), target, phases, http, ensure, scenarios, notes: self.notes })
-    }
-
-    fn phase(&self, idx: usize, p: &Spanned<RawPhase>) -> Result<Phase, ProfileError> {
-        let line = p.referenced.line();
-        let r = &p.value;
-        let name = r.name.clone().unwrap_or_else(|| format!("phase {}", idx + 1));
-        let dur = |d: &RawDuration, what: &str| d.to_duration().or_else(|m| self.err(line, format!("{what}: {m}")));
-        let nonneg = |v: f64, what: &str| {
-            if v.is_finite() && v >= 0.0 { Ok(v) } else { self.err(line, format!("{what} must be a number ≥ 0")) }
-        };
-        let phase = if let Some(pause) = &r.pause {
-            if r.duration.is_some() || r.arrival_rate.is_some() || r.arrival_count.is_some() || r.ramp_to.is_some() {
-                return self.err(line, "a `pause` phase takes no duration, arrivalRate, arrivalCount or rampTo");
-            }
-            Phase { name, duration: dur(pause, "pause")?, load: Load::Pause, max_in_flight: None }
-        } else {
-            let Some(d) = &r.duration else {
-                return self.err(line, "phase needs `duration` (or is a `pause`)");
-            };
-            let duration = dur(d, "duration")?;
-            let load = match (r.arrival_rate, r.ramp_to, r.arrival_count) {
-                (Some(rate), ramp, None) => {
-                    let from = nonneg(rate, "arrivalRate")?;
-                    let to = match ramp {
-                        Some(t) => nonneg(t, "rampTo")?,
-                        None => from,
-                    };
-                    Load::Rate { from, to }
-                }
-                (None, Some(to), None) => Load::Rate { from: 0.0, to: nonneg(to, "rampTo")? },
-                (None, None, Some(n)) => {
-                    let n = nonneg(n, "arrivalCount")?;
-                    if n.fract() != 0.0 || n > 1e12 {
-                        return self.err(line, "arrivalCount must be a whole number");
-                    }
-                    Load::Count(n as u64)
-                }
-                (None, None, None) => return self.err(line, "phase needs arrivalRate, rampTo or arrivalCount"),
-                _ => return self.err(line, "arrivalCount cannot be combined with arrivalRate or rampTo"),
-            };
-            let max_in_flight = r.max_vusers.map(|m| usize::try_from(m).unwrap_or(usize::MAX).max(1));
-            Phase { name, duration, load, max_in_flight }
-        };
-        check_phase_limits(&phase).or_else(|m| self.err(line, m))?;
-        Ok(phase)
-    }
-
-    fn ensure(&self, e: &Spanned<RawEnsure>, out: &mut Vec<Condition>) -> Result<(), ProfileError> {
-        let line = e.referenced.line();
-        let r = &e.value;
-        let short = [
-            ("http.response_time.median", r.median.or(r.p50)),
-            ("http.response_time.p90", r.p90),
-            ("http.response_time.p95", r.p95),
-            ("http.response_time.p99", r.p99),
-            ("http.response_time.max", r.max),
-            ("http.response_time.min", r.min),
-            ("error_rate", r.max_error_rate),
-        ];
-        for (metric, limit) in short {
-            if let Some(limit) = limit {
-                let c = Condition::single(metric, Op::Le, limit).or_else(|m| self.err(line, m))?;
-                out.push(c);
-            }
-        }
-        for t in &r.thresholds {
-            // Artillery: "check that a metric's value is less-than the defined value".
-            for (metric, limit) in &t.value {
-                let c = Condition::single(metric, Op::Lt, *limit).or_else(|m| self.err(t.referenced.line(), m))?;
-                out.push(c);
-            }
-        }
-        for c in &r.conditions {
-            let expr = &c.value.expression;
-            let cond = Condition::parse(&expr.value, c.value.strict.unwrap_or(true))
-                .or_else(|m| self.err(expr.referenced.line(), m))?;
-            out.push(cond);
-        }
-        Ok(())
-    }
-
-    fn scenario(&self, idx: usize, s: &Spanned<RawScenario>) -> Result<Scenario, ProfileError> {
-        let name = s.value.name.clone().unwrap_or_else(|| format!("scenario {}", idx + 1));
-        if s.value.flow.is_empty() {
-            return self.err(s.referenced.line(), format!("scenario `{name}` has an empty flow"));
-        }
-        if s.value.flow.len() > MAX_STEPS {
-            return self.err(s.referenced.line(), format!("scenario `{name}` has more than {MAX_STEPS} steps"));
-        }
-        let mut flow = Vec::new();
-        for step in &s.value.flow {
-            let line = step.referenced.line();
-            let (method, req) = match &step.value {
-                RawStep::Think(d) => {
-                    let d = d.to_duration().or_else(|m| self.err(line, format!("think: {m}")))?;
-                    flow.push(Step::Think(d));
-                    continue;
-                }
-                RawStep::Get(r) => (hyper::Method::GET, r),
-                RawStep::Post(r) => (hyper::Method::POST, r),
-                RawStep::Put(r) => (hyper::Method::PUT, r),
-                RawStep::Patch(r) => (hyper::Method::PATCH, r),
-                RawStep::Delete(r) => (hyper::Method::DELETE, r),
-            };
-            flow.push(Step::Request(Box::new(self.request(method, req)?)));
-        }
-        Ok(Scenario { name, weight: s.value.weight.unwrap_or(1), flow })
-    }
-
-    fn request(&self, method: hyper::Method, r: &RawRequest) -> Result<RequestSpec, ProfileError> {
-        let url = self.template(&r.url, "url")?;
-        let mut sign_default_body = false;
-        if let Some(b) = &r.before_request {
-            for f in b.value.names() {
-                match f {
-                    "generateSlackSignature" => sign_default_body = true,
-                    other => {
-                        return self.err(
-                            b.referenced.line(),
-                            format!("beforeRequest `{other}` is not built in (only generateSlackSignature is)"),
-                        );
-                    }
-                }
-            }
-        }
-        if let Some(a) = &r.after_response {
-            for f in a.value.names() {
-                if f != "captureMetrics" {
-                    return self.err(
-                        a.referenced.line(),
-                        format!("afterResponse `{f}` is not built in (only captureMetrics is)"),
-                    );
-                }
-            }
-        }
-        let mut headers = Vec::new();
-        for (name, value) in &r.headers {
-            let line = value.referenced.line();
-            let header = hyper::header::HeaderName::from_bytes(name.as_bytes())
-                .or_else(|_| self.err(line, format!("`{name}` is not a valid header name")))?;
-            let tpl = Template::compile(&value.value.0, self.env)
-                .or_else(|e| self.err(line, format!("header {name}: {e}")))?;
-            if let Some(v) = tpl.as_static()
-                && hyper::header::HeaderValue::from_str(v).is_err()
-            {
-                return self.err(line, format!("header {name}: value is not a valid header value"));
-            }
-            headers.push((header, tpl));
-        }
-        let body = match (&r.body, &r.form) {
-            (Some(_), Some(f)) => return self.err(f.referenced.line(), "a request takes `body` or `form`, not both"),
-            (Some(b), None) if !b.value.is_empty() => BodySpec::from_text(&b.value, self.env)
-                .or_else(|e| self.err(b.referenced.line(), format!("body: {e}")))?,
-            (None, Some(f)) => {
-                let mut fields = Vec::new();
-                for (k, v) in &f.value {
-                    let value = Template::compile(&v.value.0, self.env)
-                        .or_else(|e| self.err(v.referenced.line(), format!("form field {k}: {e}")))?;
-                    fields.push(FormField::new(k, value, true));
-                }
-                BodySpec::Form(fields)
-            }
-            _ if sign_default_body => BodySpec::default_echo(),
-            _ => BodySpec::Empty,
-        };
-        let label = r.name.clone().unwrap_or_else(|| format!("{method} {}", r.url.value));
-        let command = body.command_key().unwrap_or(CommandKey::Static(label.clone()));
-        Ok(RequestSpec::new(method, url, headers, body, command, label))
-    }
 }
 
 #[cfg(test)]
