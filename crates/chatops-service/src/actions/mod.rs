@@ -121,19 +121,9 @@ pub fn valid_env_name(name: &str) -> bool {
 }
 
 /// Escapes text for Slack's mrkdwn: `&`, `<`, `>` become entities (Slack's own rule), so
-/// output cannot form a link, a mention or `<!channel>`.
-pub fn mrkdwn_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// output cannot form a link, a mention or `<!channel>`. The one implementation lives with
+/// Slack's wire formats in core.
+pub use chatops_core::slack::message::escape_mrkdwn as mrkdwn_escape;
 
 /// `"30s"`, `"5m"`, `"500ms"` in the configuration.
 pub(crate) fn deserialize_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
