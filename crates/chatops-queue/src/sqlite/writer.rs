@@ -286,10 +286,14 @@ const SCRUB_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 pub(crate) fn scrub_expired_response_urls(conn: &Connection, now_ns: u64) -> rusqlite::Result<usize> {
     let cutoff_ns = now_ns.saturating_sub(RESPONSE_URL_LIFETIME.as_nanos() as u64) as i64;
     // Payloads are JSON text in a BLOB column; the casts keep SQLite from reading it as JSONB.
+    // A corrupt payload (dead-lettered because it is not JSON) is skipped: CASE evaluates
+    // lazily, and a JSON function on it would fail the writer's whole batch.
     conn.prepare_cached(
         "UPDATE dlq SET payload = CAST(json_set(CAST(payload AS TEXT), '$.command.response_url', '') AS BLOB)
-         WHERE json_extract(CAST(payload AS TEXT), '$.router_received_ns') < ?1
-           AND coalesce(json_extract(CAST(payload AS TEXT), '$.command.response_url'), '') <> ''",
+         WHERE CASE WHEN json_valid(CAST(payload AS TEXT)) THEN
+                 json_extract(CAST(payload AS TEXT), '$.router_received_ns') < ?1
+                 AND coalesce(json_extract(CAST(payload AS TEXT), '$.command.response_url'), '') <> ''
+               ELSE 0 END",
     )?
     .execute([cutoff_ns])
 }
@@ -649,8 +653,10 @@ impl Writer {
             let mut stmt = self.conn.prepare_cached(
                 "INSERT INTO jobs (job_id, idem_key, quadrant, state, due_at_ms, attempts, max_attempts, enqueued_ns, payload)
                  SELECT job_id, idem_key, quadrant, ?1, ?2, 0, max_attempts, ?3,
-                        CAST(json_set(CAST(payload AS TEXT), '$.redrives',
-                                      coalesce(json_extract(CAST(payload AS TEXT), '$.redrives'), 0) + 1) AS BLOB)
+                        CASE WHEN json_valid(CAST(payload AS TEXT)) THEN
+                          CAST(json_set(CAST(payload AS TEXT), '$.redrives',
+                                        coalesce(json_extract(CAST(payload AS TEXT), '$.redrives'), 0) + 1) AS BLOB)
+                        ELSE payload END
                  FROM dlq
                  WHERE (?4 IS NULL OR id = ?4) ORDER BY id
                  ON CONFLICT (idem_key) DO NOTHING
@@ -784,5 +790,22 @@ mod tests {
         let mark = Op::MarkEffect { row_id: 1, attempt: 1, at_ms: 0, reply: oneshot::channel().0 };
         writer.choose_sync(&[claim(), mark]).unwrap();
         assert_eq!(synchronous(&writer.conn), 2, "a batch with an effect record is fsynced");
+    }
+
+    /// A dead letter whose payload is not JSON (why it was dead-lettered) must not make the
+    /// response_url scrub fail: the scrub runs in the writer's batch, and an error there fails
+    /// every operation of the batch (seen as a flaky dequeue in CI).
+    #[test]
+    fn the_response_url_scrub_skips_a_corrupt_dead_letter() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::super::open_connection(&dir.path().join("queue.db"), Durability::Full).unwrap();
+        create_schema(&conn).unwrap();
+        conn.execute(
+            "INSERT INTO dlq (job_id, idem_key, quadrant, attempts, max_attempts, last_error, failed_at_ms, payload)
+             VALUES ('j', 'k', 0, 1, 3, 'corrupt', 0, x'7b6e6f74206a736f6e')",
+            [],
+        )
+        .unwrap();
+        assert_eq!(scrub_expired_response_urls(&conn, u64::MAX).unwrap(), 0);
     }
 }
