@@ -156,13 +156,13 @@ impl HandlerContext {
         self.responder.post(&message).await.map_err(HandlerError::Respond)
     }
 
-    /// The text after the command name.
     /// The command's typed arguments, as the router checked them (empty when the command
     /// declares none).
     pub fn args(&self) -> &chatops_core::args::Args {
         &self.job.args
     }
 
+    /// The text after the command name.
     pub fn text(&self) -> &str {
         &self.job.command.text
     }

@@ -8,7 +8,7 @@ use chatops_core::slack::SlackMessage;
 
 use super::actions::{label, names, values};
 use crate::actions::mrkdwn_escape;
-use crate::actions::webhook::{GithubRepositoryDispatch, GithubWorkflow, WebhookError, WebhookSpec};
+use crate::actions::webhook::{GithubRepositoryDispatch, GithubTarget, GithubWorkflow, WebhookError, WebhookSpec};
 use crate::handler::{Handler, HandlerContext, HandlerError, parse_params};
 use crate::spec::CommandSpec;
 
@@ -24,17 +24,18 @@ pub enum Webhook {
 }
 
 impl Webhook {
-    /// The request, and the link to show on success (GitHub's Actions page).
-    fn spec(self, params: &toml::Table) -> Result<(WebhookSpec, Option<String>), String> {
+    /// The request, and for the GitHub presets the target whose Actions page the answer
+    /// links.
+    fn spec(self, params: &toml::Table) -> Result<(WebhookSpec, Option<GithubTarget>), String> {
         Ok(match self {
             Webhook::Generic => (parse_params::<WebhookSpec>(params)?, None),
             Webhook::GithubWorkflow => {
                 let w: GithubWorkflow = parse_params(params)?;
-                (w.spec(), Some(w.target().actions_url_template()))
+                (w.spec(), Some(w.target()))
             }
             Webhook::GithubDispatch => {
                 let d: GithubRepositoryDispatch = parse_params(params)?;
-                (d.spec(), Some(d.target().actions_url_template()))
+                (d.spec(), Some(d.target()))
             }
         })
     }
@@ -44,16 +45,13 @@ impl Webhook {
 impl Handler for Webhook {
     async fn handle(&self, ctx: &HandlerContext) -> Result<(), HandlerError> {
         let bad = |message: String| HandlerError::BadParams { command: ctx.spec.name.clone(), message };
-        let (spec, link) = self.spec(&ctx.spec.handler.params).map_err(bad)?;
+        let (spec, github) = self.spec(&ctx.spec.handler.params).map_err(bad)?;
         let plan = spec.compile(&names(&ctx.spec)).map_err(|e| bad(e.to_string()))?;
         let values = values(ctx);
         let label = mrkdwn_escape(&label(ctx));
         match plan.run(&values).await {
             Ok(outcome) => {
-                let link = link
-                    .and_then(|t| crate::actions::Template::parse(&t).ok())
-                    .map(|t| format!(" <{}|Actions>", t.render(&values)))
-                    .unwrap_or_default();
+                let link = github.map(|t| format!(" <{}|Actions>", t.actions_url(&values))).unwrap_or_default();
                 let text = format!(
                     ":white_check_mark: `{label}`: HTTP {} after {} attempt(s) in {:.1}s.{link}",
                     outcome.status,
