@@ -33,6 +33,27 @@ pub struct Job {
     /// declares none).
     #[serde(default, skip_serializing_if = "crate::args::Args::is_empty")]
     pub args: crate::args::Args,
+    /// Set on a job that waited for approvals before it was enqueued (see [`Approval`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+}
+
+/// How a job that needed approvals got them: when its request was stored as pending, when
+/// the last approval it needed came in (the job's `enqueue_started_ns` is then reset to
+/// that moment, so `enqueueMs` stays the durable write and the human's wait is its own
+/// stage, `approvalWaitMs`), and who approved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// When the router asked the store to keep the request as pending (unix ns).
+    pub requested_ns: u64,
+    /// When the approval that completed the quorum was recorded (unix ns).
+    pub approved_ns: u64,
+    /// The approvers' Slack user ids, in the order they approved.
+    pub approvers: Vec<String>,
+    /// The `response_url` of the click that completed the approvals (a bearer token, like
+    /// the command's own): the worker replaces the approval message with the result there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_url: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -28,6 +28,6 @@ pub mod time;
 
 pub use contract::{Metric, Segment, Stage};
 pub use correlation::CorrelationId;
-pub use job::{Job, JobStamps, StageTimings};
+pub use job::{Approval, Job, JobStamps, StageTimings};
 pub use quadrant::Quadrant;
 pub use slack::SlashCommand;

@@ -10,6 +10,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::approvals::ApprovalStore;
+use crate::audit::AuditLog;
 use crate::nats::{NatsAuth, NatsQueue, NatsSettings};
 use crate::sqlite::{self, SqliteQueue, SqliteSettings};
 use crate::{Cause, Queue, QueueError};
@@ -214,6 +216,10 @@ impl OpenMode {
 /// An open queue and the background tasks it needs in this process.
 pub struct OpenedQueue {
     pub queue: Arc<dyn Queue>,
+    /// The same engine's pending approvals.
+    pub approvals: Arc<dyn ApprovalStore>,
+    /// The same engine's audit trail.
+    pub audit: Arc<dyn AuditLog>,
     pub background: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -239,7 +245,8 @@ pub async fn open(settings: &EngineSettings, mode: OpenMode) -> Result<OpenedQue
                     sqlite::OpenMode::Admin
                 }
             };
-            Ok(OpenedQueue { queue: Arc::new(SqliteQueue::open(s.clone(), sqlite_mode)?), background: Vec::new() })
+            let queue = Arc::new(SqliteQueue::open(s.clone(), sqlite_mode)?);
+            Ok(OpenedQueue { queue: queue.clone(), approvals: queue.clone(), audit: queue, background: Vec::new() })
         }
         EngineSettings::Nats(n) => {
             let queue = connect_nats(n, mode.access).await?;
@@ -247,7 +254,8 @@ pub async fn open(settings: &EngineSettings, mode: OpenMode) -> Result<OpenedQue
             if mode.runs_workers {
                 background.push(queue.watch_exhausted_deliveries().await?);
             }
-            Ok(OpenedQueue { queue: Arc::new(queue), background })
+            let queue = Arc::new(queue);
+            Ok(OpenedQueue { queue: queue.clone(), approvals: queue.clone(), audit: queue, background })
         }
     }
 }

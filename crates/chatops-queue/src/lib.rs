@@ -39,6 +39,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chatops_core::{Job, Quadrant};
 
+pub mod approvals;
+pub mod audit;
 pub mod engine;
 pub mod nats;
 pub mod sqlite;

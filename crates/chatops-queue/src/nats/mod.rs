@@ -41,6 +41,8 @@ use chatops_core::{Job, Quadrant};
 use futures::StreamExt;
 use tokio::sync::Mutex;
 
+mod approvals;
+mod audit;
 mod dlq;
 mod effect;
 mod settings;

@@ -8,6 +8,8 @@
 //! dead). Admin commands (`chatops dlq ...`) open the file without the lock and without
 //! that recovery step.
 
+mod approvals;
+mod audit;
 mod private_files;
 mod writer;
 

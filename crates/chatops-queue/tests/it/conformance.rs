@@ -25,6 +25,7 @@ pub(crate) fn job(key: &str, quadrant: Quadrant) -> Job {
         traceparent: None,
         redrives: 0,
         args: Default::default(),
+        approval: None,
     }
 }
 

@@ -282,6 +282,7 @@ async fn accept(
         traceparent: tracing_context::traceparent_of(&enqueue_span),
         redrives: 0,
         args,
+        approval: None,
     };
     // The queue enforces the deadline itself: dropping its future here could not tell a
     // stored job from one that was not, so "not queued" could be a lie. The budget counts

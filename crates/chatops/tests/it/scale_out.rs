@@ -366,6 +366,7 @@ async fn a_stalled_nats_worker_does_not_buffer_the_backlog() {
         traceparent: None,
         redrives: 0,
         args: Default::default(),
+        approval: None,
     };
     let soon = || tokio::time::Instant::now() + Duration::from_secs(20);
     // An idle pool first waits for wake-ups (that is when it subscribes), as any worker
