@@ -9,6 +9,11 @@ pub fn now_unix_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
 
+/// Now, in milliseconds since the unix epoch (what records and stores keep).
+pub fn now_unix_ms() -> i64 {
+    (now_unix_ns() / 1_000_000) as i64
+}
+
 /// Now, in whole seconds since the unix epoch (Slack's timestamp unit).
 pub fn now_unix_secs() -> u64 {
     now_unix_ns() / 1_000_000_000

@@ -108,17 +108,22 @@ impl CommandOptions {
 
     /// The command when the settings were loaded without it (e.g. by `config::load`).
     fn spec(&self, name: &str, default_attempts: u32) -> CommandSpec {
+        // Approvers come from the configuration: a command registered from code that
+        // needs approval and is loaded without it has none, so it is refused at startup.
+        let approval = self.requires_approval.then(|| crate::spec::ApprovalRule {
+            approvers: Vec::new(),
+            usergroups: Vec::new(),
+            required: 1,
+            allow_self: false,
+            expires_after: crate::guard::settings::DEFAULT_APPROVAL_EXPIRY,
+        });
         CommandSpec {
-            name: name.to_owned(),
-            quadrant: self.quadrant,
             timeout: self.timeout.unwrap_or_else(|| default_timeout(self.quadrant)),
-            requires_approval: self.requires_approval,
+            approval,
             description: self.description.clone(),
             usage: self.usage.clone(),
-            args: Default::default(),
-            handler: HandlerSpec::new(name),
             max_attempts: self.max_attempts.unwrap_or(default_attempts).max(1),
-            rerun_interrupted: false,
+            ..CommandSpec::new(name, self.quadrant, HandlerSpec::new(name))
         }
     }
 }
@@ -261,8 +266,7 @@ mod tests {
         let options = CommandOptions::in_quadrant(Quadrant::LongWrite)
             .description("Roll back")
             .usage("/rollback SERVICE")
-            .timeout(Duration::from_secs(90))
-            .requires_approval();
+            .timeout(Duration::from_secs(90));
         let app = App::builder()
             .command_with("/rollback", options.clone(), handler_fn(|_ctx| async { Ok(()) }))
             .command("/greet", |_ctx| async { Ok(()) })

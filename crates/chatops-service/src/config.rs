@@ -28,6 +28,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 
+use crate::guard::settings::{self as guard, AccessSettings, AuditSettings};
 use crate::spec::{CommandSpec, HandlerSpec, HumanDuration, PoolSettings, RespondSettings, RetrySettings};
 
 /// The compiled-in defaults; also the reference documentation of every key.
@@ -66,6 +67,8 @@ struct FileSettings {
     queue: FileQueue,
     retry: FileRetry,
     respond: FileRespond,
+    access: guard::FileAccess,
+    audit: guard::FileAudit,
     workers: BTreeMap<String, FilePool>,
     /// When true, the file's `[[commands]]` replace the built-in ones instead of adding to
     /// (and overriding by name) them. `merge_over` reads it from the tables, since it decides
@@ -151,6 +154,10 @@ struct CommandEntry {
     timeout: Option<HumanDuration>,
     #[serde(default)]
     requires_approval: bool,
+    /// Approvers, how many approvals, self-approval, expiry (for `requires_approval`).
+    approval: Option<guard::RawApprovalRule>,
+    /// Who may run it where (default: the `[access]` rule).
+    access: Option<guard::RawAccessRule>,
     #[serde(default)]
     description: String,
     usage: Option<String>,
@@ -241,6 +248,8 @@ pub struct Settings {
     /// Indexed like [`Quadrant::ALL`].
     pub workers: [PoolSettings; 4],
     pub commands: Vec<CommandSpec>,
+    pub access: AccessSettings,
+    pub audit: AuditSettings,
 }
 
 impl Settings {
@@ -627,6 +636,9 @@ fn validate(f: FileSettings, o: Overrides) -> Result<Settings, ConfigError> {
     }
     let commands =
         f.commands.into_iter().map(|c| command_spec(c, retry.max_attempts)).collect::<Result<Vec<_>, _>>()?;
+    let access = guard::access_settings(f.access)?;
+    guard::check_commands(&access, &commands)?;
+    let audit = guard::audit_settings(f.audit)?;
     let (max_depth, done_retention) = (f.queue.max_depth, f.queue.done_retention.0);
     at_least_replay_memory("queue.done_retention", done_retention)?;
     let mut engine = queue_engine(o.queue_url.unwrap_or(f.queue.url), &data_dir, o.nats_auth)?;
@@ -685,6 +697,8 @@ fn validate(f: FileSettings, o: Overrides) -> Result<Settings, ConfigError> {
         respond,
         workers,
         commands,
+        access,
+        audit,
     })
 }
 
@@ -752,7 +766,8 @@ fn command_spec(c: CommandEntry, default_attempts: u32) -> Result<CommandSpec, C
         name: c.name,
         quadrant,
         timeout: c.timeout.map_or_else(|| crate::spec::default_timeout(quadrant), |d| d.0),
-        requires_approval: c.requires_approval,
+        approval: guard::command_approval(&key, c.requires_approval, c.approval)?,
+        access: guard::command_access(&key, c.access)?,
         description: c.description,
         usage,
         args,

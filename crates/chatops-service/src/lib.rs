@@ -16,6 +16,7 @@
 pub mod actions;
 pub mod app;
 pub mod config;
+pub mod guard;
 pub mod handler;
 pub mod handlers;
 pub mod ingress;

@@ -58,6 +58,19 @@ pub struct QuadrantLabels {
     pub quadrant: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    pub command: String,
+    pub rule: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApprovalLabels {
+    pub command: String,
+    /// requested, approved, denied, expired
+    pub event: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -85,6 +98,12 @@ pub struct Metrics {
     pub jobs_in_flight: Family<QuadrantLabels, Gauge>,
     pub dlq_size: Gauge,
     pub worker_pool_size: Family<QuadrantLabels, Gauge>,
+    /// Commands refused by access control, by command and rule.
+    pub access_refusals: Family<RefusalLabels, Counter>,
+    /// Approval requests by command and what happened to them.
+    pub approvals: Family<ApprovalLabels, Counter>,
+    /// Approval requests waiting for a decision (refreshed by the sweeper).
+    pub approvals_pending: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -108,6 +127,9 @@ impl Default for Metrics {
         let jobs_in_flight = Family::<QuadrantLabels, Gauge>::default();
         let dlq_size = Gauge::default();
         let worker_pool_size = Family::<QuadrantLabels, Gauge>::default();
+        let access_refusals = Family::<RefusalLabels, Counter>::default();
+        let approvals = Family::<ApprovalLabels, Counter>::default();
+        let approvals_pending = Gauge::default();
         registry.register(
             "stage_duration_seconds",
             "Time spent in each stage of a command (router, enqueue, queue_wait, handler, response, worker, e2e)",
@@ -132,6 +154,17 @@ impl Default for Metrics {
         registry.register("jobs_in_flight", "Jobs leased by workers per quadrant", jobs_in_flight.clone());
         registry.register("dlq_size", "Jobs in the dead-letter queue", dlq_size.clone());
         registry.register("worker_pool_size", "Worker slots per quadrant in this process", worker_pool_size.clone());
+        registry.register(
+            "access_refusals",
+            "Commands refused by access control, by command and rule (team, channel, user, default)",
+            access_refusals.clone(),
+        );
+        registry.register(
+            "approvals",
+            "Approval requests by command and event (requested, approved, denied, expired)",
+            approvals.clone(),
+        );
+        registry.register("approvals_pending", "Approval requests waiting for a decision", approvals_pending.clone());
         // Series with a known, bounded label set start at 0, so they are exported before
         // the first event and `rate()` sees the first increase.
         for reason in [
@@ -171,6 +204,9 @@ impl Default for Metrics {
             jobs_in_flight,
             dlq_size,
             worker_pool_size,
+            access_refusals,
+            approvals,
+            approvals_pending,
         }
     }
 }

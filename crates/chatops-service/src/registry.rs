@@ -123,16 +123,8 @@ mod tests {
 
     fn spec(name: &str, kind: &str) -> CommandSpec {
         CommandSpec {
-            name: name.into(),
-            quadrant: Quadrant::ShortRead,
             timeout: Duration::from_secs(1),
-            requires_approval: false,
-            description: String::new(),
-            usage: None,
-            args: Default::default(),
-            handler: HandlerSpec::new(kind),
-            max_attempts: 3,
-            rerun_interrupted: false,
+            ..CommandSpec::new(name, Quadrant::ShortRead, HandlerSpec::new(kind))
         }
     }
 

@@ -46,7 +46,10 @@ pub struct CommandSpec {
     pub quadrant: Quadrant,
     /// The handler is stopped after this long; the attempt counts as failed.
     pub timeout: Duration,
-    pub requires_approval: bool,
+    /// `Some` when the command runs only after approvals (`requires_approval = true`).
+    pub approval: Option<ApprovalRule>,
+    /// Who may run it where; `None`: the `[access]` rule shared by all commands.
+    pub access: Option<AccessRule>,
     pub description: String,
     pub usage: Option<String>,
     /// Declared arguments, checked at the router before anything is enqueued.
@@ -58,6 +61,66 @@ pub struct CommandSpec {
     /// attempt started it and never finished (a crash). Off: the user is told the outcome
     /// is unknown instead.
     pub rerun_interrupted: bool,
+}
+
+impl CommandSpec {
+    /// A command with the quadrant's default timeout, no arguments, no guardrails beyond
+    /// the shared ones, and 3 attempts (builder-style code and tests change the rest).
+    pub fn new(name: impl Into<String>, quadrant: Quadrant, handler: HandlerSpec) -> Self {
+        CommandSpec {
+            name: name.into(),
+            quadrant,
+            timeout: default_timeout(quadrant),
+            approval: None,
+            access: None,
+            description: String::new(),
+            usage: None,
+            args: Default::default(),
+            handler,
+            max_attempts: 3,
+            rerun_interrupted: false,
+        }
+    }
+
+    pub fn requires_approval(&self) -> bool {
+        self.approval.is_some()
+    }
+}
+
+/// Who may run a command, and where. An empty list does not restrict; when neither `users`
+/// nor `usergroups` names anyone, `[access] default` decides who may.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessRule {
+    /// Slack user ids (`U…`, `W…`).
+    pub users: Vec<String>,
+    /// Slack user group ids (`S…`), resolved through the Web API.
+    pub usergroups: Vec<String>,
+    /// Channel ids (`C…`, `G…`, `D…`).
+    pub channels: Vec<String>,
+    /// Workspace (`T…`) or Enterprise Grid organisation (`E…`) ids.
+    pub teams: Vec<String>,
+}
+
+impl AccessRule {
+    /// Whether the rule says who may run the command (otherwise the default does).
+    pub fn names_people(&self) -> bool {
+        !self.users.is_empty() || !self.usergroups.is_empty()
+    }
+}
+
+/// What a command that needs approval requires before it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRule {
+    /// Slack user ids who may approve.
+    pub approvers: Vec<String>,
+    /// User groups whose members may approve.
+    pub usergroups: Vec<String>,
+    /// Approvals needed (at least 1).
+    pub required: u32,
+    /// Whether the requester may approve their own request.
+    pub allow_self: bool,
+    /// How long a request stays open.
+    pub expires_after: Duration,
 }
 
 /// A duration written as text (`"30s"`, `"5m"`, `"500ms"`): the one parser of durations in

@@ -19,6 +19,9 @@ use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, Settings};
+use crate::guard::access::{AccessPolicy, UsergroupCache};
+use crate::guard::approvals::ApprovalFlow;
+use crate::guard::audit::AuditTrail;
 use crate::handler::{BotView, QueueStatsSource};
 use crate::ingress::{self, IngressLimits, IngressState};
 use crate::metrics::{Metrics, QuadrantLabels};
@@ -44,6 +47,9 @@ pub enum StartupError {
     Config(#[from] ConfigError),
     #[error("{0}")]
     Roles(&'static str),
+    /// Access control or approvals cannot work as configured.
+    #[error("guardrails: {0}")]
+    Guardrails(String),
 }
 
 /// What one process runs. `serve` runs everything; `router` and `worker` split it across
@@ -75,6 +81,7 @@ pub struct Application {
     probe: Arc<QueueProbe>,
     ingress: Option<Arc<IngressState>>,
     workers: Arc<WorkerContext>,
+    usergroups: Arc<UsergroupCache>,
     settings: Settings,
     roles: Roles,
     background: Background,
@@ -151,6 +158,13 @@ pub fn check_roles(settings: &Settings, roles: &Roles) -> Result<(), StartupErro
     Ok(())
 }
 
+/// The opened engine's three faces.
+struct Stores {
+    queue: Arc<dyn Queue>,
+    approvals: Arc<dyn chatops_queue::approvals::ApprovalStore>,
+    audit: Arc<dyn chatops_queue::audit::AuditLog>,
+}
+
 /// The queue as handlers see it: statistics only.
 struct StatsOnly(Arc<dyn Queue>);
 
@@ -181,7 +195,8 @@ impl Application {
         // Owned from here on: an early return below stops them too.
         let background = Background(opened.background);
         let registry = Arc::new(handlers.build(settings.commands.clone())?);
-        let mut app = Self::wire(settings, roles, opened.queue, registry).await?;
+        let stores = Stores { queue: opened.queue, approvals: opened.approvals, audit: opened.audit };
+        let mut app = Self::wire(settings, roles, stores, registry).await?;
         app.background = background;
         Ok(app)
     }
@@ -189,10 +204,31 @@ impl Application {
     async fn wire(
         settings: Settings,
         roles: Roles,
-        queue: Arc<dyn Queue>,
+        stores: Stores,
         registry: Arc<Registry>,
     ) -> Result<Self, StartupError> {
+        let queue = stores.queue;
         let metrics = Metrics::new();
+        let client = ResponseClient::new(settings.respond, metrics.clone())?;
+        for spec in registry.commands() {
+            if let Some(rule) = &spec.approval
+                && rule.approvers.is_empty()
+                && rule.usergroups.is_empty()
+            {
+                return Err(StartupError::Guardrails(format!(
+                    "{} requires approval but names no approvers: set its approval = {{ approvers = [...] }} \
+                     in the configuration",
+                    spec.name
+                )));
+            }
+        }
+        let usergroups = Arc::new(UsergroupCache::new(None, settings.access.usergroup_refresh));
+        usergroups
+            .load(&settings.access.usergroups(registry.commands().map(|c| &**c)))
+            .await
+            .map_err(StartupError::Guardrails)?;
+        let policy = Arc::new(AccessPolicy::new(settings.access.clone(), usergroups.clone()));
+        let audit = AuditTrail::new(stores.audit, settings.audit);
         let probe = Arc::new(QueueProbe::new(queue.clone()));
         let metrics_listener = match settings.limits.metrics_listen {
             Some(addr) => {
@@ -216,6 +252,18 @@ impl Application {
                 metrics: metrics.clone(),
                 probe: probe.clone(),
                 metrics_on_ingress: settings.limits.metrics_on_ingress,
+                max_interaction_bytes: ingress::MAX_INTERACTION_BYTES,
+                access: policy.clone(),
+                approvals: Arc::new(ApprovalFlow {
+                    store: stores.approvals,
+                    registry: registry.clone(),
+                    policy,
+                    client: client.clone(),
+                    allowed_hosts: settings.allowed_hosts.clone(),
+                    audit: audit.clone(),
+                    metrics: metrics.clone(),
+                }),
+                audit: audit.clone(),
             });
             (Some(listener), Some(ingress))
         } else {
@@ -233,10 +281,11 @@ impl Application {
             registry,
             bot,
             e2e,
-            client: ResponseClient::new(settings.respond, metrics.clone())?,
+            client,
             allowed_hosts: settings.allowed_hosts.clone(),
             retry: settings.retry,
             metrics,
+            audit,
         });
         Ok(Application {
             listener,
@@ -244,6 +293,7 @@ impl Application {
             probe,
             ingress,
             workers,
+            usergroups,
             settings,
             roles,
             background: Background::default(),
@@ -289,6 +339,10 @@ impl Application {
         let limits = settings.limits;
         let mut server = match (listener, ingress) {
             (Some(listener), Some(ingress)) => {
+                // Approval requests expire (and the pending gauge is refreshed) wherever
+                // commands are accepted; the store reports each expiry to one sweeper.
+                self.background.0.push(ingress.approvals.clone().spawn_sweeper(stop_ingress.clone()));
+                self.background.0.push(self.usergroups.clone().spawn_refresh(stop_ingress.clone()));
                 let state = ingress.clone();
                 self.background.0.push(tokio::spawn(async move {
                     let mut every = tokio::time::interval(Duration::from_secs(60));

@@ -41,6 +41,9 @@ pub enum Command {
     /// List, redrive or purge the dead-letter queue (of a data directory, or NATS with the
     /// same queue options as serve).
     Dlq(DlqArgs),
+    /// Read the audit trail: who ran what, where, the access decision, approvals and the
+    /// outcome (of a data directory, or NATS with the same queue options as serve).
+    Audit(AuditArgs),
     /// Load-test a bot the way Slack uses it: an open-model generator that signs every
     /// request, plays Slack's response_url, and measures what the user sees. With --spawn
     /// it starts an embedded bot first.
@@ -268,6 +271,53 @@ pub enum DlqAction {
         /// Confirm the deletion.
         #[arg(long)]
         yes: bool,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub action: AuditAction,
+    /// The bot's queue: give the same options (or --config file) as to `serve`.
+    #[command(flatten)]
+    pub queue: QueueArgs,
+}
+
+/// Which records: shared by `list` and `export`.
+#[derive(Debug, Clone, Args)]
+pub struct AuditFilterArgs {
+    /// Records received within this long before now (`24h`, `7d`, `30m`).
+    #[arg(long, value_parser = parse_since)]
+    pub since: Option<std::time::Duration>,
+    /// Only this Slack user id.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only this command (`/deploy`).
+    #[arg(long)]
+    pub command: Option<String>,
+}
+
+fn parse_since(text: &str) -> Result<std::time::Duration, String> {
+    chatops_core::time::parse_duration(text)
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AuditAction {
+    /// Show records, oldest first: when, user, command, decision, outcome.
+    List {
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+        /// Show at most this many (the most recent).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write every matching record as JSON Lines to stdout (`> audit.jsonl`).
+    Export {
+        #[command(flatten)]
+        filter: AuditFilterArgs,
     },
 }
 

@@ -67,6 +67,7 @@ pub async fn run_cli(app: &App, cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sign(args) => commands::sign::run(args),
         Command::Send(args) => commands::send::run(args).await,
         Command::Dlq(args) => commands::dlq::run(args).await,
+        Command::Audit(args) => commands::audit::run(args).await,
         Command::Loadtest(args) => commands::loadtest::run(app, args).await,
         Command::MockSlack(args) => {
             chatops_loadtest::run_mock_slack(args).await?;

@@ -3,6 +3,7 @@
 //! modules, which use it) knows what Slack's bytes look like.
 
 pub mod command;
+pub mod interaction;
 pub mod message;
 pub mod response_url;
 pub mod secret_file;

@@ -15,7 +15,7 @@ impl Handler for Help {
         let mut lines = vec!["*Available commands*".to_owned()];
         for spec in ctx.bot.commands() {
             let usage = spec.usage.as_deref().unwrap_or(&spec.name);
-            let approval = if spec.requires_approval { " · needs approval" } else { "" };
+            let approval = if spec.requires_approval() { " · needs approval" } else { "" };
             lines.push(format!("• `{usage}`: {} _({}{approval})_", spec.description, spec.quadrant));
         }
         let text = lines.join("\n");

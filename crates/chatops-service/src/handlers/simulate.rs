@@ -45,7 +45,13 @@ impl Handler for Simulate {
         let (work, answers) = (params.work.0, params.answers.clamp(1, 5));
         let name = &ctx.spec.name;
         let args = escape_mrkdwn(ctx.text());
-        let approval = if ctx.spec.requires_approval { " Approval required: simulated as granted." } else { "" };
+        let approval = match &ctx.job.approval {
+            Some(a) => {
+                let by: Vec<String> = a.approvers.iter().map(|u| format!("<@{}>", escape_mrkdwn(u))).collect();
+                format!(" Approved by {}.", by.join(", "))
+            }
+            None => String::new(),
+        };
         ctx.respond(SlackMessage::ephemeral(format!(
             "[simulation] {name} {args}: started (about {}).{approval}",
             humantime::format_duration(work)

@@ -8,6 +8,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use chatops_core::slack::interaction::InteractionParseError;
 use chatops_core::slack::{CommandParseError, ResponseUrlError, VerifyError};
 use chatops_queue::QueueError;
 
@@ -28,6 +29,10 @@ pub enum IngressError {
     Form(#[from] CommandParseError),
     #[error(transparent)]
     ResponseUrl(#[from] ResponseUrlError),
+    #[error(transparent)]
+    Interaction(#[from] InteractionParseError),
+    #[error("approval not recorded: {0}")]
+    ApprovalUnavailable(QueueError),
     #[error("command not queued: {0}")]
     QueueUnavailable(QueueError),
     #[error("command not queued: the queue did not confirm within the ack budget")]
@@ -45,9 +50,13 @@ impl IngressError {
         match self {
             IngressError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             IngressError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            IngressError::BodyRead | IngressError::Form(_) | IngressError::ResponseUrl(_) => StatusCode::BAD_REQUEST,
+            IngressError::BodyRead
+            | IngressError::Form(_)
+            | IngressError::ResponseUrl(_)
+            | IngressError::Interaction(_) => StatusCode::BAD_REQUEST,
             IngressError::Signature(_) => StatusCode::UNAUTHORIZED,
             IngressError::QueueUnavailable(_)
+            | IngressError::ApprovalUnavailable(_)
             | IngressError::QueueTimeout
             | IngressError::Overloaded
             | IngressError::UnverifiedBodies => StatusCode::SERVICE_UNAVAILABLE,
@@ -64,6 +73,8 @@ impl IngressError {
             IngressError::Signature(e) => e.reason(),
             IngressError::Form(_) => "invalid_form",
             IngressError::ResponseUrl(_) => "response_url_not_allowed",
+            IngressError::Interaction(_) => "invalid_interaction",
+            IngressError::ApprovalUnavailable(_) => "approval_store_unavailable",
             IngressError::QueueUnavailable(QueueError::Full { .. }) => "queue_full",
             IngressError::QueueUnavailable(_) => "queue_unavailable",
             IngressError::QueueTimeout => "queue_timeout",

@@ -1,4 +1,5 @@
-//! The router (HTTP ingress): `POST /slack/commands`, `GET /healthz`, `GET /readyz`, and
+//! The router (HTTP ingress): `POST /slack/commands`, `POST /slack/interactions` (button
+//! clicks on approval requests), `GET /healthz`, `GET /readyz`, and
 //! `GET /metrics` only when asked for (`limits.metrics_on_ingress`): the Slack-facing
 //! listener is public, and metrics carry command names, queue depths and error counts. The
 //! metrics listener (`limits.metrics_listen`) serves `/metrics` by default.
@@ -11,6 +12,7 @@
 
 mod error;
 mod health;
+mod interactions;
 mod limits;
 mod slack_commands;
 
@@ -30,12 +32,19 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::LimitSettings;
+use crate::guard::access::AccessPolicy;
+use crate::guard::approvals::ApprovalFlow;
+use crate::guard::audit::AuditTrail;
 use crate::metrics::{self, HttpLabels, Metrics};
 use crate::probe::QueueProbe;
 use crate::registry::Registry;
 
 pub use error::IngressError;
 pub use limits::IngressLimits;
+
+/// Largest `/slack/interactions` body accepted: Slack's payload repeats the whole message
+/// the button was in (ours are about 2 KiB; Slack allows messages of up to 50 blocks).
+pub const MAX_INTERACTION_BYTES: usize = 64 * 1024;
 
 /// What the request handlers share.
 pub struct IngressState {
@@ -50,6 +59,11 @@ pub struct IngressState {
     pub probe: Arc<QueueProbe>,
     /// Serve `/metrics` on this (public) listener too.
     pub metrics_on_ingress: bool,
+    /// Larger `/slack/interactions` bodies are refused (they carry the whole message).
+    pub max_interaction_bytes: usize,
+    pub access: Arc<AccessPolicy>,
+    pub approvals: Arc<ApprovalFlow>,
+    pub audit: AuditTrail,
 }
 
 /// The client address of the connection a request came on (an extension of every request).
@@ -67,6 +81,7 @@ pub fn router(state: Arc<IngressState>) -> Router {
     let metrics = state.metrics.clone();
     let mut routes = Router::new()
         .route("/slack/commands", post(slack_commands::handle))
+        .route("/slack/interactions", post(interactions::handle))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));
     if state.metrics_on_ingress {
@@ -79,6 +94,7 @@ pub fn router(state: Arc<IngressState>) -> Router {
 async fn count_requests(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let route = match request.extensions().get::<MatchedPath>().map(MatchedPath::as_str) {
         Some("/slack/commands") => "/slack/commands",
+        Some("/slack/interactions") => "/slack/interactions",
         Some("/healthz") => "/healthz",
         Some("/readyz") => "/readyz",
         Some("/metrics") => "/metrics",

@@ -36,7 +36,8 @@ use http_body_util::BodyExt;
 use tracing::Instrument;
 
 use super::{IngressError, IngressState, PeerAddr};
-use crate::metrics::{ReasonLabels, UNKNOWN_COMMAND};
+use crate::guard::access::Refusal as AccessRefusal;
+use crate::metrics::{ReasonLabels, RefusalLabels, UNKNOWN_COMMAND};
 use crate::tracing_context;
 
 /// The header a client (or our load generator) may use to choose the correlation id.
@@ -59,6 +60,18 @@ enum Accepted {
         usage: String,
     },
     Queued {
+        command: String,
+        quadrant: Quadrant,
+        enqueue_ms: f64,
+        duplicate: bool,
+    },
+    /// Access control refused it; nothing was stored (the refusal is audited).
+    Refused {
+        command: String,
+        refusal: AccessRefusal,
+    },
+    /// Stored as pending approval; the request message is being posted.
+    AwaitingApproval {
         command: String,
         quadrant: Quadrant,
         enqueue_ms: f64,
@@ -90,7 +103,7 @@ pub(super) async fn handle(
 ) -> Response {
     let received = Received { unix_ns: now_unix_ns(), at: Instant::now() };
     let peer = peer.map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.0.ip());
-    let verified = verify(&state, &headers, body, peer).await;
+    let verified = verify(&state, &headers, body, peer, state.max_body_bytes).await;
     // Only a request that proved it comes from Slack (or our signer) may choose its
     // correlation id and trace parent; anyone else gets fresh ones.
     let correlation_id = match &verified {
@@ -136,6 +149,32 @@ pub(super) async fn handle(
             let text = format!("`{command}` was *not* run: {problem}.\nUsage: `{usage}`");
             let resp = Json(SlackMessage::ephemeral(text)).into_response();
             (resp, Some(command), None, None, Some(("invalid_arguments", problem)))
+        }
+        Ok(Accepted::Refused { command, refusal }) => {
+            let resp = Json(SlackMessage::ephemeral(refusal.message(&command))).into_response();
+            let label = metric_command(&state, Some(&command)).to_owned();
+            state
+                .metrics
+                .access_refusals
+                .get_or_create(&RefusalLabels { command: label, rule: refusal.as_str() })
+                .inc();
+            (
+                resp,
+                Some(command),
+                None,
+                None,
+                Some(("access_denied", format!("refused by the {} rule", refusal.as_str()))),
+            )
+        }
+        Ok(Accepted::AwaitingApproval { command, quadrant, enqueue_ms, duplicate }) => {
+            let text = format!(
+                "`{command}` needs approval: I have asked its approvers in this channel. It runs once approved."
+            );
+            let mut resp = Json(SlackMessage::ephemeral(text)).into_response();
+            if duplicate {
+                resp.headers_mut().insert("x-chatops-duplicate", header::HeaderValue::from_static("true"));
+            }
+            (resp, Some(command), Some(quadrant), Some(enqueue_ms), None)
         }
         Ok(Accepted::Queued { command, quadrant, enqueue_ms, duplicate }) => {
             let text = format!("Processing your `{command}` command...");
@@ -213,23 +252,24 @@ fn metric_command<'a>(state: &'a IngressState, command: Option<&str>) -> &'a str
 type Refusal = (IngressError, Option<String>);
 
 /// Steps 1 and 2: everything before the request is trusted. Returns the raw body and what
-/// it was signed with.
-async fn verify(
+/// it was signed with. Shared with `/slack/interactions`, whose bodies may be larger.
+pub(super) async fn verify(
     state: &IngressState,
     headers: &HeaderMap,
     body: Body,
     peer: IpAddr,
+    max_body_bytes: usize,
 ) -> Result<(Bytes, Verified), IngressError> {
     check_content_type(headers)?;
     let declared = declared_length(headers)?;
-    if declared.is_some_and(|n| n > state.max_body_bytes as u64) {
-        return Err(IngressError::PayloadTooLarge(state.max_body_bytes));
+    if declared.is_some_and(|n| n > max_body_bytes as u64) {
+        return Err(IngressError::PayloadTooLarge(max_body_bytes));
     }
     let timestamp = single_header(headers, TIMESTAMP_HEADER).map_err(|_| VerifyError::MalformedTimestamp)?;
     let signature = single_header(headers, SIGNATURE_HEADER).map_err(|_| VerifyError::MalformedSignature)?;
     let signed = state.signer.check_headers(timestamp, signature, now_unix_secs())?;
     let permit = state.limits.try_read_unverified(peer).ok_or(IngressError::UnverifiedBodies)?;
-    let body = tokio::time::timeout(state.limits.body_read_timeout, read_limited(body, state.max_body_bytes))
+    let body = tokio::time::timeout(state.limits.body_read_timeout, read_limited(body, max_body_bytes))
         .await
         .map_err(|_| IngressError::BodyTimeout(state.limits.body_read_timeout))??;
     drop(permit);
@@ -260,6 +300,11 @@ async fn accept(
     if let Err(wait) = state.limits.check_user(&cmd.team_id, &cmd.user_id) {
         return Ok(Accepted::SlowDown { command: name, wait });
     }
+    if let Err(refusal) = state.access.check(spec, &cmd) {
+        let key = Job::idempotency_key_for(verified);
+        state.audit.refused(key, &cmd, spec, correlation_id, received.unix_ns, refusal.as_str());
+        return Ok(Accepted::Refused { command: name, refusal });
+    }
     let args = match spec.args.parse(&cmd.text) {
         Ok(args) => args,
         Err(problem) => {
@@ -288,6 +333,16 @@ async fn accept(
     // stored job from one that was not, so "not queued" could be a lie. The budget counts
     // from the request's arrival, as Slack's 3 seconds do.
     let deadline = tokio::time::Instant::from_std(received.at) + state.ack_budget;
+    if let Some(rule) = &spec.approval {
+        let requested =
+            state.approvals.request(spec, rule, job, deadline).instrument(enqueue_span).await.map_err(|e| match e {
+                chatops_queue::QueueError::NotStoredInTime => with_name(IngressError::QueueTimeout),
+                e => with_name(IngressError::ApprovalUnavailable(e)),
+            })?;
+        let enqueue_ms = round_ms(enqueue_started.elapsed().as_secs_f64() * 1000.0);
+        let duplicate = requested == crate::guard::approvals::Requested::Duplicate;
+        return Ok(Accepted::AwaitingApproval { command: name, quadrant, enqueue_ms, duplicate });
+    }
     let stored = state.queue.enqueue(&job, deadline).instrument(enqueue_span).await.map_err(|e| match e {
         chatops_queue::QueueError::NotStoredInTime => with_name(IngressError::QueueTimeout),
         e => with_name(IngressError::QueueUnavailable(e)),

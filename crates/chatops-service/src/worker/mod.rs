@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::guard::audit::{AuditTrail, RanOutcome};
 use crate::handler::{BotView, HandlerContext, HandlerError};
 use crate::metrics::{JobLabels, Metrics, QuadrantLabels, UNKNOWN_COMMAND};
 use crate::registry::Registry;
@@ -38,6 +39,8 @@ pub struct WorkerContext {
     pub allowed_hosts: AllowedHosts,
     pub retry: RetrySettings,
     pub metrics: Arc<Metrics>,
+    /// Where a command's record goes when it ends.
+    pub audit: AuditTrail,
 }
 
 impl std::fmt::Debug for WorkerContext {
@@ -319,10 +322,12 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// Acknowledges the attempt to the queue and, when the job has failed for good, tells the
-/// user (best effort).
+/// user (best effort). A job that ends (completed, or failed for good) gets its audit
+/// record first, so a command that ran is never without one.
 async fn conclude(ctx: &WorkerContext, job: &Job, delivery: &Delivery, result: &Result<(), HandlerError>) -> Outcome {
     let error = match result {
         Ok(()) => {
+            record_end(ctx, job, delivery, RanOutcome::Completed, None).await;
             return match ctx.queue.complete(delivery).await {
                 Ok(()) => Outcome::Completed,
                 Err(e) => {
@@ -335,6 +340,14 @@ async fn conclude(ctx: &WorkerContext, job: &Job, delivery: &Delivery, result: &
     };
     let retry_in = (error.is_retryable(job.quadrant) && delivery.attempt < job.max_attempts)
         .then(|| ctx.retry.backoff(delivery.attempt));
+    if retry_in.is_none() {
+        let ran = match error {
+            HandlerError::Timeout(_) => RanOutcome::TimedOut,
+            HandlerError::Interrupted { .. } => RanOutcome::Interrupted,
+            _ => RanOutcome::Failed,
+        };
+        record_end(ctx, job, delivery, ran, Some(error.to_string())).await;
+    }
     let outcome = match ctx.queue.fail(delivery, &error.to_string(), retry_in).await {
         Ok(FailOutcome::Retrying) => Outcome::Retrying,
         Ok(FailOutcome::DeadLettered) => Outcome::DeadLettered,
@@ -347,6 +360,37 @@ async fn conclude(ctx: &WorkerContext, job: &Job, delivery: &Delivery, result: &
         notify_failure(ctx, job, error).await;
     }
     outcome
+}
+
+/// Writes the job's audit record and, for a job that waited for approvals, puts the result
+/// into the approval message (through the deciding click's `response_url`).
+async fn record_end(ctx: &WorkerContext, job: &Job, delivery: &Delivery, ran: RanOutcome, error: Option<String>) {
+    let spec = ctx.registry.get(&job.command.command);
+    let duration_ms = chatops_core::time::ms_between(job.router_received_ns, now_unix_ns());
+    ctx.audit.ran(job, spec.map(|s| &**s), ran, error.clone(), duration_ms, delivery.attempt).await;
+    let Some(approval) = &job.approval else { return };
+    let Some(url) = approval.message_url.as_deref().and_then(|u| ctx.allowed_hosts.check(u).ok()) else { return };
+    let by: Vec<String> =
+        approval.approvers.iter().map(|u| format!("<@{}>", chatops_core::slack::message::escape_mrkdwn(u))).collect();
+    let typed = chatops_core::slack::message::escape_mrkdwn(job.command.text.trim());
+    let (icon, how) = match (ran, &error) {
+        (RanOutcome::Completed, _) => (":white_check_mark:", "completed".to_owned()),
+        (_, Some(e)) => {
+            (":x:", format!("{}: {}", ran.as_str().replace('_', " "), chatops_core::slack::message::escape_mrkdwn(e)))
+        }
+        (_, None) => (":x:", ran.as_str().replace('_', " ")),
+    };
+    let text = format!(
+        "{icon} <@{}>'s `{} {typed}`, approved by {}: {how} ({:.1} s).",
+        chatops_core::slack::message::escape_mrkdwn(&job.command.user_id),
+        job.command.command,
+        by.join(", "),
+        duration_ms / 1000.0
+    );
+    let message = SlackMessage { replace_original: true, ..SlackMessage::in_channel(text) };
+    if let Err(e) = ctx.client.responder(url, &job.correlation_id).post(&message).await {
+        tracing::warn!(error.message = %e, "could not put the result into the approval message");
+    }
 }
 
 async fn notify_failure(ctx: &WorkerContext, job: &Job, error: &HandlerError) {

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub(crate) mod audit;
 pub(crate) mod dlq;
 pub(crate) mod loadtest;
 pub(crate) mod nats;

@@ -8,6 +8,7 @@ mod arguments;
 mod cli;
 mod custom_command;
 mod durability;
+mod guardrails;
 mod hostile;
 mod ingress;
 mod limits;

@@ -1,0 +1,355 @@
+//! Guardrails end to end, through real HTTP with signed payloads: access control at the
+//! router, approvals with buttons (on SQLite and on NATS), and the audit trail as
+//! `chatops audit list` shows it. Slack is played by the local receiver (response_url).
+
+use std::path::Path;
+use std::time::Duration;
+
+use chatops_core::slack::SlashCommand;
+use chatops_core::slack::interaction::{APPROVE_ACTION, BlockAction, DENY_ACTION, block_action_form};
+use chatops_service::app::App;
+use chatops_testkit::NatsServer;
+
+use crate::support::{SlackReceiver, TestApp, http, sign, slash, spawn_app_of, test_overrides, tuned_for_tests};
+
+const GUARDED: &str = r#"
+[[commands]]
+name = "/deploy"
+quadrant = "long-write"
+handler = "simulate"
+params = { work = "200ms", answers = 2 }
+requires_approval = true
+approval = { approvers = ["U0BOSS", "U0BOSS2"] }
+
+[[commands]]
+name = "/expire"
+quadrant = "short-write"
+handler = "simulate"
+params = { work = "10ms", answers = 1 }
+requires_approval = true
+approval = { approvers = ["U0BOSS"], expires_after = "5s" }
+
+[[commands]]
+name = "/scale"
+quadrant = "short-write"
+handler = "simulate"
+params = { work = "10ms", answers = 1 }
+access = { users = ["U0OPS"], channels = ["C0OPS"], teams = ["T0TEST"] }
+
+[[commands]]
+name = "/migrate"
+quadrant = "long-write"
+handler = "simulate"
+params = { work = "10ms", answers = 1 }
+requires_approval = true
+approval = { approvers = ["U0BOSS", "U0BOSS2"], required = 2, allow_self = true }
+"#;
+
+async fn guarded_bot(dir: &Path, queue_url: Option<String>) -> TestApp {
+    let config = dir.join("guarded.toml");
+    std::fs::write(&config, GUARDED).unwrap();
+    let mut overrides = test_overrides(dir);
+    overrides.queue_url = queue_url;
+    let app = App::default();
+    spawn_app_of(&app, tuned_for_tests(app.load_settings(Some(&config), overrides).unwrap())).await
+}
+
+fn command_as(command: &str, text: &str, url: &str, user: &str, channel: &str) -> SlashCommand {
+    SlashCommand { user_id: user.into(), channel_id: channel.into(), ..slash(command, text, url) }
+}
+
+async fn send_as(bot: &TestApp, cmd: &SlashCommand, request_id: &str) -> serde_json::Value {
+    let resp = bot.post(&sign(cmd.to_form()), request_id).await;
+    assert_eq!(resp.status(), 200, "{request_id}");
+    resp.json().await.unwrap()
+}
+
+/// Posts a signed click on `/slack/interactions`; returns the status.
+async fn click_raw(bot: &TestApp, body: &str) -> u16 {
+    let req = sign(body.as_bytes().to_vec());
+    http()
+        .post(format!("{}/slack/interactions", bot.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", &req.timestamp)
+        .header("x-slack-signature", &req.signature)
+        .body(req.body.clone())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn click_form(slack: &SlackReceiver, user: &str, approve: bool, approval_id: &str, hook: &str) -> String {
+    block_action_form(&BlockAction {
+        user_id: user.into(),
+        user_name: user.to_lowercase(),
+        team_id: "T0TEST".into(),
+        enterprise_id: None,
+        channel_id: "C0TEST".into(),
+        response_url: slack.url(hook),
+        action_id: if approve { APPROVE_ACTION } else { DENY_ACTION }.into(),
+        value: approval_id.into(),
+    })
+}
+
+async fn click(bot: &TestApp, slack: &SlackReceiver, user: &str, approve: bool, id: &str, hook: &str) {
+    assert_eq!(click_raw(bot, &click_form(slack, user, approve, id, hook)).await, 200, "{hook}");
+}
+
+/// Waits for the request message and returns the approval id its buttons carry.
+async fn approval_id(slack: &SlackReceiver, hook: &str) -> String {
+    let posts = slack.wait_for(hook, 1, Duration::from_secs(10)).await;
+    let message = &posts.first().unwrap_or_else(|| panic!("no approval message at {hook}")).body;
+    assert_eq!(message["response_type"], "in_channel", "{message}");
+    let buttons = message["blocks"].as_array().unwrap().iter().find(|b| b["type"] == "actions").unwrap();
+    assert_eq!(buttons["elements"][0]["action_id"], APPROVE_ACTION);
+    assert_eq!(buttons["elements"][1]["action_id"], DENY_ACTION);
+    buttons["elements"][0]["value"].as_str().unwrap().to_owned()
+}
+
+fn texts(slack: &SlackReceiver, hook: &str) -> Vec<String> {
+    slack.posts(hook).iter().map(|p| p.body["text"].as_str().unwrap_or_default().to_owned()).collect()
+}
+
+/// Waits until `hook` has `n` posts and returns their texts.
+async fn wait_texts(slack: &SlackReceiver, hook: &str, n: usize) -> Vec<String> {
+    slack.wait_for(hook, n, Duration::from_secs(15)).await;
+    texts(slack, hook)
+}
+
+/// `chatops audit list --json` of a data directory (or NATS), as the CLI prints it.
+fn audit_list(dir: &Path, queue_url: Option<&str>) -> Vec<serde_json::Value> {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_chatops"));
+    cmd.args(["audit", "list", "--json", "--limit", "1000", "--data-dir", dir.to_str().unwrap()]);
+    if let Some(url) = queue_url {
+        cmd.args(["--queue", url]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Polls the audit trail until `n` records exist.
+async fn audit_records(dir: &Path, queue_url: Option<&str>, n: usize) -> Vec<serde_json::Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let records = audit_list(dir, queue_url);
+        if records.len() >= n || tokio::time::Instant::now() > deadline {
+            return records;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn record_of<'a>(records: &'a [serde_json::Value], correlation_id: &str) -> &'a serde_json::Value {
+    records
+        .iter()
+        .find(|r| r["correlationId"] == correlation_id)
+        .unwrap_or_else(|| panic!("no audit record for {correlation_id} in {records:#?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_rules_refuse_with_the_rule_audit_it_and_enqueue_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = guarded_bot(dir.path(), None).await;
+    let slack = SlackReceiver::start().await;
+    // (request id, user, channel, team, expected rule or None when allowed)
+    let cases = [
+        ("acl-ok", "U0OPS", "C0OPS", "T0TEST", None),
+        ("acl-user", "U0DEV", "C0OPS", "T0TEST", Some("user")),
+        ("acl-channel", "U0OPS", "C0RANDOM", "T0TEST", Some("channel")),
+        ("acl-team", "U0OPS", "C0OPS", "T0OTHER", Some("team")),
+    ];
+    for (id, user, channel, team, refused_by) in cases {
+        let cmd = SlashCommand { team_id: team.into(), ..command_as("/scale", "web 3", &slack.url(id), user, channel) };
+        let ack = send_as(&bot, &cmd, id).await;
+        let text = ack["text"].as_str().unwrap();
+        match refused_by {
+            None => assert!(text.contains("Processing"), "{id}: {text}"),
+            Some(rule) => {
+                assert!(text.contains("Not allowed here") && text.contains(&format!("(rule: {rule})")), "{id}: {text}");
+                assert!(
+                    !text.contains("U0OPS") && !text.contains("C0OPS"),
+                    "the answer never lists who is allowed: {text}"
+                );
+                assert_eq!(ack["response_type"], "ephemeral");
+            }
+        }
+    }
+    // Unrestricted commands still run for anyone.
+    assert!(
+        send_as(&bot, &command_as("/echo", "hi", &slack.url("acl-echo"), "U0DEV", "C0X"), "acl-echo").await["text"]
+            .as_str()
+            .unwrap()
+            .contains("Processing")
+    );
+    assert_eq!(wait_texts(&slack, "acl-ok", 1).await.len(), 1);
+    let records = audit_records(dir.path(), None, 5).await;
+    assert_eq!(record_of(&records, "acl-ok")["outcome"], "completed");
+    assert_eq!(record_of(&records, "acl-ok")["decision"], "allowed");
+    for (id, rule) in [("acl-user", "user"), ("acl-channel", "channel"), ("acl-team", "team")] {
+        let r = record_of(&records, id);
+        assert_eq!(
+            (r["decision"].as_str(), r["refusedBy"].as_str(), r["outcome"].as_str()),
+            (Some("refused"), Some(rule), Some("refused")),
+            "{r}"
+        );
+        assert_eq!(r["attempts"], 0, "a refused command never reached a worker: {r}");
+        assert!(slack.posts(id).is_empty(), "{id} ran");
+    }
+    assert_eq!(record_of(&records, "acl-echo")["outcome"], "completed");
+    let refusals = http().get(format!("{}/metrics", bot.metrics_base)).send().await.unwrap().text().await.unwrap();
+    assert!(refusals.contains(r#"chatops_access_refusals_total{command="/scale",rule="user"} 1"#), "{refusals}");
+    bot.stop().await;
+}
+
+/// The whole approval flow on one engine.
+async fn approval_flow(queue_url: Option<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = guarded_bot(dir.path(), queue_url.clone()).await;
+    let slack = SlackReceiver::start().await;
+
+    // Approved by one approver after refused clicks; the result lands in the message.
+    let ack = send_as(&bot, &command_as("/deploy", "web", &slack.url("ap-req"), "U0REQ", "C0TEST"), "ap-req").await;
+    assert!(ack["text"].as_str().unwrap().contains("needs approval"), "{ack}");
+    let id = approval_id(&slack, "ap-req").await;
+    assert!(id.len() == 32 && !id.contains("ap-req"), "an opaque id: {id}");
+    click(&bot, &slack, "U0RANDOM", true, &id, "ap-stranger").await;
+    assert!(
+        wait_texts(&slack, "ap-stranger", 1).await[0].contains("cannot approve"),
+        "{:?}",
+        texts(&slack, "ap-stranger")
+    );
+    click(&bot, &slack, "U0REQ", true, &id, "ap-self").await;
+    assert!(wait_texts(&slack, "ap-self", 1).await[0].contains("your own request"));
+    let approve = click_form(&slack, "U0BOSS", true, &id, "ap-boss");
+    assert_eq!(click_raw(&bot, &approve).await, 200);
+    let boss = wait_texts(&slack, "ap-boss", 2).await;
+    assert!(boss[0].contains("approved by <@U0BOSS>") && boss[0].contains("running"), "{boss:?}");
+    assert!(boss[1].contains("completed"), "the result goes into the approval message: {boss:?}");
+    assert!(slack.posts("ap-boss").iter().all(|p| p.body["replace_original"] == true));
+    let ran = wait_texts(&slack, "ap-req", 3).await;
+    assert!(ran[1].contains("[simulation]") && ran[1].contains("Approved by <@U0BOSS>"), "{ran:?}");
+    // The same click again (a replay): nothing runs a second time.
+    assert_eq!(click_raw(&bot, &approve).await, 200);
+    assert!(wait_texts(&slack, "ap-boss", 3).await[2].contains("already approved"), "{:?}", texts(&slack, "ap-boss"));
+
+    // Two approvers race on a request that needs one: one job.
+    send_as(&bot, &command_as("/deploy", "api", &slack.url("race-req"), "U0REQ", "C0TEST"), "race-req").await;
+    let id = approval_id(&slack, "race-req").await;
+    let (a, b) =
+        (click_form(&slack, "U0BOSS", true, &id, "race-a"), click_form(&slack, "U0BOSS2", true, &id, "race-b"));
+    let (ra, rb) = tokio::join!(click_raw(&bot, &a), click_raw(&bot, &b));
+    assert_eq!((ra, rb), (200, 200));
+    wait_texts(&slack, "race-req", 3).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let sims = texts(&slack, "race-req").iter().filter(|t| t.contains("[simulation]")).count();
+    assert_eq!(sims, 2, "one job (two posts), not two: {:?}", texts(&slack, "race-req"));
+
+    // Two approvals needed; a double-click counts once; the requester may approve (allowed).
+    send_as(&bot, &command_as("/migrate", "", &slack.url("two-req"), "U0BOSS", "C0TEST"), "two-req").await;
+    let id = approval_id(&slack, "two-req").await;
+    click(&bot, &slack, "U0BOSS", true, &id, "two-1").await;
+    assert!(wait_texts(&slack, "two-1", 1).await[0].contains("1 of 2"), "{:?}", texts(&slack, "two-1"));
+    click(&bot, &slack, "U0BOSS", true, &id, "two-1again").await;
+    assert!(wait_texts(&slack, "two-1again", 1).await[0].contains("already voted"));
+    click(&bot, &slack, "U0BOSS2", true, &id, "two-2").await;
+    assert!(wait_texts(&slack, "two-2", 1).await[0].contains("running"));
+    assert!(wait_texts(&slack, "two-req", 2).await[1].contains("[simulation]"));
+
+    // Denied: the requester is told, nothing runs.
+    send_as(&bot, &command_as("/deploy", "db", &slack.url("deny-req"), "U0REQ", "C0TEST"), "deny-req").await;
+    let id = approval_id(&slack, "deny-req").await;
+    click(&bot, &slack, "U0BOSS2", false, &id, "deny-click").await;
+    assert!(wait_texts(&slack, "deny-click", 1).await[0].contains("denied by <@U0BOSS2>"));
+    let told = wait_texts(&slack, "deny-req", 2).await;
+    assert!(told[1].contains("was denied"), "{told:?}");
+
+    // Expired: the channel is told, a late click cannot run it.
+    send_as(&bot, &command_as("/expire", "cache", &slack.url("exp-req"), "U0REQ", "C0TEST"), "exp-req").await;
+    let id = approval_id(&slack, "exp-req").await;
+    let expired = slack.wait_for("exp-req", 2, Duration::from_secs(20)).await;
+    assert!(
+        expired.len() >= 2 && expired[1].body["text"].as_str().unwrap().contains("expired"),
+        "{:?}",
+        texts(&slack, "exp-req")
+    );
+    click(&bot, &slack, "U0BOSS", true, &id, "exp-late").await;
+    assert!(wait_texts(&slack, "exp-late", 1).await[0].contains("already expired"), "{:?}", texts(&slack, "exp-late"));
+
+    // Unknown and malformed ids are answered, not run.
+    click(&bot, &slack, "U0BOSS", true, &"0".repeat(32), "unknown-id").await;
+    assert!(wait_texts(&slack, "unknown-id", 1).await[0].contains("unknown"));
+    click(&bot, &slack, "U0BOSS", true, "../../etc/passwd", "bad-id").await;
+    assert!(wait_texts(&slack, "bad-id", 1).await[0].contains("unknown"));
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(texts(&slack, "deny-req").iter().filter(|t| t.contains("[simulation]")).count(), 0);
+    assert_eq!(texts(&slack, "exp-req").iter().filter(|t| t.contains("[simulation]")).count(), 0);
+    let url = queue_url.as_deref();
+    let records = audit_records(dir.path(), url, 5).await;
+    let approved = record_of(&records, "ap-req");
+    assert_eq!(approved["outcome"], "completed", "{approved}");
+    assert_eq!(approved["approvals"][0]["userId"], "U0BOSS", "{approved}");
+    assert_eq!(record_of(&records, "race-req")["outcome"], "completed");
+    assert_eq!(record_of(&records, "deny-req")["outcome"], "denied");
+    assert_eq!(record_of(&records, "exp-req")["outcome"], "expired");
+    assert_eq!(records.iter().filter(|r| r["correlationId"] == "race-req").count(), 1);
+    let metrics = http().get(format!("{}/metrics", bot.metrics_base)).send().await.unwrap().text().await.unwrap();
+    for (command, event, n) in
+        [("/deploy", "requested", 3), ("/deploy", "approved", 2), ("/deploy", "denied", 1), ("/expire", "expired", 1)]
+    {
+        let line = format!(r#"chatops_approvals_total{{command="{command}",event="{event}"}} {n}"#);
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_end_to_end_on_sqlite() {
+    approval_flow(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_end_to_end_on_nats() {
+    let nats = NatsServer::start();
+    approval_flow(Some(nats.url())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_interaction_payloads_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = guarded_bot(dir.path(), None).await;
+    let slack = SlackReceiver::start().await;
+    let good = click_form(&slack, "U0BOSS", true, &"a".repeat(32), "hostile");
+    // A bad signature.
+    let forged = http()
+        .post(format!("{}/slack/interactions", bot.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", chatops_core::time::now_unix_secs().to_string())
+        .header("x-slack-signature", format!("v0={}", "0".repeat(64)))
+        .body(good.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    let cases: Vec<(String, u16)> = vec![
+        ("payload=%7Bnot-json".to_owned(), 400),
+        ("nothing=here".to_owned(), 400),
+        (format!("{good}&{good}"), 400),
+        (format!("payload={}", "x".repeat(70 * 1024)), 413),
+        // Another type of interaction, and an action id we do not own: acknowledged, ignored.
+        ("payload=%7B%22type%22%3A%22view_submission%22%7D".to_owned(), 200),
+        (good.replace(APPROVE_ACTION, "someone_elses_button"), 200),
+    ];
+    for (body, status) in cases {
+        assert_eq!(click_raw(&bot, &body).await, status, "{}", &body[..body.len().min(80)]);
+    }
+    // A response_url outside the allow-list is refused before anything is looked up.
+    let elsewhere = good.replace("127.0.0.1", "evil.example.com");
+    assert_eq!(click_raw(&bot, &elsewhere).await, 400);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(slack.posts("hostile").is_empty() || texts(&slack, "hostile").iter().all(|t| t.contains("unknown")));
+    bot.stop().await;
+}
