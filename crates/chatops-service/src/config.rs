@@ -850,10 +850,11 @@ handler = "simulate"
 work = "1s"
 answers = 2
 requires_approval = true
+approval = { approvers = ["U0LEAD"] }
 "#;
         let s = load_str(text, secret()).unwrap();
         assert_eq!(s.commands.iter().find(|c| c.name == "/echo").unwrap().quadrant, Quadrant::ShortWrite);
-        assert!(s.commands.iter().any(|c| c.name == "/rollback" && c.requires_approval));
+        assert!(s.commands.iter().any(|c| c.name == "/rollback" && c.requires_approval()));
         assert!(s.commands.iter().any(|c| c.name == "/deploy"));
         let only = load_str(&format!("replace_builtin_commands = true\n{text}"), secret()).unwrap();
         assert_eq!(only.commands.len(), 2);

@@ -241,3 +241,58 @@ pub(crate) fn check_commands(access: &AccessSettings, commands: &[CommandSpec]) 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{self, Overrides, Settings};
+
+    fn load(text: &str) -> Result<Settings, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        let o = Overrides { signing_secret: Some("s".to_owned().into()), ..Default::default() };
+        config::load(Some(&path), o).map_err(|e| e.to_string())
+    }
+
+    const DEPLOY: &str = "[[commands]]\nname = \"/ship\"\nquadrant = \"long-write\"\nhandler = \"simulate\"\n";
+
+    #[test]
+    fn mistakes_are_reported_with_their_key() {
+        let cases = [
+            ("[access]\ndefault = \"maybe\"\n", "access.default"),
+            ("[access]\nusers = [\"alice\"]\n", "access.users"),
+            ("[access]\nchannels = [\"U123\"]\n", "access.channels"),
+            ("[access]\nusergroup_refresh = \"1s\"\n", "access.usergroup_refresh"),
+            ("[audit]\nrecord = \"some\"\n", "audit.record"),
+            ("[audit]\nretention = \"1m\"\n", "audit.retention"),
+            (&format!("{DEPLOY}requires_approval = true\n"), "needs approvers"),
+            (&format!("{DEPLOY}approval = {{ approvers = [\"U1\"] }}\n"), "requires_approval is false"),
+            (&format!("{DEPLOY}requires_approval = true\napproval = {{ approvers = [\"U1\"], required = 2 }}\n"), "only 1 approvers"),
+            (&format!("{DEPLOY}requires_approval = true\napproval = {{ approvers = [\"U1\"], required = 0 }}\n"), "at least 1"),
+            (&format!("{DEPLOY}requires_approval = true\napproval = {{ approvers = [\"U1\"], expires_after = \"2d\" }}\n"), "expires_after"),
+            (&format!("{DEPLOY}requires_approval = true\napproval = {{ approvers = [\"U1\"], who = 1 }}\n"), "who"),
+            (&format!("{DEPLOY}access = {{ groups = [\"S1\"] }}\n"), "groups"),
+            (&format!("[access]\ndefault = \"deny\"\n{DEPLOY}"), "nobody"),
+        ];
+        for (text, expected) in cases {
+            let err = load(text).expect_err(text);
+            assert!(err.contains(expected), "{text}\n→ {err}");
+        }
+    }
+
+    #[test]
+    fn a_closed_bot_with_named_deployers_loads() {
+        let text = format!(
+            "[access]\ndefault = \"deny\"\nusers = [\"U0ADMIN\"]\n{DEPLOY}access = {{ usergroups = [\"S0SRE\"], channels = [\"C0DEPLOY\"] }}\n\
+             requires_approval = true\napproval = {{ approvers = [\"U0LEAD\"], usergroups = [\"S0SRE\"], required = 2, expires_after = \"30m\" }}\n"
+        );
+        let s = load(&text).unwrap();
+        let ship = s.commands.iter().find(|c| c.name == "/ship").unwrap();
+        assert_eq!(s.access.rule_for(ship).channels, ["C0DEPLOY"]);
+        let approval = ship.approval.as_ref().unwrap();
+        assert_eq!((approval.required, approval.expires_after.as_secs()), (2, 1800));
+        assert_eq!(s.access.usergroups(&s.commands), ["S0SRE"]);
+        let echo = s.commands.iter().find(|c| c.name == "/echo").unwrap();
+        assert_eq!(s.access.rule_for(echo).users, ["U0ADMIN"], "the shared rule applies to commands without one");
+    }
+}
