@@ -1,9 +1,12 @@
 //! Run with `scripts/fuzz.sh ingress 60`.
 //!
-//! The router's parsing of untrusted input: signature headers, the form body and the
-//! response_url. Nothing may panic; a body signed with the secret always verifies.
+//! The router's parsing of untrusted input: signature headers, the form body (a slash
+//! command, or an interaction payload for `/slack/interactions`) and the response_url.
+//! Nothing may panic; a body signed with the secret always verifies; a parsed click
+//! re-encodes to itself.
 #![no_main]
 
+use chatops_core::slack::interaction::{Interaction, block_action_form, parse_interaction};
 use chatops_core::slack::{AllowedHosts, SlackForm, SlackSigner, SlashCommand};
 use libfuzzer_sys::fuzz_target;
 
@@ -36,5 +39,9 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(again.text, cmd.text);
             assert_eq!(again.response_url, cmd.response_url);
         }
+    }
+    if let Ok(Interaction::BlockAction(click)) = parse_interaction(body) {
+        assert!(click.value.len() <= chatops_core::slack::interaction::MAX_VALUE_LEN);
+        assert_eq!(parse_interaction(block_action_form(&click).as_bytes()), Ok(Interaction::BlockAction(click)));
     }
 });
