@@ -267,9 +267,20 @@ mod tests {
             ("[audit]\nretention = \"1m\"\n", "audit.retention"),
             (&format!("{DEPLOY}requires_approval = true\n"), "needs approvers"),
             (&format!("{DEPLOY}approval = {{ approvers = [\"U1\"] }}\n"), "requires_approval is false"),
-            (&format!("{DEPLOY}requires_approval = true\napproval = {{ approvers = [\"U1\"], required = 2 }}\n"), "only 1 approvers"),
-            (&format!("{DEPLOY}requires_approval = true\napproval = {{ approvers = [\"U1\"], required = 0 }}\n"), "at least 1"),
-            (&format!("{DEPLOY}requires_approval = true\napproval = {{ approvers = [\"U1\"], expires_after = \"2d\" }}\n"), "expires_after"),
+            (
+                &format!("{DEPLOY}requires_approval = true\napproval = {{ approvers = [\"U1\"], required = 2 }}\n"),
+                "only 1 approvers",
+            ),
+            (
+                &format!("{DEPLOY}requires_approval = true\napproval = {{ approvers = [\"U1\"], required = 0 }}\n"),
+                "at least 1",
+            ),
+            (
+                &format!(
+                    "{DEPLOY}requires_approval = true\napproval = {{ approvers = [\"U1\"], expires_after = \"2d\" }}\n"
+                ),
+                "expires_after",
+            ),
             (&format!("{DEPLOY}requires_approval = true\napproval = {{ approvers = [\"U1\"], who = 1 }}\n"), "who"),
             (&format!("{DEPLOY}access = {{ groups = [\"S1\"] }}\n"), "groups"),
             (&format!("[access]\ndefault = \"deny\"\n{DEPLOY}"), "nobody"),

@@ -10,7 +10,9 @@ use chatops_core::slack::interaction::{APPROVE_ACTION, BlockAction, DENY_ACTION,
 use chatops_service::app::App;
 use chatops_testkit::NatsServer;
 
-use crate::support::{SlackReceiver, TestApp, http, sign, slash, spawn_app_of, test_overrides, tuned_for_tests};
+use crate::support::{
+    BotProcess, SlackReceiver, TestApp, http, sign, slash, spawn_app_of, test_overrides, tuned_for_tests,
+};
 
 const GUARDED: &str = r#"
 [[commands]]
@@ -54,21 +56,38 @@ async fn guarded_bot(dir: &Path, queue_url: Option<String>) -> TestApp {
     spawn_app_of(&app, tuned_for_tests(app.load_settings(Some(&config), overrides).unwrap())).await
 }
 
+/// A bot in this process or a child process: where it listens.
+trait Bot {
+    fn base(&self) -> &str;
+}
+
+impl Bot for TestApp {
+    fn base(&self) -> &str {
+        &self.base
+    }
+}
+
+impl Bot for BotProcess {
+    fn base(&self) -> &str {
+        &self.base
+    }
+}
+
 fn command_as(command: &str, text: &str, url: &str, user: &str, channel: &str) -> SlashCommand {
     SlashCommand { user_id: user.into(), channel_id: channel.into(), ..slash(command, text, url) }
 }
 
-async fn send_as(bot: &TestApp, cmd: &SlashCommand, request_id: &str) -> serde_json::Value {
-    let resp = bot.post(&sign(cmd.to_form()), request_id).await;
+async fn send_as(bot: &impl Bot, cmd: &SlashCommand, request_id: &str) -> serde_json::Value {
+    let resp = crate::support::post_signed(bot.base(), &sign(cmd.to_form()), request_id).await;
     assert_eq!(resp.status(), 200, "{request_id}");
     resp.json().await.unwrap()
 }
 
 /// Posts a signed click on `/slack/interactions`; returns the status.
-async fn click_raw(bot: &TestApp, body: &str) -> u16 {
+async fn click_raw(bot: &impl Bot, body: &str) -> u16 {
     let req = sign(body.as_bytes().to_vec());
     http()
-        .post(format!("{}/slack/interactions", bot.base))
+        .post(format!("{}/slack/interactions", bot.base()))
         .header("content-type", "application/x-www-form-urlencoded")
         .header("x-slack-request-timestamp", &req.timestamp)
         .header("x-slack-signature", &req.signature)
@@ -93,7 +112,7 @@ fn click_form(slack: &SlackReceiver, user: &str, approve: bool, approval_id: &st
     })
 }
 
-async fn click(bot: &TestApp, slack: &SlackReceiver, user: &str, approve: bool, id: &str, hook: &str) {
+async fn click(bot: &impl Bot, slack: &SlackReceiver, user: &str, approve: bool, id: &str, hook: &str) {
     assert_eq!(click_raw(bot, &click_form(slack, user, approve, id, hook)).await, 200, "{hook}");
 }
 
@@ -352,4 +371,44 @@ async fn hostile_interaction_payloads_are_refused_clearly() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(slack.posts("hostile").is_empty() || texts(&slack, "hostile").iter().all(|t| t.contains("unknown")));
     bot.stop().await;
+}
+
+/// Pending approvals survive `kill -9`: approved after the restart, the job runs once.
+async fn pending_approvals_survive_kill9(queue_url: Option<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("guarded.toml");
+    std::fs::write(&config, format!("[limits]\nper_user_per_minute = 0\n{GUARDED}")).unwrap();
+    let data = dir.path().join("data");
+    let mut args: Vec<String> = ["serve", "--listen", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    args.extend(["--config".to_owned(), config.to_str().unwrap().to_owned()]);
+    if let Some(url) = &queue_url {
+        args.extend(["--queue".to_owned(), url.clone()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let slack = SlackReceiver::start().await;
+    let mut bot = BotProcess::spawn(&args, &dir.path().join("bot-1.log"), &[]);
+    send_as(&bot, &command_as("/deploy", "web", &slack.url("k9-req"), "U0REQ", "C0TEST"), "k9-req").await;
+    let id = approval_id(&slack, "k9-req").await;
+    bot.kill9();
+    let bot = BotProcess::spawn(&args, &dir.path().join("bot-2.log"), &[]);
+    click(&bot, &slack, "U0BOSS", true, &id, "k9-click").await;
+    let after = wait_texts(&slack, "k9-click", 2).await;
+    assert!(after[0].contains("running") && after[1].contains("completed"), "{after:?}");
+    let ran = wait_texts(&slack, "k9-req", 3).await;
+    assert_eq!(ran.iter().filter(|t| t.contains("[simulation]")).count(), 2, "{ran:?}");
+    drop(bot);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_approvals_survive_kill9_on_sqlite() {
+    pending_approvals_survive_kill9(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_approvals_survive_kill9_on_nats() {
+    let nats = NatsServer::start();
+    pending_approvals_survive_kill9(Some(nats.url())).await;
 }
