@@ -1,5 +1,5 @@
-//! The checked-in hostile-request corpus (`tests/corpus/hostile-requests.json`) replayed
-//! against a real router: each request gets its documented answer, nothing panics, and
+//! The checked-in hostile-request corpus (`tests/corpus/hostile-requests.json`: slash
+//! commands, and interaction payloads for `/slack/interactions`) replayed against a real router: each request gets its documented answer, nothing panics, and
 //! only the requests meant to be accepted are queued. The router here allows only Slack's
 //! own response host and runs no workers, so nothing leaves the machine.
 
@@ -104,7 +104,8 @@ async fn every_hostile_request_gets_its_documented_answer() {
             Some(literal) => Some(literal.to_owned()),
         };
         let request_id = format!("hostile-{i}");
-        let mut req = http().post(format!("{base}/slack/commands")).header("x-slack-request-timestamp", &ts);
+        let path = case["path"].as_str().unwrap_or("/slack/commands");
+        let mut req = http().post(format!("{base}{path}")).header("x-slack-request-timestamp", &ts);
         let headers = case["headers"].as_object();
         if !headers.is_some_and(|h| h.contains_key("content-type")) {
             req = req.header("content-type", "application/x-www-form-urlencoded");
