@@ -1,8 +1,9 @@
 //! The client/server join (`analyze --requests requests.ndjson`): the load generator's
 //! per-request records, keyed by the correlation id the bot logs, are held in memory; the
 //! bot's lines are matched against them as they stream by; the result is the full path of
-//! each command, client send → router → durable enqueue → queue wait → handler → each
-//! response → arrival at the receiver, with the unexplained remainder shown.
+//! each command, client send → router → (approval wait, for a command that needed
+//! approvals) → durable enqueue → queue wait → handler → each response → arrival at the
+//! receiver, with the unexplained remainder shown.
 //!
 //! The request records are the one part of the analysis whose memory grows with the input
 //! (about 150 bytes per request); at most [`MAX_CLIENT_RECORDS`] are kept.
@@ -63,6 +64,8 @@ struct Rec {
     worker_attempt: u32,
     /// routerMs, enqueueMs, queueWaitMs, firstResponseE2eMs, lastResponseE2eMs (NaN: absent).
     worker: [f64; 5],
+    /// approvalWaitMs of the same line (NaN: the job waited for no approval).
+    approval_wait: f64,
 }
 
 const WORKER_FIELDS: [Metric; 5] =
@@ -179,6 +182,7 @@ impl Joiner {
             router_duration: None,
             worker_attempt: 0,
             worker: [f64::NAN; 5],
+            approval_wait: f64::NAN,
         };
         self.client_records += 1;
         if self.records.insert(raw.id.as_ref().into(), rec).is_some() {
@@ -219,6 +223,7 @@ impl Joiner {
             for (slot, m) in rec.worker.iter_mut().zip(WORKER_FIELDS) {
                 *slot = w.get(m).unwrap_or(f64::NAN);
             }
+            rec.approval_wait = w.get(Metric::ApprovalWait).unwrap_or(f64::NAN);
         }
     }
 
@@ -276,6 +281,8 @@ struct JoinAcc {
     ack_unexplained_n: u64,
     client_e2e: Dist,
     segments: [SegAcc; SegmentKind::JOIN.len()],
+    /// Complete records whose job waited for approvals.
+    approval_records: u64,
     first_arrival: Dist,
     last_arrival: Dist,
 }
@@ -294,6 +301,7 @@ impl Default for JoinAcc {
             ack_unexplained_n: 0,
             client_e2e: Dist::new(Precision::Fine),
             segments: Default::default(),
+            approval_records: 0,
             first_arrival: Dist::new(Precision::Fine),
             last_arrival: Dist::new(Precision::Fine),
         }
@@ -330,8 +338,12 @@ impl JoinAcc {
         if rec.worker.iter().any(|v| v.is_nan()) {
             return false;
         }
+        let approval_wait = if rec.approval_wait.is_nan() { 0.0 } else { rec.approval_wait };
+        self.approval_records += u64::from(!rec.approval_wait.is_nan());
+        let before_dequeue = router + approval_wait + enqueue + queue_wait;
+        // In `SegmentKind::JOIN` order.
         let parts =
-            [router, enqueue, queue_wait, first - (router + enqueue + queue_wait), last - first, client_e2e - last];
+            [router, approval_wait, enqueue, queue_wait, first - before_dequeue, last - first, client_e2e - last];
         for (acc, v) in self.segments.iter_mut().zip(parts) {
             acc.dist.record(v);
             acc.sum += v;
@@ -351,6 +363,7 @@ impl JoinAcc {
             SegmentKind::JOIN
                 .into_iter()
                 .zip(&self.segments)
+                .filter(|&(kind, _)| kind != SegmentKind::ApprovalWait || self.approval_records > 0)
                 .map(|(kind, acc)| {
                     let mean = acc.sum / n;
                     JoinSegment {
@@ -449,6 +462,52 @@ mod tests {
         assert_eq!((b.first_arrival.p50, b.last_arrival.p50), (12.0, 20.0));
         assert_eq!(s.by_command.len(), 1);
         assert_eq!(s.by_command[0].command, "/echo");
+    }
+
+    #[test]
+    fn an_approved_commands_wait_for_a_human_is_its_own_segment_of_the_client_time() {
+        let client = |id: &str, last: f64| {
+            format!(
+                r#"{{"id":"{id}","command":"/deploy","sentMs":{T0},"ackStatus":200,"serviceMs":3.0,"firstResponseMs":{},"lastResponseMs":{last}}}"#,
+                last - 8.0
+            )
+        };
+        let mut j = joiner(&[&client("approved", 5021.0), &client("plain", 21.0)]);
+        feed_server(
+            &mut j,
+            r#"{"message":"Performance metrics","correlationId":"approved","attempt":1,"routerMs":0.5,"approvalWaitMs":5000,"enqueueMs":1,"queueWaitMs":3,"firstResponseE2eMs":5010,"lastResponseE2eMs":5018}"#,
+        );
+        feed_server(
+            &mut j,
+            r#"{"message":"Performance metrics","correlationId":"plain","attempt":1,"routerMs":0.5,"enqueueMs":1,"queueWaitMs":3,"firstResponseE2eMs":10,"lastResponseE2eMs":18}"#,
+        );
+        let s = j.finish();
+        assert_eq!(s.complete, 2);
+        let b = &s.overall;
+        let means: Vec<(&str, f64)> = b.segments.iter().map(|s| (s.name.as_str(), s.mean_ms)).collect();
+        assert_eq!(
+            means,
+            [
+                ("router", 0.5),
+                ("approval_wait", 2500.0),
+                ("enqueue", 1.0),
+                ("queue_wait", 3.0),
+                ("handler_to_first_response", 5.5),
+                ("first_to_last_response", 8.0),
+                ("unexplained", 3.0)
+            ],
+            "the wait is not counted as handler time"
+        );
+        assert_eq!(b.segments.iter().map(|s| s.mean_ms).sum::<f64>(), b.client_e2e.mean);
+        // Without an approved job, no approval segment.
+        let mut j = joiner(&[&client("plain", 21.0)]);
+        feed_server(
+            &mut j,
+            r#"{"message":"Performance metrics","correlationId":"plain","attempt":1,"routerMs":0.5,"enqueueMs":1,"queueWaitMs":3,"firstResponseE2eMs":10,"lastResponseE2eMs":18}"#,
+        );
+        let plain = j.finish();
+        assert_eq!(plain.complete, 1);
+        assert!(plain.overall.segments.iter().all(|s| s.name != SegmentKind::ApprovalWait));
     }
 
     #[test]

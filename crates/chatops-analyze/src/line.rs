@@ -456,6 +456,7 @@ mod tests {
                 None,
                 Some(5.1),
                 Some(2.0),
+                None,
                 Some(1.5),
                 Some(0.7),
                 Some(0.6),
@@ -466,6 +467,19 @@ mod tests {
                 Some(4.8)
             ]
         );
+    }
+
+    #[test]
+    fn reads_the_approval_wait_of_a_job_that_waited_for_approvals() {
+        let line = r#"{"message":"Performance metrics","correlationId":"0193-b","command":"/deploy","totalE2eMs":90015.2,"routerMs":2.1,"approvalWaitMs":90000,"enqueueMs":3.1,"queueWaitMs":7,"workerDurationMs":3}"#;
+        let w = worker(line);
+        assert_eq!(w.get(Metric::ApprovalWait), Some(90000.0));
+        assert_eq!(w.get(Metric::Router), Some(2.1));
+        // The slow path (an escape in a wanted string sends the line there) reads it too.
+        let escaped = line.replace("/deploy", r"/d\u0065ploy");
+        let w = worker(&escaped);
+        assert_eq!((w.command.as_deref(), w.get(Metric::ApprovalWait)), (Some("/deploy"), Some(90000.0)));
+        assert_eq!(worker(WORKER).get(Metric::ApprovalWait), None, "absent on a job without approvals");
     }
 
     #[test]
@@ -571,7 +585,7 @@ mod tests {
         let overflow = b"{\"message\":\"Performance metrics\",\"totalE2eMs\":1e400}";
         assert_eq!(p.parse(overflow), LineKind::Malformed, "an out-of-range number is no figure");
         assert_eq!(p.parse(b"{\"timestamp\":\"9999-99-99T99:99:99Z\",\"message\":\"Performance metrics\",\"totalE2eMs\":1,\"attempt\":-4}"), {
-            let mut values = [None; 11];
+            let mut values = [None; Metric::COUNT];
             values[Metric::TotalE2e.index()] = Some(1.0);
             LineKind::Worker(WorkerLine {
                 ts_ns: None,

@@ -446,6 +446,8 @@ mod tests {
     const CORPUS: &[&str] = &[
         r#"{"timestamp":"2026-11-28T12:00:00.123456Z","level":"INFO","message":"Router performance metrics","correlationId":"0193-a","command":"/echo","statusCode":200,"duration":1.234,"success":true,"enqueueMs":0.9,"quadrant":"short-read","target":"chatops_service::ingress"}"#,
         r#"{"timestamp":"2026-11-28T12:00:00.5Z","message":"Performance metrics","correlationId":"a","command":"/echo","component":"sr-worker","quadrant":"short-read","totalE2eMs":5.1,"workerDurationMs":2.0,"queueWaitMs":1.5,"syncResponseMs":0.7,"asyncResponseMs":0.6,"success":true,"attempt":1,"routerMs":0.2,"enqueueMs":0.9,"handlerMs":1.6,"firstResponseE2eMs":4.0,"lastResponseE2eMs":4.8,"responses":2,"span":{"name":"job","x":[1,{"y":"}"}]},"spans":[{"name":"x\"]"}]}"#,
+        r#"{"timestamp":"2026-11-28T12:01:30Z","message":"Performance metrics","correlationId":"b","command":"/deploy","totalE2eMs":90015.2,"workerDurationMs":3,"approvalWaitMs":90000,"queueWaitMs":7,"routerMs":2.1,"enqueueMs":3.1,"handlerMs":2.5,"attempt":1,"success":true}"#,
+        r#"{"message":"Performance metrics","totalE2eMs":1,"approvalWaitMs":"12.5"}"#,
         r#"{"@timestamp":"2024-05-01T10:00:00.000Z","message":"Router performance metrics","statusCode":"500","duration":"12.5","success":"false","errorType":"DynamoDBError"}"#,
         r#"{"timestamp":1714557600123,"message":"Performance metrics","totalE2eMs":3,"success":0}"#,
         r#" { "timestamp" : "1714557600123" , "message" : "Performance metrics" , "totalE2eMs" : -3e2 } "#,

@@ -217,8 +217,9 @@ pub struct StageStats {
 
 /// The mean E2E time of worker lines split into consecutive stages, for a stacked bar.
 /// Segments sum to `totalMeanMs`. Per line: `handler` is `handlerMs` (or `workerDurationMs`
-/// when absent) minus the response posts; `other` is what no stage accounts for (dequeue,
-/// clock differences); it can be negative.
+/// when absent) minus the response posts; `approval_wait` is `approvalWaitMs` (0 on a line
+/// without it); `other` is what no stage accounts for (dequeue, clock differences); it can
+/// be negative.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
@@ -226,7 +227,8 @@ pub struct E2eBreakdown {
     /// Worker lines that carried `totalE2eMs`.
     pub lines: u64,
     pub total_mean_ms: f64,
-    /// `router`, `enqueue`, `queue_wait`, `handler`, `sync_response`, `async_response`, `other`.
+    /// `router`, `approval_wait` (only when a line carried `approvalWaitMs`), `enqueue`,
+    /// `queue_wait`, `handler`, `sync_response`, `async_response`, `other`.
     pub segments: Vec<Segment>,
 }
 
@@ -349,9 +351,10 @@ pub struct JoinSummary {
 /// The full path of a command, client and server side, over complete records.
 ///
 /// `segments` split the client-observed E2E time (`sentMs` → last response arrival) into:
-/// `router` (`routerMs`), `enqueue` (`enqueueMs`), `queue_wait` (`queueWaitMs`),
+/// `router` (`routerMs`), `approval_wait` (`approvalWaitMs`; only when a complete record's
+/// job waited for approvals), `enqueue` (`enqueueMs`), `queue_wait` (`queueWaitMs`),
 /// `handler_to_first_response` (dequeue, handler, until the first response was delivered:
-/// `firstResponseE2eMs` minus the three before), `first_to_last_response`
+/// `firstResponseE2eMs` minus the stages before), `first_to_last_response`
 /// (`lastResponseE2eMs - firstResponseE2eMs`), and `unexplained`: the client E2E time minus
 /// `lastResponseE2eMs`, i.e. network both ways and clock differences, shown rather than hidden.
 /// Segment means sum to the mean client E2E time.

@@ -20,8 +20,12 @@ pub const WORKER_METRICS_MESSAGE: &str = "Performance metrics";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
-    /// Router receive → start of the durable enqueue (verify, parse, route).
+    /// Router receive → start of the durable enqueue (verify, parse, route); for a command
+    /// that needs approvals, router receive → the request stored as pending.
     Router,
+    /// Request stored as pending → the approval that completed it: the time a human took,
+    /// kept apart from the queue's so that neither hides the other.
+    ApprovalWait,
     /// Durable enqueue (the write the ack waits for).
     Enqueue,
     /// Durably enqueued → dequeued by a worker.
@@ -41,8 +45,9 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 9] = [
+    pub const ALL: [Stage; 10] = [
         Stage::Router,
+        Stage::ApprovalWait,
         Stage::Enqueue,
         Stage::QueueWait,
         Stage::Handler,
@@ -57,6 +62,7 @@ impl Stage {
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Router => "router",
+            Stage::ApprovalWait => "approval_wait",
             Stage::Enqueue => "enqueue",
             Stage::QueueWait => "queue_wait",
             Stage::Handler => "handler",
@@ -75,7 +81,9 @@ impl Stage {
 /// from it instead of restating the names.
 ///
 /// `duration` is the router line's time in the router (ack included); `enqueueMs` is on
-/// both lines; every other field is on the worker's line only.
+/// both lines; every other field is on the worker's line only. A field is written only when
+/// the job has the figure: `approvalWaitMs` only for a job that waited for approvals, the
+/// response figures only for the responses it posted.
 #[macro_export]
 macro_rules! metric_fields {
     ($then:ident) => {
@@ -83,6 +91,7 @@ macro_rules! metric_fields {
             RouterDuration => "duration", None, "router (ack)";
             TotalE2e => "totalE2eMs", Some($crate::Stage::E2e), "e2e total";
             WorkerDuration => "workerDurationMs", Some($crate::Stage::Worker), "worker";
+            ApprovalWait => "approvalWaitMs", Some($crate::Stage::ApprovalWait), "approval wait";
             QueueWait => "queueWaitMs", Some($crate::Stage::QueueWait), "queue wait";
             SyncResponse => "syncResponseMs", Some($crate::Stage::SyncResponse), "sync response";
             AsyncResponse => "asyncResponseMs", Some($crate::Stage::AsyncResponse), "async response";
@@ -189,13 +198,16 @@ impl<'de> Deserialize<'de> for Metric {
 }
 
 /// A slice of a command's E2E time, as the analyzer's breakdowns split it and the report
-/// colours it. The first seven split a worker line's `totalE2eMs`; the join of client and
+/// colours it. The first eight split a worker line's `totalE2eMs`; the join of client and
 /// server records splits the client-observed time with the last three in place of the
-/// handler's.
+/// handler's. [`Segment::ApprovalWait`] is in a breakdown only when one of its jobs waited
+/// for approvals, so the breakdowns of commands that need none are unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Segment {
     Router,
+    /// Waited for a human's approval (only jobs that needed approvals have it).
+    ApprovalWait,
     Enqueue,
     QueueWait,
     Handler,
@@ -211,8 +223,9 @@ pub enum Segment {
 
 impl Segment {
     /// The worker-line breakdown, in path order; the last is the remainder.
-    pub const BREAKDOWN: [Segment; 7] = [
+    pub const BREAKDOWN: [Segment; 8] = [
         Segment::Router,
+        Segment::ApprovalWait,
         Segment::Enqueue,
         Segment::QueueWait,
         Segment::Handler,
@@ -221,8 +234,9 @@ impl Segment {
         Segment::Other,
     ];
     /// The client × server join, in path order; the last is the remainder.
-    pub const JOIN: [Segment; 6] = [
+    pub const JOIN: [Segment; 7] = [
         Segment::Router,
+        Segment::ApprovalWait,
         Segment::Enqueue,
         Segment::QueueWait,
         Segment::HandlerToFirstResponse,
@@ -234,6 +248,7 @@ impl Segment {
     pub fn as_str(self) -> &'static str {
         match self {
             Segment::Router => Stage::Router.as_str(),
+            Segment::ApprovalWait => Stage::ApprovalWait.as_str(),
             Segment::Enqueue => Stage::Enqueue.as_str(),
             Segment::QueueWait => Stage::QueueWait.as_str(),
             Segment::Handler => Stage::Handler.as_str(),
@@ -250,6 +265,7 @@ impl Segment {
     pub fn label(self) -> &'static str {
         match self {
             Segment::Router => "router",
+            Segment::ApprovalWait => "approval wait (human)",
             Segment::Enqueue => "durable enqueue",
             Segment::QueueWait => "queue wait",
             Segment::Handler => "handler",
@@ -276,6 +292,7 @@ mod tests {
                 "duration",
                 "totalE2eMs",
                 "workerDurationMs",
+                "approvalWaitMs",
                 "queueWaitMs",
                 "syncResponseMs",
                 "asyncResponseMs",
@@ -300,6 +317,22 @@ mod tests {
         assert_eq!(serde_json::to_string(&Metric::QueueWait).unwrap(), "\"queueWaitMs\"");
         assert_eq!(serde_json::from_str::<Metric>("\"duration\"").unwrap(), Metric::RouterDuration);
         assert!(serde_json::from_str::<Metric>("\"nope\"").is_err());
+    }
+
+    #[test]
+    fn approval_wait_is_one_stage_with_one_field_and_one_segment() {
+        assert_eq!(Stage::ApprovalWait.as_str(), "approval_wait");
+        assert_eq!(Metric::from_field("approvalWaitMs").and_then(Metric::stage), Some(Stage::ApprovalWait));
+        assert_eq!(Segment::ApprovalWait.as_str(), Stage::ApprovalWait.as_str());
+        // Path order: the human's wait comes after the router stored the request, before
+        // the durable enqueue of the approved job.
+        let position = |s| Segment::BREAKDOWN.iter().position(|&b| b == s);
+        assert_eq!(position(Segment::ApprovalWait), Some(1));
+        assert_eq!(Segment::JOIN[1], Segment::ApprovalWait);
+        let mut names: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Stage::ALL.len(), "stage names are distinct");
     }
 
     #[test]

@@ -80,6 +80,9 @@ impl Job {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobStamps {
     pub router_received_ns: u64,
+    /// For a job that waited for approvals: (stored as pending, approved), as in its
+    /// [`Approval`]. Its `enqueue_started_ns` is then the approval.
+    pub approval: Option<(u64, u64)>,
     pub enqueue_started_ns: u64,
     /// When the queue made the job durable.
     pub enqueued_ns: u64,
@@ -102,8 +105,11 @@ pub struct StageTimings {
     pub worker_duration_ms: f64,
     /// Durably enqueued → dequeued (measured, not derived).
     pub queue_wait_ms: f64,
-    /// Router receive → start of the durable enqueue.
+    /// Router receive → start of the durable enqueue, or, for a job that waited for
+    /// approvals, → its request stored as pending.
     pub router_ms: f64,
+    /// Stored as pending → approved, for a job that waited for approvals.
+    pub approval_wait_ms: Option<f64>,
     /// Start of the durable enqueue → durable.
     pub enqueue_ms: f64,
     /// Handler start → handler end.
@@ -120,13 +126,15 @@ pub struct StageTimings {
 
 impl StageTimings {
     /// The figure of the worker's metric line that `metric` names; `None` for the router
-    /// line's `duration`, and for a response figure with no such response.
+    /// line's `duration`, for a response figure with no such response, and for the approval
+    /// wait of a job that needed no approval.
     pub fn get(&self, metric: crate::Metric) -> Option<f64> {
         use crate::Metric as M;
         match metric {
             M::RouterDuration => None,
             M::TotalE2e => Some(self.total_e2e_ms),
             M::WorkerDuration => Some(self.worker_duration_ms),
+            M::ApprovalWait => self.approval_wait_ms,
             M::QueueWait => Some(self.queue_wait_ms),
             M::SyncResponse => self.sync_response_ms,
             M::AsyncResponse => self.async_response_ms,
@@ -138,16 +146,21 @@ impl StageTimings {
         }
     }
 
+    /// The stages are consecutive, so router + approval wait + enqueue + queue wait +
+    /// worker is the E2E total (up to rounding): the human's wait is its own stage, not
+    /// hidden in the router's.
     pub fn from_stamps(s: &JobStamps) -> Self {
         use crate::time::{ms_between, round_ms};
         let ms = |a, b| round_ms(ms_between(a, b));
         let first = s.responses.first();
         let last = s.responses.last().filter(|_| s.responses.len() > 1);
+        let router_done_ns = s.approval.map_or(s.enqueue_started_ns, |(requested, _)| requested);
         StageTimings {
             total_e2e_ms: ms(s.router_received_ns, s.done_ns),
             worker_duration_ms: ms(s.dequeued_ns, s.done_ns),
             queue_wait_ms: ms(s.enqueued_ns, s.dequeued_ns),
-            router_ms: ms(s.router_received_ns, s.enqueue_started_ns),
+            router_ms: ms(s.router_received_ns, router_done_ns),
+            approval_wait_ms: s.approval.map(|(requested, approved)| ms(requested, approved)),
             enqueue_ms: ms(s.enqueue_started_ns, s.enqueued_ns),
             handler_ms: ms(s.handler_started_ns, s.handler_finished_ns),
             sync_response_ms: first.map(|&(a, b)| ms(a, b)),
@@ -167,6 +180,7 @@ mod tests {
         const MS: u64 = 1_000_000;
         let s = JobStamps {
             router_received_ns: 1000 * MS,
+            approval: None,
             enqueue_started_ns: 1001 * MS,
             enqueued_ns: 1003 * MS,
             dequeued_ns: 1010 * MS,
@@ -187,6 +201,38 @@ mod tests {
         assert_eq!(t.first_response_e2e_ms, Some(12.0));
         assert_eq!(t.last_response_e2e_ms, Some(16.0));
         assert!(t.total_e2e_ms >= t.router_ms + t.enqueue_ms + t.queue_wait_ms + t.worker_duration_ms);
+        assert_eq!(t.approval_wait_ms, None);
+        assert_eq!(t.get(crate::Metric::ApprovalWait), None, "no approvalWaitMs on the line");
+    }
+
+    #[test]
+    fn the_human_wait_of_an_approved_job_is_its_own_stage_not_the_routers() {
+        const MS: u64 = 1_000_000;
+        // Received at 1000, stored as pending at 1002, approved 90 s later; the approval
+        // flow resets `enqueue_started_ns` to the approval.
+        let (requested, approved) = (1002 * MS, 91_002 * MS);
+        let s = JobStamps {
+            router_received_ns: 1000 * MS,
+            approval: Some((requested, approved)),
+            enqueue_started_ns: approved,
+            enqueued_ns: approved + 3 * MS,
+            dequeued_ns: approved + 10 * MS,
+            handler_started_ns: approved + 11 * MS,
+            responses: vec![(approved + 11 * MS, approved + 12 * MS)],
+            handler_finished_ns: approved + 12 * MS,
+            done_ns: approved + 13 * MS,
+        };
+        let t = StageTimings::from_stamps(&s);
+        assert_eq!(t.router_ms, 2.0, "the router's own work, not the wait");
+        assert_eq!(t.approval_wait_ms, Some(90_000.0));
+        assert_eq!(t.get(crate::Metric::ApprovalWait), Some(90_000.0));
+        assert_eq!(t.enqueue_ms, 3.0, "the durable write after the approval");
+        assert_eq!(t.queue_wait_ms, 7.0);
+        assert_eq!(t.worker_duration_ms, 3.0);
+        assert_eq!(t.total_e2e_ms, 90_015.0);
+        let stages = t.router_ms + 90_000.0 + t.enqueue_ms + t.queue_wait_ms + t.worker_duration_ms;
+        assert_eq!(stages, t.total_e2e_ms, "consecutive stages add up to the total");
+        assert_eq!(t.first_response_e2e_ms, Some(90_014.0), "what the user saw includes the wait");
     }
 
     #[test]

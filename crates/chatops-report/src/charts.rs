@@ -28,6 +28,8 @@ pub(crate) const MAX_CHART_ROWS: usize = 24;
 pub(crate) fn stage_color(segment: SegmentKind) -> &'static str {
     match segment {
         SegmentKind::Router => "#4e79a7",
+        // The palette's yellow: a human's wait, unlike any of the bot's stages.
+        SegmentKind::ApprovalWait => "#edc948",
         SegmentKind::Enqueue => "#f28e2b",
         SegmentKind::QueueWait => "#e15759",
         SegmentKind::Handler | SegmentKind::HandlerToFirstResponse => "#76b7b2",

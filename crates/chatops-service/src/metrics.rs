@@ -16,9 +16,14 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-/// Bucket bounds in seconds: 1 ms … 30 s, dense where a chat bot's latencies live.
-pub const BUCKETS: [f64; 16] =
-    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0];
+/// Bucket bounds in seconds: 1 ms … 30 s, dense where a chat bot's latencies live, then
+/// sparse up to an hour, where long commands and the wait for a human's approval (15 min
+/// until a request expires, by default) end; beyond the top bucket a quantile only says
+/// "more than that".
+pub const BUCKETS: [f64; 20] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 300.0, 900.0,
+    3600.0,
+];
 
 /// Label value for commands that are not in the registry.
 pub const UNKNOWN_COMMAND: &str = "unknown";
@@ -132,7 +137,7 @@ impl Default for Metrics {
         let approvals_pending = Gauge::default();
         registry.register(
             "stage_duration_seconds",
-            "Time spent in each stage of a command (router, enqueue, queue_wait, handler, response, worker, e2e)",
+            "Time spent in each stage of a command (router, approval_wait, enqueue, queue_wait, handler, response, worker, e2e)",
             stage_seconds.clone(),
         );
         registry.register("http_requests", "HTTP requests by route and status code", http_requests.clone());

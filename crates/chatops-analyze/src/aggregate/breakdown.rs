@@ -1,13 +1,19 @@
 //! The E2E breakdown: each worker line's `totalE2eMs` split into
-//! [`Segment`](chatops_core::Segment)s, and their means.
+//! [`Segment`](chatops_core::Segment)s, and their means. The approval wait is a segment only
+//! of breakdowns where some line carried `approvalWaitMs`; elsewhere it would be a row of
+//! zeros that every command without approvals shows.
 
 use super::*;
+
+const N: usize = SegmentKind::BREAKDOWN.len();
 
 /// One worker line's E2E time split into [`SegmentKind::BREAKDOWN`], plus the total.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct LineSegments {
-    pub(super) parts: [f64; 7],
+    pub(super) parts: [f64; N],
     pub(super) total: f64,
+    /// The line carried `approvalWaitMs`.
+    pub(super) approval: bool,
 }
 
 pub(super) fn e2e_segments(w: &WorkerLine<'_>) -> Option<LineSegments> {
@@ -16,24 +22,43 @@ pub(super) fn e2e_segments(w: &WorkerLine<'_>) -> Option<LineSegments> {
     let handler_total = w.get(Metric::Handler).or(w.get(Metric::WorkerDuration)).unwrap_or(0.0);
     let (sync, asyn) = (v(Metric::SyncResponse), v(Metric::AsyncResponse));
     let (router, enqueue, queue_wait) = (v(Metric::Router), v(Metric::Enqueue), v(Metric::QueueWait));
-    let other = total - (router + enqueue + queue_wait + handler_total);
-    Some(LineSegments { parts: [router, enqueue, queue_wait, handler_total - sync - asyn, sync, asyn, other], total })
+    let approval = w.get(Metric::ApprovalWait);
+    let approval_wait = approval.unwrap_or(0.0);
+    let other = total - (router + approval_wait + enqueue + queue_wait + handler_total);
+    Some(LineSegments {
+        // In `SegmentKind::BREAKDOWN` order.
+        parts: [router, approval_wait, enqueue, queue_wait, handler_total - sync - asyn, sync, asyn, other],
+        total,
+        approval: approval.is_some(),
+    })
 }
 
 #[derive(Debug, Default)]
 pub(super) struct BreakdownAcc {
     pub(super) lines: u64,
-    pub(super) sums: [f64; 7],
+    /// Lines that carried `approvalWaitMs`.
+    pub(super) approval_lines: u64,
+    pub(super) sums: [f64; N],
     pub(super) total: f64,
 }
 
 impl BreakdownAcc {
     pub(super) fn add(&mut self, s: &LineSegments) {
         self.lines += 1;
+        self.approval_lines += u64::from(s.approval);
         for (sum, part) in self.sums.iter_mut().zip(s.parts) {
             *sum += part;
         }
         self.total += s.total;
+    }
+
+    pub(super) fn merge(&mut self, o: &BreakdownAcc) {
+        self.lines += o.lines;
+        self.approval_lines += o.approval_lines;
+        self.total += o.total;
+        for (a, b) in self.sums.iter_mut().zip(o.sums) {
+            *a += b;
+        }
     }
 
     pub(super) fn finish(&self) -> Option<E2eBreakdown> {
@@ -45,6 +70,7 @@ impl BreakdownAcc {
         let segments = SegmentKind::BREAKDOWN
             .into_iter()
             .zip(self.sums)
+            .filter(|&(kind, _)| kind != SegmentKind::ApprovalWait || self.approval_lines > 0)
             .map(|(kind, sum)| Segment {
                 name: kind,
                 label: kind.label().to_owned(),

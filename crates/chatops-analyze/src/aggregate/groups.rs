@@ -196,7 +196,7 @@ pub(super) struct GroupAcc {
     pub(super) router_errors: u64,
     pub(super) worker_lines: u64,
     pub(super) worker_failures: u64,
-    pub(super) dists: [Option<Dist>; 11],
+    pub(super) dists: [Option<Dist>; Metric::COUNT],
     pub(super) breakdown: BreakdownAcc,
 }
 
@@ -234,11 +234,7 @@ impl GroupAcc {
                 mine.get_or_insert_with(|| Dist::new(Precision::Fine)).merge(t);
             }
         }
-        self.breakdown.lines += o.breakdown.lines;
-        self.breakdown.total += o.breakdown.total;
-        for (a, b) in self.breakdown.sums.iter_mut().zip(o.breakdown.sums) {
-            *a += b;
-        }
+        self.breakdown.merge(&o.breakdown);
     }
 
     pub(super) fn stage_stats(&self) -> Vec<StageStats> {

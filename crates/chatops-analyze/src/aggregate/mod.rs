@@ -514,4 +514,57 @@ mod tests {
         let share: f64 = b.segments.iter().map(|s| s.share_pct).sum();
         assert!((share - 100.0).abs() < 0.05, "{share}");
     }
+
+    #[test]
+    fn the_approval_wait_is_a_segment_only_where_a_job_waited_for_one() {
+        let mut agg = Aggregator::new(WindowNs::default(), None, None);
+        // Waited 9000 ms for a human; router 1, enqueue 2, queue wait 3, worker 5: total 9011.
+        agg.feed(br#"{"message":"Performance metrics","command":"/deploy","totalE2eMs":9011,"routerMs":1,"approvalWaitMs":9000,"enqueueMs":2,"queueWaitMs":3,"handlerMs":4,"workerDurationMs":5}"#);
+        agg.feed(br#"{"message":"Performance metrics","command":"/echo","totalE2eMs":11,"routerMs":1,"enqueueMs":2,"queueWaitMs":3,"handlerMs":4,"workerDurationMs":5}"#);
+        let out = agg.finish();
+        let b = &out.e2e_breakdown;
+        assert_eq!(b.total_mean_ms, 4511.0);
+        let means: Vec<(&str, f64)> = b.segments.iter().map(|s| (s.name.as_str(), s.mean_ms)).collect();
+        assert_eq!(
+            means,
+            [
+                ("router", 1.0),
+                ("approval_wait", 4500.0),
+                ("enqueue", 2.0),
+                ("queue_wait", 3.0),
+                ("handler", 4.0),
+                ("sync_response", 0.0),
+                ("async_response", 0.0),
+                ("other", 1.0)
+            ],
+            "the human's wait is neither router nor queue time"
+        );
+        assert_eq!(b.segments.iter().map(|s| s.mean_ms).sum::<f64>(), b.total_mean_ms);
+        let names = |key: &str| -> Vec<&str> {
+            let g = out.groups.by_command.iter().find(|g| g.key == key).unwrap();
+            g.e2e_breakdown.as_ref().unwrap().segments.iter().map(|s| s.name.as_str()).collect()
+        };
+        assert!(names("/deploy").contains(&"approval_wait"));
+        assert!(!names("/echo").contains(&"approval_wait"), "no zero row for a command without approvals");
+        let stage = out.stages.iter().find(|s| s.metric == Metric::ApprovalWait).unwrap();
+        assert_eq!((stage.stats.count, stage.stats.max, stage.label.as_str()), (1, 9000.0, "approval wait"));
+    }
+
+    #[test]
+    fn merged_aggregators_keep_the_approval_segment() {
+        let lines = [
+            r#"{"message":"Performance metrics","totalE2eMs":110,"routerMs":1,"approvalWaitMs":100,"queueWaitMs":4,"workerDurationMs":5}"#,
+            r#"{"message":"Performance metrics","totalE2eMs":10,"routerMs":1,"queueWaitMs":4,"workerDurationMs":5}"#,
+        ];
+        let mut parts: Vec<Aggregator> = (0..2).map(|_| Aggregator::new(WindowNs::default(), None, None)).collect();
+        for (p, l) in parts.iter_mut().zip(lines) {
+            p.feed(l.as_bytes());
+        }
+        let mut it = parts.into_iter().rev();
+        let mut merged = it.next().unwrap();
+        merged.merge(it.next().unwrap());
+        let b = merged.finish().e2e_breakdown;
+        let wait = b.segments.iter().find(|s| s.name == SegmentKind::ApprovalWait).unwrap();
+        assert_eq!((b.lines, wait.mean_ms), (2, 50.0));
+    }
 }

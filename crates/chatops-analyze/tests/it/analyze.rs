@@ -38,7 +38,9 @@ fn counts_every_line_and_computes_exact_percentiles_on_known_values() {
     assert_eq!(m.stage(Metric::Handler).unwrap().count, 10);
     assert_eq!(m.stage(Metric::Handler).unwrap().p50, 20.0);
     let order: Vec<Metric> = m.stages.iter().map(|s| s.metric).collect();
-    assert_eq!(order, Metric::ALL, "every figure present, in report order");
+    // known.log has no job that waited for approvals (approvals.log has).
+    let present: Vec<Metric> = Metric::ALL.into_iter().filter(|&m| m != Metric::ApprovalWait).collect();
+    assert_eq!(order, present, "every figure present, in report order");
 
     assert_eq!(keys(&m.groups.by_component), [("lw-worker", 0, 2), ("sr-worker", 0, 10)]);
     assert_eq!(keys(&m.groups.by_command), [("/deploy", 0, 2), ("/echo", 20, 10)]);
@@ -224,6 +226,43 @@ fn missing_inputs_are_errors_not_empty_analyses() {
     let err = run(&["--from-results", s(&bad), s(&fixture("known.log"))]);
     assert!(format!("{:?}", err).contains("NewerSchema"), "{err:?}");
     assert!(matches!(run(&["--bin", "0s", s(&fixture("known.log"))]), AnalyzeError::Args(_)));
+}
+
+#[test]
+fn the_wait_for_approvals_is_its_own_stage_and_segment_where_jobs_had_one() {
+    let (out, printed) = analyze(&["--json", "-", s(&fixture("approvals.log"))]);
+    let m = &out.summary;
+    assert_eq!((m.lines.router, m.lines.worker, m.lines.malformed), (4, 4, 0));
+    let wait = m.stage(Metric::ApprovalWait).unwrap();
+    assert_eq!((wait.count, wait.min, wait.max), (2, 60_000.0, 120_000.0), "over the lines that carry it");
+    assert_eq!(m.stage(Metric::Router).unwrap().max, 2.0, "the router's own time, not the wait");
+
+    let segment = |b: &chatops_analyze::summary::E2eBreakdown, name: &str| {
+        b.segments.iter().find(|s| s.name.as_str() == name).map(|s| s.mean_ms)
+    };
+    let b = &m.e2e_breakdown;
+    assert_eq!((b.lines, b.total_mean_ms), (4, 45_021.0));
+    assert_eq!(segment(b, "approval_wait"), Some(45_000.0));
+    assert_eq!(segment(b, "queue_wait"), Some(4.0), "the queue's wait stays the queue's");
+    let sum: f64 = b.segments.iter().map(|s| s.mean_ms).sum();
+    assert!((sum - b.total_mean_ms).abs() < 0.01, "segments add up: {sum}");
+    assert_eq!(segment(b, "other"), Some(1.5), "only the workers' own overhead is unattributed");
+
+    let group = |key: &str| m.groups.by_command.iter().find(|g| g.key == key).unwrap().e2e_breakdown.clone().unwrap();
+    assert_eq!(segment(&group("/deploy"), "approval_wait"), Some(90_000.0));
+    assert_eq!(segment(&group("/echo"), "approval_wait"), None, "no approval row for /echo");
+
+    let json: serde_json::Value = serde_json::from_str(&printed).unwrap();
+    let names: Vec<&str> =
+        json["e2eBreakdown"]["segments"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names[..3], ["router", "approval_wait", "enqueue"], "named in the JSON, in path order");
+    assert!(
+        json["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["metric"] == "approvalWaitMs" && s["stage"] == "approval_wait")
+    );
 }
 
 #[test]

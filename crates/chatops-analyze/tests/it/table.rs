@@ -89,6 +89,25 @@ fn renders_the_analysis_table() {
 }
 
 #[test]
+fn renders_the_approval_wait_in_the_breakdown() {
+    let (_, table) = analyze(&["--no-json", s(&fixture("approvals.log"))]);
+    let breakdown = &table[table.find("e2e breakdown").unwrap()..table.find("by component").unwrap()];
+    expect![[r#"
+        e2e breakdown: mean 45021 ms over 4 worker lines
+          router                     1.250 ms     0.0%
+          approval wait (human)      45000 ms   100.0%
+          durable enqueue            0.750 ms     0.0%
+          queue wait                 4.000 ms     0.0%
+          handler                    11.75 ms     0.0%
+          sync response              1.500 ms     0.0%
+          async response             0.250 ms     0.0%
+          other (unattributed)       1.500 ms     0.0%
+
+    "#]]
+    .assert_eq(breakdown);
+}
+
+#[test]
 fn renders_the_join_table() {
     let (_, table) = analyze(&["--requests", s(&fixture("join/requests.ndjson")), s(&fixture("join/bot.log"))]);
     let join = &table[table.find("join with").unwrap()..];

@@ -192,6 +192,34 @@ fn tables_show_the_inputs_numbers() {
 }
 
 #[test]
+fn the_approval_wait_has_its_own_colour_label_and_row() {
+    use chatops_analyze::summary::Segment;
+    use chatops_core::Segment as SegmentKind;
+
+    let mut m = support::metrics();
+    // As the analyzer writes it for a run where some jobs waited for approvals.
+    let b = &mut m.e2e_breakdown;
+    b.total_mean_ms += 1500.0;
+    let wait = Segment {
+        name: SegmentKind::ApprovalWait,
+        label: SegmentKind::ApprovalWait.label().to_owned(),
+        mean_ms: 1500.0,
+        share_pct: 60.0,
+    };
+    b.segments.insert(1, wait);
+    let html = render_html(&support::results(), Some(&m), None);
+
+    let breakdown = text_of(&html, "breakdown-table");
+    assert!(breakdown.contains("approval wait (human) 1500 60.00%"), "{breakdown}");
+    let tip = format!("data-tip=\"approval wait (human): {} mean, 60.00% of E2E\"", ms_text(1500.0));
+    let chart = &html[html.find("id=\"chart-e2e-breakdown\"").unwrap()..];
+    let mark = &chart[..chart.find(&tip).unwrap_or_else(|| panic!("{tip} in the chart"))];
+    assert!(mark.rsplit("<rect").next().unwrap().contains("fill=\"#edc948\""), "drawn in its own colour");
+    let others: Vec<&str> = m.e2e_breakdown.segments.iter().skip(2).map(|s| s.label.as_str()).collect();
+    assert!(!others.is_empty() && others.iter().all(|l| breakdown.contains(l)), "the other rows stay");
+}
+
+#[test]
 fn baseline_section_shows_the_comparison() {
     let c = support::comparison();
     let html = render_html(&support::results(), Some(&support::metrics()), Some(&c));

@@ -154,6 +154,7 @@ pub async fn run_delivery(ctx: &WorkerContext, delivery: Delivery, lease: Durati
     async {
         let mut stamps = JobStamps {
             router_received_ns: job.router_received_ns,
+            approval: job.approval.as_ref().map(|a| (a.requested_ns, a.approved_ns)),
             enqueue_started_ns: job.enqueue_started_ns,
             enqueued_ns: delivery.enqueued_ns,
             dequeued_ns: delivery.dequeued_ns,
@@ -219,6 +220,9 @@ fn record_metrics(
     let m = &ctx.metrics;
     let command = ctx.registry.get(&job.command.command).map_or(UNKNOWN_COMMAND, |s| s.name.as_str());
     let (q, label) = (Some(job.quadrant), outcome.as_str());
+    if let Some(ms) = t.approval_wait_ms {
+        m.observe_stage(Stage::ApprovalWait, command, q, label, ms);
+    }
     m.observe_stage(Stage::QueueWait, command, q, label, t.queue_wait_ms);
     m.observe_stage(Stage::Handler, command, q, label, t.handler_ms);
     m.observe_stage(Stage::Worker, command, q, label, t.worker_duration_ms);

@@ -467,8 +467,10 @@ async fn the_metric_lines_carry_exactly_the_fields_of_the_contract_table() {
         keys.sort();
         keys
     };
+    // An /echo job waited for no approval: every worker field of the table but that one.
+    let on_this_line = |m: &Metric| !m.is_router_line() && *m != Metric::ApprovalWait;
     let mut want_worker: Vec<String> =
-        Metric::ALL.iter().filter(|m| !m.is_router_line()).map(|m| m.field().to_owned()).collect();
+        Metric::ALL.into_iter().filter(on_this_line).map(|m| m.field().to_owned()).collect();
     want_worker.sort();
     assert_eq!(timed_keys(&worker), want_worker, "the worker line's timed fields are the table's: {worker}");
     assert_eq!(
@@ -483,9 +485,83 @@ async fn the_metric_lines_carry_exactly_the_fields_of_the_contract_table() {
     for m in Metric::ALL.into_iter().filter(|m| !m.is_router_line()) {
         assert_eq!(parsed.get(m), worker[m.field()].as_f64(), "{m} read back by the analyzer");
     }
+    assert_eq!(parsed.get(Metric::ApprovalWait), None);
     let text = serde_json::to_string(&router).unwrap();
     let LineKind::Router(parsed) = parser.parse(text.as_bytes()) else { panic!("not read as a router line: {text}") };
     assert_eq!(Some(parsed.duration_ms), router[Metric::RouterDuration.field()].as_f64());
     assert_eq!(parsed.enqueue_ms, router[Metric::Enqueue.field()].as_f64());
+    app.stop().await;
+}
+
+/// A job that waited for approvals reports the human's wait as its own stage: on its
+/// worker line (`approvalWaitMs`, with `routerMs` the router's own work only), in the
+/// `approval_wait` histogram, and in the analyzer's breakdown, whose segments still add up
+/// to the E2E total. The approval flow's part (storing the request, resetting the enqueue
+/// stamp to the approval) is played here by enqueuing the approved job directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_jobs_wait_for_a_human_is_its_own_stage() {
+    use chatops_analyze::aggregate::{Aggregator, WindowNs};
+    use chatops_core::time::{ms_between, now_unix_ns, round_ms};
+    use chatops_core::{Approval, CorrelationId, Job, Metric, Segment};
+
+    const MS: u64 = 1_000_000;
+    let app = spawn_app().await;
+    let slack = SlackReceiver::start().await;
+    let approved_ns = now_unix_ns();
+    let received_ns = approved_ns - 4_000 * MS;
+    let requested_ns = received_ns + 2 * MS;
+    let job = Job {
+        job_id: Job::new_id(),
+        correlation_id: CorrelationId::parse("approved-job").unwrap(),
+        idempotency_key: "approved-job".into(),
+        quadrant: Quadrant::ShortRead,
+        command: slash("/echo", "after approval", &slack.url("approved-job")),
+        max_attempts: 3,
+        router_received_ns: received_ns,
+        enqueue_started_ns: approved_ns,
+        traceparent: None,
+        redrives: 0,
+        args: Default::default(),
+        approval: Some(Approval { requested_ns, approved_ns, approvers: vec!["U0APPROVER".into()], message_url: None }),
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    app.queue.enqueue(&job, deadline).await.unwrap();
+    assert_eq!(slack.wait_for("approved-job", 2, Duration::from_secs(20)).await.len(), 2);
+    let line = wait_for_log("approved-job", "Performance metrics", 1).await.remove(0);
+
+    let field = |name: &str| line[name].as_f64().unwrap_or_else(|| panic!("{name} in {line}"));
+    let wait = round_ms(ms_between(requested_ns, approved_ns));
+    assert_eq!(field("approvalWaitMs"), wait, "{line}");
+    assert_eq!(field("routerMs"), 2.0, "the router's own work, not the human's wait: {line}");
+    assert!(field("enqueueMs") < wait, "the durable write only: {line}");
+    let stages = ["routerMs", "approvalWaitMs", "enqueueMs", "queueWaitMs", "workerDurationMs"];
+    let sum: f64 = stages.iter().map(|&f| field(f)).sum();
+    assert!((sum - field("totalE2eMs")).abs() < 0.01, "{sum} vs {line}");
+
+    let text = serde_json::to_string(&line).unwrap();
+    let mut agg = Aggregator::new(WindowNs::default(), None, None);
+    agg.feed(text.as_bytes());
+    let out = agg.finish();
+    let analyzed = out.stages.iter().find(|s| s.metric == Metric::ApprovalWait).expect("the figure is reported");
+    assert_eq!(analyzed.stats.max, wait);
+    let b = &out.e2e_breakdown;
+    let segment = b.segments.iter().find(|s| s.name == Segment::ApprovalWait).expect("its own segment");
+    assert_eq!(segment.mean_ms, wait);
+    let total: f64 = b.segments.iter().map(|s| s.mean_ms).sum();
+    assert!((total - b.total_mean_ms).abs() < 0.01, "{total} vs {}", b.total_mean_ms);
+
+    let metrics = http().get(format!("{}/metrics", app.metrics_base)).send().await.unwrap().text().await.unwrap();
+    let count = r#"chatops_stage_duration_seconds_count{stage="approval_wait",command="/echo",quadrant="short-read",outcome="completed"} 1"#;
+    assert!(metrics.contains(count), "{metrics}");
+    // The 3.998 s wait, recorded in seconds like every stage.
+    for (le, n) in [("1.0", 0), ("5.0", 1)] {
+        let bucket = format!(
+            r#"chatops_stage_duration_seconds_bucket{{le="{le}",stage="approval_wait",command="/echo",quadrant="short-read",outcome="completed"}} {n}"#
+        );
+        assert!(metrics.contains(&bucket), "{bucket} in {metrics}");
+    }
+    // Buckets reach past the default approval expiry (15 min), so a quantile of human waits
+    // is not clamped to the top bucket.
+    assert!(metrics.contains(r#"le="900.0",stage="approval_wait""#), "{metrics}");
     app.stop().await;
 }
