@@ -133,6 +133,7 @@ mod tests {
             handler: HandlerSpec::new(kind),
             max_attempts: 3,
             rerun_interrupted: false,
+            visibility: chatops_core::slack::ResponseType::Ephemeral,
         }
     }
 

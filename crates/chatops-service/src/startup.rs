@@ -233,7 +233,7 @@ impl Application {
             registry,
             bot,
             e2e,
-            client: ResponseClient::new(settings.respond, metrics.clone())?,
+            client: ResponseClient::new(settings.respond, metrics.clone())?.with_slack_api(slack_api(&settings)?),
             allowed_hosts: settings.allowed_hosts.clone(),
             retry: settings.retry,
             metrics,
@@ -362,6 +362,19 @@ impl Application {
 }
 
 /// The queue engine for logs, without credentials (userinfo never reaches a log line).
+/// The Web API client when a bot token is configured (progress in the channel), with the
+/// token file's permission warning logged.
+fn slack_api(settings: &Settings) -> Result<Option<crate::slack_api::SlackApi>, StartupError> {
+    if let Some(warning) = &settings.slack.bot_token_warning {
+        tracing::warn!("{warning}");
+    }
+    let api = crate::slack_api::SlackApi::from_settings(&settings.slack)?;
+    if api.is_some() {
+        tracing::info!(api_base = %settings.slack.api_base, "Slack Web API enabled: in_channel commands show progress in one channel message");
+    }
+    Ok(api)
+}
+
 fn describe_engine(engine: &EngineSettings) -> String {
     engine.redacted()
 }
