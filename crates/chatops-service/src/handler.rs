@@ -169,6 +169,19 @@ impl HandlerContext {
     /// this is one channel message, edited in place at most once a second; otherwise
     /// `start` is posted to `response_url`, then a few steps and the result (see
     /// [`crate::progress`]).
+    ///
+    /// ```no_run
+    /// # use chatops_core::slack::SlackMessage;
+    /// # use chatops_service::handler::{HandlerContext, HandlerError};
+    /// # async fn deploy(ctx: HandlerContext) -> Result<(), HandlerError> {
+    /// let progress = ctx.progress(":gear: Deploying `web`...").await?;
+    /// for step in ["building", "migrating", "switching traffic"] {
+    ///     progress.step(format!(":hourglass_flowing_sand: {step}"));
+    ///     // ... the step's work ...
+    /// }
+    /// progress.finish(SlackMessage::ephemeral(":white_check_mark: `web` deployed")).await
+    /// # }
+    /// ```
     pub async fn progress(&self, start: impl Into<String>) -> Result<Progress, HandlerError> {
         Progress::start(self, start.into(), true).await
     }

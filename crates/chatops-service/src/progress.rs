@@ -37,6 +37,10 @@ pub const MIN_EDIT_INTERVAL: Duration = Duration::from_secs(1);
 /// failure notice this stays within Slack's five posts.
 pub const MAX_RESPONSE_URL_STEPS: usize = 2;
 
+/// A step's text is cut to this many characters: a step is a line, not a log, and Slack
+/// refuses messages over 40 000 characters.
+pub const MAX_STEP_CHARS: usize = 500;
+
 /// What the handler has asked for and the poster has not sent yet.
 #[derive(Default)]
 struct Pending {
@@ -113,7 +117,7 @@ impl Progress {
     /// `chatops_core::slack::message::escape_mrkdwn`). Returns at once: the step is sent
     /// when the rate allows, replaced by a later one if that comes first.
     pub fn step(&self, text: impl Into<String>) {
-        self.shared.pending().step = Some(text.into());
+        self.shared.pending().step = Some(cut_step(text.into()));
         self.shared.wake.notify_one();
     }
 
@@ -157,6 +161,15 @@ impl Drop for Progress {
             self.shared.wake.notify_one();
         }
     }
+}
+
+/// A step cut to [`MAX_STEP_CHARS`] characters (on a character boundary).
+fn cut_step(mut text: String) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(MAX_STEP_CHARS) {
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
 }
 
 /// The text of a step's edit: the start line, then the step and the time so far.
@@ -281,5 +294,59 @@ async fn until_result(shared: &Shared) {
             }
         }
         shared.wake.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_shows_under_the_start_line_with_whole_seconds_elapsed() {
+        let text = step_text(
+            ":gear: Running `/deploy web`...",
+            ":hourglass_flowing_sand: migrating",
+            Duration::from_millis(65_400),
+        );
+        assert_eq!(text, ":gear: Running `/deploy web`...\n:hourglass_flowing_sand: migrating · 1m 5s elapsed");
+    }
+
+    #[test]
+    fn a_long_step_is_cut_on_a_character_boundary() {
+        assert_eq!(cut_step("short".into()), "short");
+        let long = "é".repeat(MAX_STEP_CHARS + 10);
+        let cut = cut_step(long);
+        assert_eq!(cut.chars().count(), MAX_STEP_CHARS + 1);
+        assert!(cut.ends_with('…'));
+    }
+
+    #[tokio::test]
+    async fn the_poster_takes_the_result_before_a_waiting_step_and_the_latest_step_only() {
+        let shared = Shared::default();
+        shared.pending().step = Some("one".into());
+        shared.pending().step = Some("two".into());
+        assert!(matches!(next(&shared).await, Next::Step(s) if s == "two"));
+        shared.pending().step = Some("three".into());
+        shared.pending().result = Some(SlackMessage::ephemeral("done"));
+        assert!(matches!(next(&shared).await, Next::Result(m) if m.text == "done"));
+        shared.pending().abandoned = true;
+        assert!(matches!(next(&shared).await, Next::Step(s) if s == "three"), "a step still waiting is next");
+        assert!(matches!(next(&shared).await, Next::Abandoned));
+    }
+
+    #[tokio::test]
+    async fn a_wake_before_the_poster_waits_is_not_lost() {
+        let shared = Arc::new(Shared::default());
+        shared.pending().step = Some("early".into());
+        shared.wake.notify_one();
+        let _ = next(&shared).await;
+        let waiter = tokio::spawn({
+            let shared = shared.clone();
+            async move { matches!(next(&shared).await, Next::Result(_)) }
+        });
+        shared.pending().result = Some(SlackMessage::ephemeral("done"));
+        shared.wake.notify_one();
+        let took_result = tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("the poster woke").unwrap();
+        assert!(took_result);
     }
 }

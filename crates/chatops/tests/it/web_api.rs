@@ -264,3 +264,38 @@ async fn a_channel_the_bot_cannot_post_in_sends_the_progress_to_response_url() {
     assert!(!all_log_text().contains(BOT_TOKEN), "the bot token is in the log");
     bot.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_message_whose_command_timed_out_says_it_stopped_instead_of_running_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = FakeWebApi::start(json!({"ok": true, "channel": "C0TEST", "ts": TS}), None).await;
+    let script = dir.path().join("hangs.sh");
+    std::fs::write(&script, "#!/usr/bin/env bash\necho '::progress::waiting for the lock'\nsleep 30\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let token_file = dir.path().join("bot-token");
+    std::fs::write(&token_file, BOT_TOKEN).unwrap();
+    let config = test_config_file(
+        dir.path(),
+        &format!(
+            "[slack]\napi_base = {:?}\nbot_token_file = {:?}\n\n\
+             [[commands]]\nname = \"/hangs\"\nquadrant = \"long-write\"\ntimeout = \"2s\"\nhandler = \"exec\"\n\
+             visibility = \"in_channel\"\n\n[commands.params]\nargv = [{:?}]\n",
+            api.base,
+            token_file.to_str().unwrap(),
+            script.to_str().unwrap()
+        ),
+    );
+    let app = App::default();
+    let settings = app.load_settings(Some(&config), test_overrides(&dir.path().join("data"))).unwrap();
+    let bot = spawn_app_of(&app, tuned_for_tests(settings)).await;
+    let slack = SlackReceiver::start().await;
+    assert_eq!(bot.send(&slack, "/hangs", "", "hangs").await.status(), 200);
+    let calls = api.wait_until(|c| c.body["text"].as_str().is_some_and(|t| t.contains("stopped before"))).await;
+    let edits: Vec<&str> = calls.iter().map(|c| c.body["text"].as_str().unwrap_or_default()).collect();
+    assert_eq!(calls.iter().filter(|c| c.method == "chat.postMessage").count(), 1, "{edits:?}");
+    assert!(edits.iter().any(|t| t.contains("waiting for the lock")), "the step was shown: {edits:?}");
+    assert!(edits.last().unwrap().contains("`/hangs` stopped before it reported a result"), "{edits:?}");
+    let told = slack.wait_for("hangs", 1, Duration::from_secs(10)).await;
+    assert!(texts(&told)[0].contains("timed out"), "the worker's notice: {:?}", texts(&told));
+    bot.stop().await;
+}
