@@ -9,6 +9,9 @@
 //! becomes [`SlackApiError::Slack`] with the code. A 429 waits for `Retry-After` (at most
 //! 30 s), and that wait holds back every call of the same method through this client, since
 //! Slack limits each method per workspace; 5xx and transport errors back off with jitter.
+//! `chat.update` is also paced for the whole client at Slack's published rate for it
+//! ([`UPDATES_PER_MINUTE`], Tier 3), so many commands editing their messages at once slow
+//! down together instead of running into 429s.
 //! `chat.postMessage` is not repeated once a request may have reached Slack without an
 //! answer (a timeout), so a message is not posted twice by the client. Answers are read up
 //! to [`MAX_ANSWER_BYTES`], so a hostile or broken server cannot make the bot buffer without
@@ -37,6 +40,11 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// Between tries of one call on 5xx and transport errors: 200 ms, 400 ms ... capped at 5 s,
 /// ±50% jitter.
 const CALL_BACKOFF: Backoff = Backoff { base: Duration::from_millis(200), max: Duration::from_secs(5), jitter: 0.5 };
+
+/// `chat.update` calls per minute through one client (Slack's Tier 3: "50+ per minute"),
+/// after a burst of [`UPDATE_BURST`].
+pub const UPDATES_PER_MINUTE: u32 = 50;
+pub const UPDATE_BURST: u32 = 10;
 
 /// Slack's channel ids, timestamps and user ids are short; longer values in an answer are
 /// refused rather than stored and echoed.
@@ -94,6 +102,8 @@ pub struct SlackApi {
     max_retries: u32,
     /// Per method: no call before this instant (set by a 429's `Retry-After`).
     holds: Arc<Mutex<HashMap<&'static str, Instant>>>,
+    /// Paces `chat.update` for every message together.
+    update_pace: Arc<governor::DefaultDirectRateLimiter>,
 }
 
 impl std::fmt::Debug for SlackApi {
@@ -147,6 +157,7 @@ impl SlackApi {
             token,
             max_retries: settings.max_retries,
             holds: Arc::default(),
+            update_pace: Arc::new(governor::RateLimiter::direct(update_quota())),
         })
     }
 
@@ -174,6 +185,7 @@ impl SlackApi {
             "text": message.text,
             "blocks": message.blocks,
         });
+        self.update_pace.until_ready().await;
         let _: OkAnswer = self.call(METHOD, Call::Json(&body), Repeatable::Yes).await?;
         Ok(())
     }
@@ -286,6 +298,12 @@ impl SlackApi {
             ReadError::Transport(e) => Failure::Retry { what: transport_error_kind(&e).to_owned(), sent: true },
         })
     }
+}
+
+fn update_quota() -> governor::Quota {
+    let per_minute = std::num::NonZeroU32::new(UPDATES_PER_MINUTE).expect("a positive constant");
+    let burst = std::num::NonZeroU32::new(UPDATE_BURST).expect("a positive constant");
+    governor::Quota::per_minute(per_minute).allow_burst(burst)
 }
 
 /// How one try failed.
@@ -701,6 +719,21 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[tokio::test]
+    async fn edits_are_paced_for_the_whole_client_after_a_burst() {
+        let (base, seen) = fake_slack(vec![ok(serde_json::json!({"ok": true}))]).await;
+        let api = client(&base);
+        let started = std::time::Instant::now();
+        for i in 0..UPDATE_BURST + 2 {
+            // Different messages: the pace is Slack's per-method limit, not per message.
+            let at = MessageRef { channel: "C1".into(), ts: format!("1.{i}") };
+            api.update_message(&at, &SlackMessage::in_channel("x")).await.unwrap();
+        }
+        let one = Duration::from_secs(60) / UPDATES_PER_MINUTE;
+        assert!(started.elapsed() >= one, "two edits past the burst wait about {one:?}: {:?}", started.elapsed());
+        assert_eq!(seen.lock().unwrap().len(), (UPDATE_BURST + 2) as usize);
     }
 
     #[test]
