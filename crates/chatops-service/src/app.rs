@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatops_core::Quadrant;
+use chatops_core::slack::ResponseType;
 use chatops_queue::engine::OpenedQueue;
 
 use crate::config::{self, ConfigError, Overrides, Settings};
@@ -46,6 +47,8 @@ pub struct CommandOptions {
     pub requires_approval: bool,
     /// `None`: `retry.max_attempts`.
     pub max_attempts: Option<u32>,
+    /// Who sees the command's messages (default: only the user who ran it).
+    pub visibility: ResponseType,
 }
 
 impl Default for CommandOptions {
@@ -63,6 +66,7 @@ impl CommandOptions {
             usage: None,
             requires_approval: false,
             max_attempts: None,
+            visibility: ResponseType::Ephemeral,
         }
     }
 
@@ -86,6 +90,13 @@ impl CommandOptions {
         self
     }
 
+    /// The whole channel sees the command's messages (and, with a bot token, its progress
+    /// is one channel message edited in place).
+    pub fn in_channel(mut self) -> Self {
+        self.visibility = ResponseType::InChannel;
+        self
+    }
+
     /// The command as a `[[commands]]` entry: what a config file is merged over.
     fn entry(&self, name: &str) -> toml::Table {
         let mut t = toml::Table::new();
@@ -94,6 +105,9 @@ impl CommandOptions {
         t.insert("handler".into(), name.into());
         t.insert("description".into(), self.description.clone().into());
         t.insert("requires_approval".into(), self.requires_approval.into());
+        if self.visibility == ResponseType::InChannel {
+            t.insert("visibility".into(), "in_channel".into());
+        }
         if let Some(usage) = &self.usage {
             t.insert("usage".into(), usage.clone().into());
         }
@@ -123,6 +137,7 @@ impl CommandOptions {
             description: self.description.clone(),
             usage: self.usage.clone(),
             max_attempts: self.max_attempts.unwrap_or(default_attempts).max(1),
+            visibility: self.visibility,
             ..CommandSpec::new(name, self.quadrant, HandlerSpec::new(name))
         }
     }

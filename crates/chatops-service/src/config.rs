@@ -20,16 +20,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chatops_core::Quadrant;
-use chatops_core::slack::AllowedHosts;
+use chatops_core::slack::secret_file::read_secret_file;
+use chatops_core::slack::{AllowedHosts, ResponseType};
 use chatops_queue::engine::EngineSettings;
 use chatops_queue::nats::NatsAuth;
 use chatops_queue::sqlite::Durability;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 
 use crate::guard::settings::{self as guard, AccessSettings, AuditSettings};
-use crate::spec::{CommandSpec, HandlerSpec, HumanDuration, PoolSettings, RespondSettings, RetrySettings};
+use crate::spec::{
+    CommandSpec, HandlerSpec, HumanDuration, PoolSettings, RespondSettings, RetrySettings, SlackApiSettings,
+};
 
 /// The compiled-in defaults; also the reference documentation of every key.
 pub const DEFAULT_CONFIG: &str = include_str!("../../../config/default.toml");
@@ -69,6 +72,7 @@ struct FileSettings {
     respond: FileRespond,
     access: guard::FileAccess,
     audit: guard::FileAudit,
+    slack: FileSlack,
     workers: BTreeMap<String, FilePool>,
     /// When true, the file's `[[commands]]` replace the built-in ones instead of adding to
     /// (and overriding by name) them. `merge_over` reads it from the tables, since it decides
@@ -138,6 +142,17 @@ struct FileRespond {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct FileSlack {
+    api_base: String,
+    /// Empty: no file (then `CHATOPS_SLACK_BOT_TOKEN`, if set).
+    bot_token_file: PathBuf,
+    connect_timeout: HumanDuration,
+    request_timeout: HumanDuration,
+    max_retries: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FilePool {
     concurrency: usize,
     lease: HumanDuration,
@@ -171,6 +186,8 @@ struct CommandEntry {
     /// Re-run an effect that a crash interrupted (default: tell the user instead).
     #[serde(default)]
     rerun_interrupted: bool,
+    /// `"ephemeral"` (default) or `"in_channel"`.
+    visibility: Option<ResponseType>,
     /// The handler's parameters, read by the handler with `ctx.params::<T>()`.
     #[serde(default)]
     params: toml::Table,
@@ -189,6 +206,9 @@ pub struct Overrides {
     pub allow_response_hosts: Vec<String>,
     pub durability: Option<Durability>,
     pub signing_secret: Option<SecretString>,
+    /// The Slack bot token from the environment (`CHATOPS_SLACK_BOT_TOKEN`); setting it
+    /// and `slack.bot_token_file` both is an error.
+    pub slack_bot_token: Option<SecretString>,
     /// `sqlite://PATH` or `nats://HOST:PORT[,HOST:PORT...]`.
     pub queue_url: Option<String>,
     pub nats_prefix: Option<String>,
@@ -245,6 +265,7 @@ pub struct Settings {
     pub queue: QueueSettings,
     pub retry: RetrySettings,
     pub respond: RespondSettings,
+    pub slack: SlackApiSettings,
     /// Indexed like [`Quadrant::ALL`].
     pub workers: [PoolSettings; 4],
     pub commands: Vec<CommandSpec>,
@@ -619,6 +640,7 @@ fn validate(f: FileSettings, o: Overrides) -> Result<Settings, ConfigError> {
         max_retries: f.respond.max_retries,
         max_posts: f.respond.max_posts.clamp(1, 5),
     };
+    let slack = slack_settings(f.slack, o.slack_bot_token)?;
     for key in f.workers.keys() {
         key.parse::<Quadrant>().map_err(|e| invalid(&format!("workers.{key}"), e))?;
     }
@@ -695,10 +717,62 @@ fn validate(f: FileSettings, o: Overrides) -> Result<Settings, ConfigError> {
         queue: QueueSettings { engine, durability, max_depth, done_retention },
         retry,
         respond,
+        slack,
         workers,
         commands,
         access,
         audit,
+    })
+}
+
+/// `[slack]`: the API's base URL (https, or http to a loopback host for tests, so the token
+/// never crosses a network in clear) and the bot token from its file or the environment.
+fn slack_settings(f: FileSlack, env_token: Option<SecretString>) -> Result<SlackApiSettings, ConfigError> {
+    let api_base =
+        url::Url::parse(&f.api_base).map_err(|e| invalid("slack.api_base", format!("`{}`: {e}", f.api_base)))?;
+    let loopback = match api_base.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match api_base.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => {
+            return Err(invalid("slack.api_base", "must be an https URL (http only to a loopback address, for tests)"));
+        }
+    }
+    if api_base.query().is_some() || api_base.fragment().is_some() || !api_base.username().is_empty() {
+        return Err(invalid("slack.api_base", "a base URL without query, fragment or credentials"));
+    }
+    let from_file = if f.bot_token_file.as_os_str().is_empty() {
+        None
+    } else {
+        let file = read_secret_file(&f.bot_token_file).map_err(|e| invalid("slack.bot_token_file", e))?;
+        Some((file.permission_warning(&f.bot_token_file), file.into_secret()))
+    };
+    let (bot_token, bot_token_warning) = match (from_file, env_token) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "slack.bot_token_file",
+                "CHATOPS_SLACK_BOT_TOKEN is set too; give the bot token one way only",
+            ));
+        }
+        (Some((warning, token)), None) => (Some(SecretString::from(token)), warning),
+        (None, token) => (token, None),
+    };
+    // It becomes an HTTP header: visible ASCII, no spaces (Slack's tokens are xoxb-...).
+    if bot_token.as_ref().is_some_and(|t| !t.expose_secret().bytes().all(|b| b.is_ascii_graphic())) {
+        return Err(invalid("slack.bot_token", "the bot token has spaces or characters a token does not have"));
+    }
+    Ok(SlackApiSettings {
+        api_base,
+        bot_token,
+        bot_token_warning,
+        connect_timeout: f.connect_timeout.0,
+        request_timeout: f.request_timeout.0,
+        max_retries: f.max_retries.min(10),
     })
 }
 
@@ -774,6 +848,7 @@ fn command_spec(c: CommandEntry, default_attempts: u32) -> Result<CommandSpec, C
         handler: HandlerSpec { kind: c.handler, params },
         max_attempts: c.max_attempts.unwrap_or(default_attempts).max(1),
         rerun_interrupted: c.rerun_interrupted,
+        visibility: c.visibility.unwrap_or(ResponseType::Ephemeral),
     })
 }
 
@@ -1018,6 +1093,65 @@ approval = { approvers = ["U0LEAD"] }
             let msg = load_str(text, secret()).unwrap_err().to_string();
             assert!(msg.contains(&format!("`{key}`")) && msg.contains(line), "{text:?} gave {msg}");
         }
+    }
+
+    #[test]
+    fn slack_web_api_settings_take_the_token_from_a_file_or_the_environment_never_both() {
+        let s = load_str("", secret()).unwrap();
+        assert_eq!(s.slack.api_base.as_str(), "https://slack.com/api");
+        assert!(s.slack.bot_token.is_none(), "no token by default: progress stays on response_url");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bot-token");
+        std::fs::write(&file, "xoxb-from-file\n").unwrap();
+        let text = format!("[slack]\nbot_token_file = {:?}\napi_base = \"http://127.0.0.1:9/api\"\n", file);
+        let s = load_str(&text, secret()).unwrap();
+        assert_eq!(s.slack.bot_token.as_ref().unwrap().expose_secret(), "xoxb-from-file");
+        assert_eq!(s.slack.api_base.as_str(), "http://127.0.0.1:9/api");
+        assert!(!format!("{s:?}").contains("xoxb-from-file"), "Settings' Debug redacts the token");
+        let env = || Overrides { slack_bot_token: Some(SecretString::from("xoxb-from-env")), ..secret() };
+        let s = load_str("", env()).unwrap();
+        assert_eq!(s.slack.bot_token.as_ref().unwrap().expose_secret(), "xoxb-from-env");
+        let err = load_str(&text, env()).unwrap_err().to_string();
+        assert!(err.contains("slack.bot_token_file") && err.contains("one way only"), "{err}");
+        assert!(!err.contains("xoxb"), "{err}");
+    }
+
+    #[test]
+    fn bad_slack_settings_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let spaced = dir.path().join("spaced");
+        std::fs::write(&spaced, "xoxb-a b\n").unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "").unwrap();
+        let cases = [
+            ("[slack]\napi_base = \"http://slack.example.com/api\"".to_owned(), "slack.api_base"),
+            ("[slack]\napi_base = \"ftp://127.0.0.1/api\"".to_owned(), "slack.api_base"),
+            ("[slack]\napi_base = \"https://u:p@slack.com/api\"".to_owned(), "credentials"),
+            ("[slack]\napi_base = \"not a url\"".to_owned(), "slack.api_base"),
+            (format!("[slack]\nbot_token_file = {:?}", dir.path().join("missing")), "slack.bot_token_file"),
+            (format!("[slack]\nbot_token_file = {empty:?}"), "empty"),
+            (format!("[slack]\nbot_token_file = {spaced:?}"), "slack.bot_token"),
+            ("[slack]\nbot_token = \"xoxb-inline\"".to_owned(), "bot_token"),
+        ];
+        for (text, needle) in cases {
+            let err = load_str(&text, secret()).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?} gave {err:?}, expected it to mention {needle:?}");
+            assert!(!err.contains("xoxb-a b"), "{err}");
+        }
+        for ok in ["https://slack.example.com/api", "http://localhost:8080/api", "http://[::1]:8080/api"] {
+            assert!(load_str(&format!("[slack]\napi_base = {ok:?}"), secret()).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn visibility_defaults_to_ephemeral_and_is_checked() {
+        let s = load_str("", secret()).unwrap();
+        assert!(s.commands.iter().all(|c| c.visibility == ResponseType::Ephemeral));
+        let s = load_str("[[commands]]\nname = \"/deploy\"\nvisibility = \"in_channel\"\n", secret()).unwrap();
+        assert_eq!(command(&s, "/deploy").visibility, ResponseType::InChannel);
+        let err = load_str("[[commands]]\nname = \"/deploy\"\nvisibility = \"public\"\n", secret()).unwrap_err();
+        let err = err.to_string();
+        assert!(err.contains("commands[/deploy]") && err.contains("in_channel"), "{err}");
     }
 
     #[test]

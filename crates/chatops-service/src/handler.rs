@@ -3,8 +3,12 @@
 //! handlers may read (the command list for `/help`, queue statistics and the E2E window for
 //! `/check-status`), instead of the bot's whole state with its queue.
 //!
-//! A handler answers only through [`HandlerContext::respond`], which posts to the command's
-//! `response_url`. Closures are handlers too: see [`handler_fn`].
+//! A handler answers only through its context: [`HandlerContext::respond`] posts to the
+//! command's `response_url`, and [`HandlerContext::progress`] reports a long command's
+//! progress (one channel message kept up to date through Slack's Web API when a bot token is
+//! configured and the command is `in_channel`, else `response_url` posts within their
+//! limit). Either way the command's `visibility` decides who sees the messages. Closures
+//! are handlers too: see [`handler_fn`].
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,6 +21,7 @@ use chatops_core::{Job, Quadrant};
 use chatops_queue::{QueueError, QueueStats};
 use serde::de::DeserializeOwned;
 
+use crate::progress::Progress;
 use crate::respond::{RespondError, Responder};
 use crate::spec::CommandSpec;
 use crate::status::E2eWindow;
@@ -151,9 +156,46 @@ impl HandlerContext {
         HandlerContext { job, spec, attempt, bot, responder }
     }
 
-    /// Posts a message to the command's `response_url`.
-    pub async fn respond(&self, message: SlackMessage) -> Result<(), HandlerError> {
+    /// Posts a message to the command's `response_url`, visible as the command's
+    /// `visibility` says (whatever `response_type` the message was built with).
+    pub async fn respond(&self, mut message: SlackMessage) -> Result<(), HandlerError> {
+        message.response_type = self.spec.visibility;
         self.responder.post(&message).await.map_err(HandlerError::Respond)
+    }
+
+    /// Starts reporting a long command's progress with `start` (mrkdwn), e.g. ":gear:
+    /// Running `/deploy web production`...". Then [`Progress::step`] for each step and
+    /// [`Progress::finish`] with the result. With a bot token and an `in_channel` command
+    /// this is one channel message, edited in place at most once a second; otherwise
+    /// `start` is posted to `response_url`, then a few steps and the result (see
+    /// [`crate::progress`]).
+    ///
+    /// ```no_run
+    /// # use chatops_core::slack::SlackMessage;
+    /// # use chatops_service::handler::{HandlerContext, HandlerError};
+    /// # async fn deploy(ctx: HandlerContext) -> Result<(), HandlerError> {
+    /// let progress = ctx.progress(":gear: Deploying `web`...").await?;
+    /// for step in ["building", "migrating", "switching traffic"] {
+    ///     progress.step(format!(":hourglass_flowing_sand: {step}"));
+    ///     // ... the step's work ...
+    /// }
+    /// progress.finish(SlackMessage::ephemeral(":white_check_mark: `web` deployed")).await
+    /// # }
+    /// ```
+    pub async fn progress(&self, start: impl Into<String>) -> Result<Progress, HandlerError> {
+        Progress::start(self, start.into(), true).await
+    }
+
+    /// [`HandlerContext::progress`] for a command that is usually quick: on `response_url`
+    /// the start text is not posted (one post saved, only the result is); a channel
+    /// message still shows it until the result replaces it.
+    pub async fn progress_quiet(&self, start: impl Into<String>) -> Result<Progress, HandlerError> {
+        Progress::start(self, start.into(), false).await
+    }
+
+    /// The job's `response_url` responder (its Web API client and its stamps).
+    pub(crate) fn responder(&self) -> &Responder {
+        &self.responder
     }
 
     /// The command's typed arguments, as the router checked them (empty when the command

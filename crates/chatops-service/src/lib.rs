@@ -3,10 +3,12 @@
 //! [`registry`], configuration ([`config`], over the shared shapes in [`spec`]), the wiring
 //! that runs them ([`startup`]) and the way in for a Rust user ([`app::App`]).
 //!
-//! Imports point one way: `spec` and `status` are leaves; `respond` (the `response_url`
-//! client) uses `spec` and `metrics`; `handler` uses those; the built-in `handlers` use
-//! `handler`; `registry` uses `handlers`; `worker` uses `handler`, `registry` and
-//! `respond`; `config` uses only `spec`; `startup` and then `app` use everything.
+//! Imports point one way: `spec` and `status` are leaves; `slack_api` (Slack's Web API
+//! client) uses `spec`; `respond` (the `response_url` client) uses `spec`, `metrics` and
+//! `slack_api`; `handler` and `progress` (a long command's progress, through either) use
+//! those; the built-in `handlers` use `handler`; `registry` uses `handlers`; `worker` uses
+//! `handler`, `registry` and `respond`; `config` uses only `spec`; `startup` and then `app`
+//! use everything.
 //!
 //! A command flows: `POST /slack/commands` → verify → parse → durable enqueue → 200 ack;
 //! then a worker of the command's quadrant leases the job, runs its handler under a
@@ -22,8 +24,10 @@ pub mod handlers;
 pub mod ingress;
 pub mod metrics;
 pub mod probe;
+pub mod progress;
 pub mod registry;
 pub mod respond;
+pub mod slack_api;
 pub mod spec;
 pub mod startup;
 pub mod status;

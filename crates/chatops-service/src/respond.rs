@@ -5,6 +5,10 @@
 //! on 5xx, transport errors and 429 (honouring `Retry-After`) with jittered backoff. A
 //! [`Responder`] belongs to one job attempt: it enforces Slack's limit of 5 posts per
 //! `response_url` and stamps each post for the E2E breakdown. URLs are logged redacted.
+//!
+//! The client also carries the Web API client when a bot token is configured, so that a
+//! job's progress ([`crate::progress`]) can post one channel message instead; those posts
+//! and edits are stamped with the job's responses too (they are what the user sees).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,6 +19,7 @@ use chatops_core::time::now_unix_ns;
 use tracing::Instrument;
 
 use crate::metrics::{Metrics, OutcomeLabels};
+use crate::slack_api::SlackApi;
 use crate::spec::{Backoff, RespondSettings};
 
 /// Why a post to `response_url` failed.
@@ -36,20 +41,22 @@ impl RespondError {
     }
 }
 
-/// Longest wait honoured from a `Retry-After` header.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
-
 /// Shared client for all jobs.
 #[derive(Clone)]
 pub struct ResponseClient {
     http: reqwest::Client,
     settings: RespondSettings,
     metrics: Arc<Metrics>,
+    /// Set when a bot token is configured.
+    slack_api: Option<SlackApi>,
 }
 
 impl std::fmt::Debug for ResponseClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseClient").field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("ResponseClient")
+            .field("settings", &self.settings)
+            .field("slack_api", &self.slack_api)
+            .finish_non_exhaustive()
     }
 }
 
@@ -67,7 +74,14 @@ impl ResponseClient {
             .tcp_nodelay(true)
             .user_agent(concat!("chatops/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(ResponseClient { http, settings, metrics })
+        Ok(ResponseClient { http, settings, metrics, slack_api: None })
+    }
+
+    /// Gives jobs the Web API client too (for progress in the channel); `None` leaves
+    /// everything on `response_url`.
+    pub fn with_slack_api(mut self, slack_api: Option<SlackApi>) -> Self {
+        self.slack_api = slack_api;
+        self
     }
 
     /// A responder for one job attempt.
@@ -76,7 +90,7 @@ impl ResponseClient {
             client: self.clone(),
             url,
             correlation_id: correlation_id.clone(),
-            posts: Arc::new(Mutex::new(Vec::new())),
+            posts: Arc::new(Mutex::new(Posts::default())),
         }
     }
 
@@ -142,8 +156,7 @@ fn transport_error_kind(e: &reqwest::Error) -> &'static str {
 }
 
 fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
-    let secs: u64 = resp.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
-    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+    crate::slack_api::retry_after(resp.headers().get(reqwest::header::RETRY_AFTER))
 }
 
 /// Between tries of one post: 100 ms, 200 ms, 400 ms ... capped at 5 s, ±50% jitter (a
@@ -156,7 +169,16 @@ pub struct Responder {
     client: ResponseClient,
     url: ResponseUrl,
     correlation_id: chatops_core::CorrelationId,
-    posts: Arc<Mutex<Vec<(u64, u64)>>>,
+    posts: Arc<Mutex<Posts>>,
+}
+
+/// What the user was shown, in order of delivery.
+#[derive(Default)]
+struct Posts {
+    /// Every delivered post and Web API edit: (start, end).
+    stamps: Vec<(u64, u64)>,
+    /// How many of them went to `response_url` (Slack's limit counts these).
+    to_response_url: usize,
 }
 
 impl std::fmt::Debug for Responder {
@@ -182,18 +204,36 @@ impl Responder {
         );
         self.client.post_with_retries(&self.url, &body).instrument(span).await?;
         let end = now_unix_ns();
-        self.posts.lock().unwrap_or_else(|p| p.into_inner()).push((start, end));
+        let mut posts = self.posts();
+        posts.stamps.push((start, end));
+        posts.to_response_url += 1;
         Ok(())
     }
 
-    /// Number of posts delivered so far.
-    pub fn delivered(&self) -> usize {
-        self.posts.lock().unwrap_or_else(|p| p.into_inner()).len()
+    fn posts(&self) -> std::sync::MutexGuard<'_, Posts> {
+        self.posts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The delivered posts' stamps, in order.
+    /// Number of posts delivered to `response_url` so far.
+    pub fn delivered(&self) -> usize {
+        self.posts().to_response_url
+    }
+
+    /// The delivered posts' stamps, in order: `response_url` posts and, for progress in
+    /// the channel, the Web API's post and edits of that message.
     pub fn stamps(&self) -> Vec<(u64, u64)> {
-        self.posts.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.posts().stamps.clone()
+    }
+
+    /// The Web API client, when a bot token is configured.
+    pub fn slack_api(&self) -> Option<&SlackApi> {
+        self.client.slack_api.as_ref()
+    }
+
+    /// Stamps a message the user saw that did not go through `response_url` (a Web API
+    /// post or edit). It does not count against the `response_url` limit.
+    pub(crate) fn record_web_api_post(&self, start_ns: u64, end_ns: u64) {
+        self.posts().stamps.push((start_ns, end_ns));
     }
 
     pub fn url(&self) -> &ResponseUrl {

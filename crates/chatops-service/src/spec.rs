@@ -1,6 +1,6 @@
 //! The shapes everything else agrees on: what a command is ([`CommandSpec`], [`HandlerSpec`]),
 //! the settings handlers and workers need ([`PoolSettings`], [`RetrySettings`],
-//! [`RespondSettings`]) and the one exponential [`Backoff`].
+//! [`RespondSettings`], [`SlackApiSettings`]) and the one exponential [`Backoff`].
 //!
 //! This module is a leaf: it imports nothing from the crate, so `config` (which fills these
 //! in), `registry` (which checks them), the handlers (which read them) and the worker (which
@@ -9,6 +9,8 @@
 use std::time::Duration;
 
 use chatops_core::Quadrant;
+use chatops_core::slack::ResponseType;
+use secrecy::SecretString;
 
 /// How a command is handled: a handler kind and that kind's parameters, straight from the
 /// command's `params` table in the configuration (read them with
@@ -61,6 +63,11 @@ pub struct CommandSpec {
     /// attempt started it and never finished (a crash). Off: the user is told the outcome
     /// is unknown instead.
     pub rerun_interrupted: bool,
+    /// Who sees the command's messages: `Ephemeral` (only the user who ran it, the
+    /// default) or `InChannel` (everyone in the channel, and with a bot token its progress
+    /// is one channel message updated in place). Applied to every message the handler posts
+    /// through its context.
+    pub visibility: ResponseType,
 }
 
 impl CommandSpec {
@@ -79,6 +86,7 @@ impl CommandSpec {
             handler,
             max_attempts: 3,
             rerun_interrupted: false,
+            visibility: chatops_core::slack::ResponseType::Ephemeral,
         }
     }
 
@@ -194,6 +202,24 @@ pub struct RespondSettings {
     pub request_timeout: Duration,
     pub max_retries: u32,
     pub max_posts: u32,
+}
+
+/// Slack's Web API client (`[slack]`), used for progress messages in the channel. Without
+/// a bot token the bot never calls it.
+#[derive(Debug, Clone)]
+pub struct SlackApiSettings {
+    /// `https://slack.com/api` (tests point it at a local server over plain http, which
+    /// only loopback hosts may use).
+    pub api_base: url::Url,
+    /// A bot token (`xoxb-...`): `slack.bot_token_file` or `CHATOPS_SLACK_BOT_TOKEN`.
+    /// `SecretString` keeps it out of `Debug` output.
+    pub bot_token: Option<SecretString>,
+    /// Set when the token file can be read by group or others: logged at startup.
+    pub bot_token_warning: Option<String>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// Retries of one call on 429 (after `Retry-After`), 5xx and transport errors.
+    pub max_retries: u32,
 }
 
 #[cfg(test)]

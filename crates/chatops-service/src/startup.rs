@@ -209,7 +209,8 @@ impl Application {
     ) -> Result<Self, StartupError> {
         let queue = stores.queue;
         let metrics = Metrics::new();
-        let client = ResponseClient::new(settings.respond, metrics.clone())?;
+        let slack = slack_api(&settings)?;
+        let client = ResponseClient::new(settings.respond, metrics.clone())?.with_slack_api(slack.clone());
         for spec in registry.commands() {
             if let Some(rule) = &spec.approval
                 && rule.approvers.is_empty()
@@ -222,7 +223,14 @@ impl Application {
                 )));
             }
         }
-        let usergroups = Arc::new(UsergroupCache::new(None, settings.access.usergroup_refresh));
+        let fetch_members: Option<crate::guard::access::FetchMembers> = slack.clone().map(|api| {
+            let fetch: crate::guard::access::FetchMembers = Arc::new(move |group: String| {
+                let api = api.clone();
+                Box::pin(async move { api.usergroup_members(&group).await.map_err(|e| e.to_string()) })
+            });
+            fetch
+        });
+        let usergroups = Arc::new(UsergroupCache::new(fetch_members, settings.access.usergroup_refresh));
         usergroups
             .load(&settings.access.usergroups(registry.commands().map(|c| &**c)))
             .await
@@ -416,6 +424,19 @@ impl Application {
 }
 
 /// The queue engine for logs, without credentials (userinfo never reaches a log line).
+/// The Web API client when a bot token is configured (progress in the channel), with the
+/// token file's permission warning logged.
+fn slack_api(settings: &Settings) -> Result<Option<crate::slack_api::SlackApi>, StartupError> {
+    if let Some(warning) = &settings.slack.bot_token_warning {
+        tracing::warn!("{warning}");
+    }
+    let api = crate::slack_api::SlackApi::from_settings(&settings.slack)?;
+    if api.is_some() {
+        tracing::info!(api_base = %settings.slack.api_base, "Slack Web API enabled: in_channel commands show progress in one channel message");
+    }
+    Ok(api)
+}
+
 fn describe_engine(engine: &EngineSettings) -> String {
     engine.redacted()
 }

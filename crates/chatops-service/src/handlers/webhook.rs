@@ -1,7 +1,9 @@
 //! `webhook`, `github-workflow` and `github-repository-dispatch`: one HTTP request to a
 //! configured URL ([`crate::actions::webhook`]). The host comes only from the
 //! configuration and must be on its allow-list; values fill only the path, query and body.
-//! Retries on 5xx and timeouts; a 4xx fails at once with the API's message.
+//! Retries on 5xx and timeouts; a 4xx fails at once with the API's message. With the Web
+//! API in use ([`crate::progress`]) a channel message says it is running and then shows
+//! the result; on `response_url` only the result is posted.
 
 use async_trait::async_trait;
 use chatops_core::slack::SlackMessage;
@@ -49,6 +51,8 @@ impl Handler for Webhook {
         let plan = spec.compile(&names(&ctx.spec)).map_err(|e| bad(e.to_string()))?;
         let values = values(ctx);
         let label = mrkdwn_escape(&label(ctx));
+        // Usually quick: on response_url only the result is posted.
+        let progress = ctx.progress_quiet(format!(":gear: Running `{label}`...")).await?;
         match plan.run(&values).await {
             Ok(outcome) => {
                 let link = github.map(|t| format!(" <{}|Actions>", t.actions_url(&values))).unwrap_or_default();
@@ -58,11 +62,11 @@ impl Handler for Webhook {
                     outcome.attempts,
                     outcome.duration.as_secs_f64()
                 );
-                ctx.respond(SlackMessage::ephemeral(text)).await
+                progress.finish(SlackMessage::ephemeral(text)).await
             }
             Err(e) => {
                 let text = format!(":x: `{label}` failed: {}", mrkdwn_escape(&e.to_string()));
-                ctx.respond(SlackMessage::ephemeral(text)).await?;
+                progress.finish(SlackMessage::ephemeral(text)).await?;
                 Err(match e {
                     WebhookError::NotSent(_) => HandlerError::Failed(format!("not sent: {e}")),
                     e => HandlerError::Failed(e.to_string()),

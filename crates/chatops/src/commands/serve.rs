@@ -42,6 +42,10 @@ pub(crate) fn settings(
         allow_response_hosts: bot.allow_response_hosts.clone(),
         durability,
         signing_secret: secret,
+        slack_bot_token: std::env::var("CHATOPS_SLACK_BOT_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(SecretString::from),
         metrics_listen: bot.metrics_listen,
         ..Default::default()
     };

@@ -21,3 +21,4 @@ mod scale_out;
 mod tidy;
 mod toolkit;
 mod tracing;
+mod web_api;
