@@ -280,6 +280,12 @@ pub(crate) fn apply_vote(record: &mut ApprovalRecord, vote: &Vote) -> VoteEffect
     VoteEffect::Counted
 }
 
+/// Expires a pending record at `now_ms` (a sweep).
+pub(crate) fn expire(record: &mut ApprovalRecord, now_ms: i64) {
+    record.state = ApprovalState::Expired;
+    record.decided_ms = Some(now_ms);
+}
+
 /// The job an approved record enqueues, stamped with its approval: a function of the
 /// record and `approved_ns` only, so a repair after a crash enqueues the same job.
 pub(crate) fn approved_job(record: &ApprovalRecord, approved_ns: u64) -> Job {

@@ -98,6 +98,13 @@ pub(crate) fn check_id(id: &str) -> Result<(), QueueError> {
     ))))
 }
 
+/// Orders `records` oldest first by `receivedMs` (then id) and keeps the last `limit`.
+pub(crate) fn keep_most_recent(records: &mut Vec<AuditRecord>, limit: usize) {
+    records.sort_by(|a, b| (a.received_ms, &a.id).cmp(&(b.received_ms, &b.id)));
+    let excess = records.len().saturating_sub(limit);
+    records.drain(..excess);
+}
+
 /// The durable audit trail; implemented by every engine.
 #[async_trait]
 pub trait AuditLog: Send + Sync + 'static {

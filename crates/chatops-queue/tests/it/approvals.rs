@@ -464,7 +464,7 @@ async fn sqlite_a_full_queue_refuses_the_deciding_vote_and_changes_nothing() {
 /// an older file) is approved without a second run: the queue's dedupe answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approved_job_that_already_ran_is_a_duplicate() {
-    for kind in [Kind::Sqlite] {
+    for kind in [Kind::Sqlite, Kind::Nats] {
         let engine = Engine::start(kind);
         let opened = engine.open().await;
         opened.queue.enqueue(&job("req-ran", Quadrant::LongWrite), soon()).await.unwrap();
@@ -505,4 +505,139 @@ async fn sqlite_a_corrupt_approval_wedges_nothing() {
     assert_eq!(swept.expired.iter().map(|r| r.request.id.as_str()).collect::<Vec<_>>(), [fine.id.as_str()]);
     assert_eq!(opened.approvals.pending_approvals().await.unwrap(), 0, "the corrupt one is expired too");
     assert!(opened.approvals.sweep_approvals(now_ms()).await.unwrap().expired.is_empty());
+}
+
+/// The subject of a key of the approvals bucket (the layout `nats/approvals.rs` documents),
+/// for tests that play a crashed process by writing the bucket by hand.
+fn bucket_subject(key: &str) -> String {
+    format!("$KV.CHATOPS_APPROVALS.{key}")
+}
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn jetstream(engine: &Engine) -> async_nats::jetstream::Context {
+    async_nats::jetstream::new(async_nats::connect(engine.nats_url().unwrap()).await.unwrap())
+}
+
+/// The deciding vote is stored but its job cannot be published (here: the quadrant is
+/// full; a crash between the two steps leaves the same state). The vote reports the error,
+/// the request stays approved, and the sweep enqueues the job once there is room, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_an_approved_job_that_missed_the_queue_is_enqueued_by_the_sweep() {
+    let engine = Engine::start_with(Kind::Nats, Tuning { max_depth: Some(1), ..Default::default() });
+    let opened = engine.open().await;
+    opened.queue.enqueue(&job("filler", Quadrant::LongWrite), soon()).await.unwrap();
+    let r = request("req-missed", 1, 15 * MINUTE_MS);
+    stored(&opened.approvals, &r).await;
+    let click = vote("U1", true);
+    let failed = opened.approvals.vote(&r.id, &click).await.unwrap_err();
+    assert!(matches!(failed, QueueError::Full { .. }), "{failed}");
+    assert_eq!(opened.approvals.get_approval(&r.id).await.unwrap().unwrap().state, ApprovalState::Approved);
+    assert!(matches!(opened.approvals.vote(&r.id, &vote("U1", true)).await.unwrap(), VoteOutcome::Closed(_)));
+    // Still no room: the sweep tries, fails, and keeps the request for the next sweep.
+    assert_eq!(opened.approvals.sweep_approvals(now_ms()).await.unwrap().enqueued, 0);
+
+    let filler = drain(&opened.queue, Quadrant::LongWrite).await;
+    assert_eq!(filler.len(), 1);
+    assert_eq!(filler[0].job.idempotency_key, "filler");
+    opened.queue.complete(&filler[0]).await.unwrap();
+    // Another router process runs the sweep.
+    let other = engine.open_second().await;
+    assert_eq!(other.approvals.sweep_approvals(now_ms()).await.unwrap().enqueued, 1);
+    assert_eq!(opened.approvals.sweep_approvals(now_ms()).await.unwrap().enqueued, 0, "repaired once");
+    let jobs = drain(&opened.queue, Quadrant::LongWrite).await;
+    assert_eq!(jobs.len(), 1);
+    let approval = jobs[0].job.approval.as_ref().expect("the job the voter would have published");
+    assert_eq!(approval.approvers, ["U1"]);
+    assert_eq!(approval.message_url, click.response_url);
+    assert_eq!(jobs[0].job.enqueue_started_ns, approval.approved_ns);
+}
+
+/// A crash after the job's publish and before the record was marked enqueued: the sweep
+/// publishes again, JetStream's duplicate window drops it, the queue holds one job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_a_repeated_publish_of_an_approved_job_is_harmless() {
+    let engine = Engine::start(Kind::Nats);
+    let opened = engine.open().await;
+    let r = request("req-unmarked", 1, 15 * MINUTE_MS);
+    stored(&opened.approvals, &r).await;
+    assert!(matches!(opened.approvals.vote(&r.id, &vote("U1", true)).await.unwrap(), VoteOutcome::Approved { .. }));
+    // Undo the marker, as a process that died right after the publish left it.
+    let js = jetstream(&engine).await;
+    let bucket = js.get_stream("KV_CHATOPS_APPROVALS").await.unwrap();
+    let subject = bucket_subject(&format!("r.{}", hex("req-unmarked")));
+    let current = bucket.get_last_raw_message_by_subject(&subject).await.unwrap();
+    let mut stored_json: serde_json::Value = serde_json::from_slice(&current.payload).unwrap();
+    assert_eq!(stored_json["enqueued"], true);
+    stored_json["enqueued"] = false.into();
+    let mut headers = current.headers.clone();
+    headers.insert("Chatops-Approval-Enqueued", "false");
+    headers.insert("Nats-Expected-Last-Subject-Sequence", current.sequence.to_string().as_str());
+    js.publish_with_headers(subject, headers, serde_json::to_vec(&stored_json).unwrap().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let swept = opened.approvals.sweep_approvals(now_ms()).await.unwrap();
+    assert_eq!(swept.enqueued, 0, "the publish was a duplicate: nothing new enqueued");
+    assert_eq!(drain(&opened.queue, Quadrant::LongWrite).await.len(), 1, "one job");
+    let again = bucket.get_last_raw_message_by_subject(&bucket_subject(&format!("r.{}", hex("req-unmarked")))).await;
+    let again: serde_json::Value = serde_json::from_slice(&again.unwrap().payload).unwrap();
+    assert_eq!(again["enqueued"], true, "marked by the sweep");
+}
+
+/// A request stored after its caller's deadline (the caller answered "not queued") is
+/// followed by a tombstone: its expiry is not reported, and the same Slack request sent
+/// again replaces it instead of being told it is a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_a_request_stored_too_late_is_neither_reported_nor_a_duplicate() {
+    let engine = Engine::start(Kind::Nats);
+    let opened = engine.open().await;
+    let late = request("req-too-late", 1, -1);
+    stored(&opened.approvals, &late).await;
+    // What `request_approval` writes behind a store that missed its deadline.
+    let js = jetstream(&engine).await;
+    js.publish(bucket_subject(&format!("t.{}", late.id)), "not-stored".into()).await.unwrap().await.unwrap();
+
+    let retry = PendingApproval { id: fresh_id(), ..request("req-too-late", 1, 15 * MINUTE_MS) };
+    stored(&opened.approvals, &retry).await;
+    assert_eq!(opened.approvals.get_approval(&late.id).await.unwrap(), None, "replaced");
+    assert_eq!(opened.approvals.get_approval(&retry.id).await.unwrap().unwrap().state, ApprovalState::Pending);
+
+    let unreported = request("req-too-late-2", 1, -1);
+    stored(&opened.approvals, &unreported).await;
+    js.publish(bucket_subject(&format!("t.{}", unreported.id)), "not-stored".into()).await.unwrap().await.unwrap();
+    let swept = opened.approvals.sweep_approvals(now_ms()).await.unwrap();
+    assert!(swept.expired.is_empty(), "nobody was told about it: {:?}", swept.expired);
+    assert_eq!(opened.approvals.get_approval(&unreported.id).await.unwrap().unwrap().state, ApprovalState::Expired);
+}
+
+/// An admin command against a deployment set up before approvals existed still manages
+/// jobs; approvals say what to run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_an_older_deployment_without_the_bucket_is_a_clear_error() {
+    let engine = Engine::start(Kind::Nats);
+    drop(engine.open().await);
+    let js = jetstream(&engine).await;
+    js.delete_stream("KV_CHATOPS_APPROVALS").await.unwrap();
+    js.delete_stream("CHATOPS_AUDIT").await.unwrap();
+    let settings = chatops_queue::engine::EngineSettings::from_url(
+        &engine.nats_url().unwrap(),
+        chatops_queue::nats::NatsAuth::default(),
+    )
+    .unwrap();
+    let admin = chatops_queue::engine::open(&settings, chatops_queue::engine::OpenMode::ADMIN).await.unwrap();
+    assert!(admin.queue.dlq_list(10).await.unwrap().is_empty());
+    let err = admin.approvals.pending_approvals().await.unwrap_err();
+    assert!(err.to_string().contains("nats setup"), "{err}");
+    let err = admin.audit.audit_list(&Default::default()).await.unwrap_err();
+    assert!(err.to_string().contains("nats setup"), "{err}");
+    // `chatops nats setup` creates them, and describes them.
+    let lines = chatops_queue::engine::setup_nats(&settings).await.unwrap();
+    let text = lines.join("\n");
+    assert!(text.contains("KV_CHATOPS_APPROVALS") && text.contains("CHATOPS_AUDIT"), "{text}");
+    assert!(text.contains("max age"), "{text}");
+    assert_eq!(admin.approvals.pending_approvals().await.unwrap(), 0);
 }

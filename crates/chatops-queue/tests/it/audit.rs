@@ -190,3 +190,22 @@ async fn sqlite_a_corrupt_audit_row_is_skipped() {
     let limited = opened.audit.audit_list(&AuditFilter { limit: Some(1), ..Default::default() }).await.unwrap();
     assert_eq!(ids(&limited), ["k3"]);
 }
+
+/// A message on the audit stream that is not a record (written by hand, or by a broken
+/// writer) is skipped too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_a_corrupt_audit_message_is_skipped() {
+    let engine = Engine::start(Kind::Nats);
+    let opened = engine.open().await;
+    let t = now_ms();
+    opened.audit.audit_write(&record("k1", t, "U1", "/deploy")).await.unwrap();
+    let client = async_nats::connect(engine.nats_url().unwrap()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    js.publish("chatops.audit.ff", "{\"response_url\": \"https://hooks.slack.com/leak\"".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    opened.audit.audit_write(&record("k3", t + 2, "U1", "/deploy")).await.unwrap();
+    assert_eq!(ids(&opened.audit.audit_list(&AuditFilter::default()).await.unwrap()), ["k1", "k3"]);
+}

@@ -1,7 +1,6 @@
 //! An engine for tests that must open it more than once (a restart): its settings and the
 //! temp dir or broker it lives in, opened through `engine::open` as the bot opens it.
-//! `on_each_engine!` runs a test body, written once as `async fn(Kind)`, per engine
-//! (SQLite for now; NATS follows).
+//! `on_each_engine!` runs a test body, written once as `async fn(Kind)`, per engine.
 
 use std::time::Duration;
 
@@ -11,7 +10,6 @@ use chatops_queue::sqlite::SqliteSettings;
 use chatops_testkit::NatsServer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // NATS joins once its engine stores approvals and audit records
 pub(crate) enum Kind {
     Sqlite,
     Nats,
@@ -98,7 +96,6 @@ impl Engine {
         }
     }
 
-    #[allow(dead_code)] // used by the NATS-only tests
     pub(crate) fn nats_url(&self) -> Option<String> {
         self._server.as_ref().map(|s| s.url())
     }
@@ -113,6 +110,14 @@ macro_rules! on_each_engine {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name($crate::fixture::Kind::Sqlite).await;
+                }
+            )*
+        }
+        mod nats {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::fixture::Kind::Nats).await;
                 }
             )*
         }
