@@ -154,8 +154,15 @@ pub struct Swept {
 /// Durable pending approvals; implemented by every engine, with the queue's durability.
 #[async_trait]
 pub trait ApprovalStore: Send + Sync + 'static {
-    /// Stores the request durably, bounded by `deadline` like [`crate::Queue::enqueue`]
-    /// (`NotStoredInTime` means it was not stored). Idempotent on the job's idempotency key.
+    /// Stores the request durably, bounded by `deadline` like [`crate::Queue::enqueue`].
+    /// Idempotent on the job's idempotency key. The id must pass [`is_valid_id`].
+    ///
+    /// [`QueueError::NotStoredInTime`] means not stored: no vote can approve it, no sweep
+    /// reports it, and the same Slack request sent again is stored afresh rather than
+    /// answered `Duplicate`. (SQLite removes a commit nobody could be told of before its
+    /// writer does anything else, though `get_approval` on the reader may glimpse it; NATS
+    /// may keep a record that arrived late, marked by a tombstone, until it expires, and
+    /// the pending gauge counts it until then.)
     async fn request_approval(
         &self,
         request: &PendingApproval,

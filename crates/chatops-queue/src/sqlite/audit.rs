@@ -27,6 +27,20 @@ pub(crate) struct AuditRow {
     json: Vec<u8>,
 }
 
+#[cfg(test)]
+impl AuditRow {
+    pub(super) fn for_test(id: &str) -> AuditRow {
+        AuditRow {
+            id: id.into(),
+            received_ms: 0,
+            recorded_ms: 0,
+            user_id: String::new(),
+            command: String::new(),
+            json: b"{}".to_vec(),
+        }
+    }
+}
+
 pub(super) fn upsert(conn: &Connection, row: &AuditRow) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT OR REPLACE INTO audit (id, received_ms, recorded_ms, user_id, command, json)

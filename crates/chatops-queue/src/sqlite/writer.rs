@@ -984,6 +984,39 @@ mod tests {
         assert_eq!(synchronous(&writer.conn), 2, "a batch with an effect record is fsynced");
     }
 
+    /// A vote, an approval request, a sweep and an audit record are promised as durable as
+    /// an enqueue: each makes its batch commit with `synchronous=FULL`.
+    #[test]
+    fn approvals_and_audit_records_are_fsynced_like_new_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::super::open_connection(&dir.path().join("queue.db"), Durability::Full).unwrap();
+        create_schema(&conn).unwrap();
+        let ready: Arc<[Notify; 4]> = Arc::new(std::array::from_fn(|_| Notify::new()));
+        let mut writer = Writer::new(conn, &SqliteSettings::new(dir.path().join("queue.db")), ready).unwrap();
+        let claim =
+            || Op::Claim { quadrant: Quadrant::LongWrite, max: 1, lease_until_ms: 0, reply: oneshot::channel().0 };
+        let vote = crate::approvals::Vote { user_id: "U1".into(), approve: true, at_ms: 0, response_url: None };
+        let durable_ops = [
+            Op::Vote { id: "a".into(), vote, reply: oneshot::channel().0 },
+            Op::RequestApproval {
+                id: "a".into(),
+                key: "k".into(),
+                expires_ms: 0,
+                request: Vec::new(),
+                deadline: std::time::Instant::now(),
+                reply: oneshot::channel().0,
+            },
+            Op::SweepApprovals { now_ms: 0, reply: oneshot::channel().0 },
+            Op::AuditWrite { row: audit::AuditRow::for_test("r"), reply: oneshot::channel().0 },
+        ];
+        for op in durable_ops {
+            writer.choose_sync(&[claim()]).unwrap();
+            assert_eq!(synchronous(&writer.conn), 1);
+            writer.choose_sync(&[claim(), op]).unwrap();
+            assert_eq!(synchronous(&writer.conn), 2, "fsynced under durability = full");
+        }
+    }
+
     /// A dead letter whose payload is not JSON (why it was dead-lettered) must not make the
     /// response_url scrub fail: the scrub runs in the writer's batch, and an error there fails
     /// every operation of the batch (seen as a flaky dequeue in CI).

@@ -410,6 +410,47 @@ async fn a_request_past_its_deadline_is_not_stored(kind: Kind) {
     stored(&opened.approvals, &PendingApproval { id: fresh_id(), ..r }).await;
 }
 
+/// Many requests under deadlines too short to meet them all: a request answered
+/// `NotStoredInTime` is never reported by a sweep (its caller said "not queued"; SQLite
+/// undoes it, NATS tombstones it), and every stored one is reported exactly once.
+async fn requests_that_miss_their_deadline_are_never_reported(kind: Kind) {
+    let engine = Engine::start(kind);
+    let opened = engine.open().await;
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let store = opened.approvals.clone();
+            tokio::spawn(async move {
+                let r = request(&format!("req-rush-{i}"), 1, 300);
+                let deadline = tokio::time::Instant::now() + Duration::from_micros(50 * (i % 40));
+                let answer = store.request_approval(&r, deadline).await;
+                (r.id, answer)
+            })
+        })
+        .collect();
+    let (mut stored_ids, mut refused_ids) = (Vec::new(), Vec::new());
+    for task in tasks {
+        match task.await.unwrap() {
+            (id, Ok(ApprovalRequested::Stored)) => stored_ids.push(id),
+            (id, Err(QueueError::NotStoredInTime)) => refused_ids.push(id),
+            (_, other) => panic!("unexpected {other:?}"),
+        }
+    }
+    if kind == Kind::Sqlite {
+        // The writer undoes a commit nobody heard of before it takes its next batch: a
+        // vote (which goes through the writer) can never find such a request.
+        for id in &refused_ids {
+            let outcome = opened.approvals.vote(id, &vote("U1", true)).await.unwrap();
+            assert!(matches!(outcome, VoteOutcome::NotFound), "not stored means not stored: {outcome:?}");
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let swept = opened.approvals.sweep_approvals(now_ms()).await.unwrap();
+    let mut reported: Vec<String> = swept.expired.into_iter().map(|r| r.request.id).collect();
+    reported.sort();
+    stored_ids.sort();
+    assert_eq!(reported, stored_ids, "{} refused, {} stored", refused_ids.len(), stored_ids.len());
+}
+
 async fn approvals_and_votes_never_show_response_urls_in_debug(kind: Kind) {
     let engine = Engine::start(kind);
     let opened = engine.open().await;
@@ -438,6 +479,7 @@ crate::on_each_engine!(
     expiry_is_enforced_after_a_restart,
     unknown_and_hostile_ids_are_not_found,
     a_request_past_its_deadline_is_not_stored,
+    requests_that_miss_their_deadline_are_never_reported,
     approvals_and_votes_never_show_response_urls_in_debug,
 );
 
