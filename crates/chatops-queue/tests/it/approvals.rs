@@ -683,3 +683,48 @@ async fn nats_an_older_deployment_without_the_bucket_is_a_clear_error() {
     assert!(text.contains("max age"), "{text}");
     assert_eq!(admin.approvals.pending_approvals().await.unwrap(), 0);
 }
+
+/// The broker is killed (SIGKILL) with a request pending and a vote counted, and started
+/// again on its store: the request is still there, approvable, and a sweep still expires
+/// the other one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_pending_approvals_survive_a_broker_kill() {
+    let mut engine = Engine::start(Kind::Nats);
+    let opened = engine.open().await;
+    let r = request("req-broker-kill", 2, 15 * MINUTE_MS);
+    let short = request("req-broker-kill-short", 1, 200);
+    stored(&opened.approvals, &r).await;
+    stored(&opened.approvals, &short).await;
+    assert!(matches!(opened.approvals.vote(&r.id, &vote("U1", true)).await.unwrap(), VoteOutcome::Counted(_)));
+    drop(opened);
+    engine.broker().restart();
+    let opened = engine.open().await;
+    assert_eq!(opened.approvals.pending_approvals().await.unwrap(), 2);
+    let swept = opened.approvals.sweep_approvals(short.expires_ms + 1).await.unwrap();
+    assert_eq!(swept.expired.iter().map(|r| r.request.id.as_str()).collect::<Vec<_>>(), [short.id.as_str()]);
+    assert!(matches!(opened.approvals.vote(&r.id, &vote("U2", true)).await.unwrap(), VoteOutcome::Approved { .. }));
+    assert_eq!(drain(&opened.queue, Quadrant::LongWrite).await.len(), 1);
+}
+
+/// A stalled broker: the request answers `NotStoredInTime` by about its deadline; once the
+/// broker resumes, whatever it receives late changes nothing the caller was told (the
+/// same Slack request is stored afresh, and no expiry of the first is reported).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_a_request_to_a_stalled_broker_misses_its_deadline_cleanly() {
+    let mut engine = Engine::start(Kind::Nats);
+    let opened = engine.open().await;
+    assert_eq!(opened.approvals.pending_approvals().await.unwrap(), 0, "the bucket is open");
+    let r = request("req-stalled", 1, 500);
+    engine.broker().pause();
+    let started = std::time::Instant::now();
+    let answer = opened.approvals.request_approval(&r, tokio::time::Instant::now() + Duration::from_millis(300)).await;
+    let took = started.elapsed();
+    engine.broker().resume();
+    assert!(matches!(answer, Err(QueueError::NotStoredInTime)), "{answer:?}");
+    assert!(took < Duration::from_secs(5), "answered by about the deadline, took {took:?}");
+    let retry = PendingApproval { id: fresh_id(), ..request("req-stalled", 1, 500) };
+    stored(&opened.approvals, &retry).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let swept = opened.approvals.sweep_approvals(now_ms()).await.unwrap();
+    assert_eq!(swept.expired.iter().map(|r| r.request.id.as_str()).collect::<Vec<_>>(), [retry.id.as_str()]);
+}

@@ -26,7 +26,7 @@ pub(crate) struct Engine {
     pub(crate) kind: Kind,
     settings: EngineSettings,
     _dir: Option<tempfile::TempDir>,
-    _server: Option<NatsServer>,
+    server: Option<NatsServer>,
 }
 
 impl Engine {
@@ -46,7 +46,7 @@ impl Engine {
                 if let Some(retention) = tuning.audit_retention {
                     s.audit_retention = retention;
                 }
-                Engine { kind, settings: EngineSettings::Sqlite(s), _dir: Some(dir), _server: None }
+                Engine { kind, settings: EngineSettings::Sqlite(s), _dir: Some(dir), server: None }
             }
             Kind::Nats => {
                 let server = NatsServer::start();
@@ -58,7 +58,7 @@ impl Engine {
                 if let Some(retention) = tuning.audit_retention {
                     n.audit_retention = retention;
                 }
-                Engine { kind, settings: EngineSettings::Nats(Box::new(n)), _dir: None, _server: Some(server) }
+                Engine { kind, settings: EngineSettings::Nats(Box::new(n)), _dir: None, server: Some(server) }
             }
         }
     }
@@ -97,7 +97,12 @@ impl Engine {
     }
 
     pub(crate) fn nats_url(&self) -> Option<String> {
-        self._server.as_ref().map(|s| s.url())
+        self.server.as_ref().map(|s| s.url())
+    }
+
+    /// The NATS broker (panics on SQLite).
+    pub(crate) fn broker(&mut self) -> &mut NatsServer {
+        self.server.as_mut().expect("a NATS engine")
     }
 }
 
