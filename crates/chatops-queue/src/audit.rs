@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::QueueError;
 
+/// How long audit records are kept unless the engine's settings say otherwise (the
+/// config key `audit.retention`).
+pub const DEFAULT_RETENTION: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
+
 /// One command's record. The field names are the JSON Lines export's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -80,11 +84,37 @@ impl AuditFilter {
     }
 }
 
+/// The longest record id an engine stores (ids are idempotency keys, well below this).
+pub const MAX_ID_LEN: usize = 1024;
+
+/// Refuses an empty or oversized id (on NATS it becomes a subject token, hex-encoded).
+pub(crate) fn check_id(id: &str) -> Result<(), QueueError> {
+    if (1..=MAX_ID_LEN).contains(&id.len()) {
+        return Ok(());
+    }
+    Err(QueueError::Corrupt(crate::Cause::message(format!(
+        "an audit record id must be 1 to {MAX_ID_LEN} bytes (got {})",
+        id.len()
+    ))))
+}
+
+/// Orders `records` oldest first by `receivedMs` (then id) and keeps the last `limit`.
+pub(crate) fn keep_most_recent(records: &mut Vec<AuditRecord>, limit: usize) {
+    records.sort_by(|a, b| (a.received_ms, &a.id).cmp(&(b.received_ms, &b.id)));
+    let excess = records.len().saturating_sub(limit);
+    records.drain(..excess);
+}
+
 /// The durable audit trail; implemented by every engine.
 #[async_trait]
 pub trait AuditLog: Send + Sync + 'static {
     /// Stores (or replaces, by id) the record durably: it returns once the record would
-    /// survive a crash under the engine's durability setting.
+    /// survive a crash under the engine's durability setting. An id must be 1 to
+    /// [`MAX_ID_LEN`] bytes.
+    ///
+    /// Retention counts from the record's `receivedMs` on SQLite and from its last write
+    /// on NATS (a stream's `max_age`); records are written when a command ends, so the two
+    /// differ by a command's duration.
     async fn audit_write(&self, record: &AuditRecord) -> Result<(), QueueError>;
 
     /// Records matching the filter, oldest first by `receivedMs`.

@@ -260,6 +260,18 @@ impl QueueError {
         QueueError::Corrupt(Cause::new(String::new(), source))
     }
 
+    /// A stored record (an approval request, an audit record) could not be parsed. Unlike
+    /// [`QueueError::corrupt`] it keeps only where the JSON broke, never the parser's
+    /// message, which can quote the record's strings (a `response_url` is a bearer token).
+    pub(crate) fn unreadable(what: &str, e: &serde_json::Error) -> Self {
+        QueueError::Corrupt(Cause::message(format!(
+            "unreadable {what} ({:?} error at line {} column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        )))
+    }
+
     /// What went wrong underneath, with the underlying error when there is one.
     pub fn cause(&self) -> Option<&Cause> {
         match self {

@@ -21,6 +21,12 @@
 //!   effect-started records (`effect`), written by `mark_effect_started` and read at
 //!   dequeue together with the done-records, so a batch still costs one round trip.
 //!
+//! - KV bucket `<P>_APPROVALS` (stream `KV_<P>_APPROVALS`, history 1): pending
+//!   approvals as JSON records changed by compare-and-set (`approvals`).
+//! - stream `<P>_AUDIT`, subjects `<p>.audit.<hex of the record id>`: the audit trail, one
+//!   message per record id, limits retention with `max_age` = the audit retention
+//!   (`audit`).
+//!
 //! - core-NATS subjects `<p>.wake.{sr,sw,lr,lw}` (no stream): an empty message published
 //!   after each stored job, so idle workers in any process wake at once. Workers listen on a
 //!   connection of their own whose subscriptions buffer at most [`WAKE_BUFFER`] messages
@@ -45,6 +51,7 @@ mod approvals;
 mod audit;
 mod dlq;
 mod effect;
+mod scan;
 mod settings;
 mod topology;
 
@@ -92,6 +99,10 @@ pub struct NatsQueue {
     dlq: stream::Stream,
     done: stream::Stream,
     consumers: Vec<PullConsumer>,
+    /// Opened at first use, so that an admin command against a deployment set up by an
+    /// older version (no bucket, no audit stream) still manages its jobs and dead letters.
+    approvals: tokio::sync::OnceCell<stream::Stream>,
+    audit: tokio::sync::OnceCell<stream::Stream>,
     wakeups: Vec<Mutex<Option<async_nats::Subscriber>>>,
     /// The connection wake-ups arrive on, opened by the first `wait_for_jobs` (routers never
     /// need it): its own, because subscription buffers are sized per connection.
@@ -211,6 +222,8 @@ impl NatsQueue {
             dlq,
             done,
             consumers,
+            approvals: tokio::sync::OnceCell::new(),
+            audit: tokio::sync::OnceCell::new(),
             wakeups: (0..4).map(|_| Mutex::new(None)).collect(),
             wake_client: tokio::sync::OnceCell::new(),
             settings: settings.clone(),
@@ -220,10 +233,16 @@ impl NatsQueue {
     /// Stream and consumer names with their settings, for `chatops nats setup`.
     pub async fn describe(&self) -> Result<Vec<String>, QueueError> {
         let mut lines = Vec::new();
-        for stream in [&self.jobs, &self.dlq, &self.done] {
+        let (approvals, audit) = (self.approvals_stream().await?, self.audit_stream().await?);
+        for stream in [&self.jobs, &self.dlq, &self.done, approvals, audit] {
             let info = stream.get_info().await.map_err(|e| unavailable("reading stream info", e))?;
+            let max_age = if info.config.max_age.is_zero() {
+                String::new()
+            } else {
+                format!(", max age {:?}", info.config.max_age)
+            };
             lines.push(format!(
-                "stream {}: subjects {:?}, {:?} retention, {:?} storage, {} replica(s), {} message(s), duplicate window {:?}",
+                "stream {}: subjects {:?}, {:?} retention, {:?} storage, {} replica(s), {} message(s), duplicate window {:?}{max_age}",
                 info.config.name,
                 info.config.subjects,
                 info.config.retention,
@@ -299,6 +318,87 @@ impl NatsQueue {
         }))
     }
 
+    async fn approvals_stream(&self) -> Result<&stream::Stream, QueueError> {
+        self.approvals
+            .get_or_try_init(|| self.existing_stream(&self.names.approvals_stream, "the approvals bucket"))
+            .await
+    }
+
+    async fn audit_stream(&self) -> Result<&stream::Stream, QueueError> {
+        self.audit.get_or_try_init(|| self.existing_stream(&self.names.audit_stream, "the audit stream")).await
+    }
+
+    async fn existing_stream(&self, name: &str, what: &str) -> Result<stream::Stream, QueueError> {
+        self.js.get_stream(name).await.map_err(|e| {
+            unavailable(
+                &format!(
+                    "opening {what} (run `chatops nats setup`, or start a bot process of this version with this \
+                     --nats-prefix, first)"
+                ),
+                e,
+            )
+        })
+    }
+
+    /// Publishes the job to its quadrant's subject and waits for JetStream's answer (the
+    /// context's timeout bounds the wait); wakes idle workers when it was stored. No
+    /// deadline and no tombstone: [`Queue::enqueue`] adds those, and the approval path,
+    /// which must never write a tombstone for a job it will publish again, does not.
+    async fn publish_job(&self, job: &Job) -> Result<Enqueued, QueueError> {
+        let payload = serde_json::to_vec(job).map_err(QueueError::corrupt)?;
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", job.idempotency_key.as_str());
+        headers.insert(HEADER_CORRELATION_ID, job.correlation_id.as_str());
+        headers.insert(HEADER_JOB_ID, job.job_id.as_str());
+        headers.insert(HEADER_ROUTER_RECEIVED_NS, job.router_received_ns.to_string().as_str());
+        if let Some(tp) = &job.traceparent {
+            headers.insert(HEADER_TRACEPARENT, tp.as_str());
+        }
+        let ack = self
+            .js
+            .publish_with_headers(self.names.job_subject(job.quadrant), headers, payload.into())
+            .await
+            .map_err(|e| unavailable("publishing to JetStream", e))?
+            .await
+            .map_err(|e| {
+                let text = e.to_string();
+                if text.contains("maximum messages") {
+                    QueueError::Full { quadrant: job.quadrant, depth: 0 }
+                } else {
+                    unavailable("JetStream did not store the job", text)
+                }
+            })?;
+        if ack.duplicate {
+            return Ok(Enqueued::Duplicate);
+        }
+        // Core NATS, fire and forget: a lost wake-up only costs a worker's poll.
+        let _ = self.client.publish(self.names.wake_subject(job.quadrant), Bytes::new()).await;
+        Ok(Enqueued::Stored { enqueued_ns: now_unix_ns() })
+    }
+
+    /// Runs `store` (publishes and their acknowledgements) so that it gives up
+    /// [`TOMBSTONE_MARGIN`] before `deadline`: a caller that then writes a tombstone does
+    /// so while its own caller still waits for the answer.
+    async fn store_by<T>(
+        &self,
+        deadline: tokio::time::Instant,
+        store: impl std::future::Future<Output = Result<T, QueueError>>,
+    ) -> Result<T, QueueError> {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let publish_wait = left.saturating_sub(TOMBSTONE_MARGIN).max(MIN_PUBLISH_WAIT);
+        tokio::time::timeout(publish_wait, store).await.map_err(|_| QueueError::NotStoredInTime).and_then(|r| r)
+    }
+
+    /// Hands a tombstone to the client behind a store that failed or timed out (same
+    /// connection, so the server sees it second): readers treat what it names as never
+    /// stored. Bounded by [`TOMBSTONE_MARGIN`]; only the hand-over is awaited.
+    async fn write_tombstone(&self, subject: String, payload: &'static [u8], correlation_id: &str) {
+        let tombstone = self.js.publish(subject, Bytes::from_static(payload));
+        if tokio::time::timeout(TOMBSTONE_MARGIN, tombstone).await.is_err() {
+            tracing::warn!(correlation_id, "could not hand the not-stored tombstone to the NATS client in time");
+        }
+    }
+
     async fn is_done(&self, idempotency_key: &str) -> bool {
         self.done.get_last_raw_message_by_subject(&self.names.done_subject(idempotency_key)).await.is_ok()
     }
@@ -326,8 +426,7 @@ fn ack_error(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> QueueErr
 #[async_trait]
 impl Queue for NatsQueue {
     async fn enqueue(&self, job: &Job, deadline: tokio::time::Instant) -> Result<Enqueued, QueueError> {
-        let now = tokio::time::Instant::now();
-        if now >= deadline {
+        if tokio::time::Instant::now() >= deadline {
             return Err(QueueError::NotStoredInTime);
         }
         // While disconnected the client would buffer the publish and send it after a
@@ -335,57 +434,16 @@ impl Queue for NatsQueue {
         if self.client.connection_state() != State::Connected {
             return Err(QueueError::Unavailable("not connected to NATS".into()));
         }
-        let payload = serde_json::to_vec(job).map_err(QueueError::corrupt)?;
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", job.idempotency_key.as_str());
-        headers.insert(HEADER_CORRELATION_ID, job.correlation_id.as_str());
-        headers.insert(HEADER_JOB_ID, job.job_id.as_str());
-        headers.insert(HEADER_ROUTER_RECEIVED_NS, job.router_received_ns.to_string().as_str());
-        if let Some(tp) = &job.traceparent {
-            headers.insert(HEADER_TRACEPARENT, tp.as_str());
-        }
-        let publish = async {
-            self.js
-                .publish_with_headers(self.names.job_subject(job.quadrant), headers, payload.into())
-                .await
-                .map_err(|e| unavailable("publishing to JetStream", e))?
-                .await
-                .map_err(|e| {
-                    let text = e.to_string();
-                    if text.contains("maximum messages") {
-                        QueueError::Full { quadrant: job.quadrant, depth: 0 }
-                    } else {
-                        unavailable("JetStream did not store the job", text)
-                    }
-                })
-        };
-        // The publish gives up before the deadline, so that the tombstone below is written
-        // while the caller still waits for our answer.
-        let publish_wait = (deadline - now).saturating_sub(TOMBSTONE_MARGIN).max(MIN_PUBLISH_WAIT);
-        let result =
-            tokio::time::timeout(publish_wait, publish).await.map_err(|_| QueueError::NotStoredInTime).and_then(|r| r);
-        match result {
-            Ok(ack) if ack.duplicate => Ok(Enqueued::Duplicate),
-            Ok(_) => {
-                // Core NATS, fire and forget: a lost wake-up only costs a worker's poll.
-                let _ = self.client.publish(self.names.wake_subject(job.quadrant), Bytes::new()).await;
-                Ok(Enqueued::Stored { enqueued_ns: now_unix_ns() })
-            }
+        match self.store_by(deadline, self.publish_job(job)).await {
+            Ok(enqueued) => Ok(enqueued),
             // The server refused it: nothing was stored.
             Err(e @ QueueError::Full { .. }) => Err(e),
             Err(e) => {
                 // The caller will answer "not queued", but the publish may have left and be
                 // stored late (a stalled broker, an ack lost on the way back). A done-record
-                // written right behind it (same connection, so the server sees it second)
-                // makes workers skip such a job.
-                let tombstone =
-                    self.js.publish(self.names.done_subject(&job.idempotency_key), Bytes::from_static(b"not-queued"));
-                if tokio::time::timeout(TOMBSTONE_MARGIN, tombstone).await.is_err() {
-                    tracing::warn!(
-                        correlation_id = %job.correlation_id,
-                        "could not hand the not-queued tombstone to the NATS client in time"
-                    );
-                }
+                // right behind it makes workers skip such a job.
+                let subject = self.names.done_subject(&job.idempotency_key);
+                self.write_tombstone(subject, b"not-queued", job.correlation_id.as_str()).await;
                 Err(e)
             }
         }

@@ -39,6 +39,12 @@ pub struct NatsSettings {
     pub duplicate_window: Duration,
     /// Indexed like [`Quadrant::ALL`](chatops_core::Quadrant::ALL).
     pub consumers: [ConsumerSettings; 4],
+    /// `max_age` of the approvals bucket: how long a request is kept after its last write
+    /// (its decision, or its creation while pending). Approval timeouts must stay well
+    /// below it, or a pending request vanishes before it expires.
+    pub approval_retention: Duration,
+    /// `max_age` of the audit stream: how long a record is kept after it was written.
+    pub audit_retention: Duration,
     pub replicas: usize,
     /// How long a JetStream API request (stream info, dead letters, done-records) waits
     /// for its answer. An enqueue is bounded by its own deadline instead.
@@ -55,6 +61,8 @@ impl NatsSettings {
             done_retention: Duration::from_secs(24 * 3600),
             duplicate_window: Duration::from_secs(15 * 60),
             consumers: [ConsumerSettings { ack_wait: Duration::from_secs(30), max_deliver: 3 }; 4],
+            approval_retention: crate::approvals::DEFAULT_RETENTION,
+            audit_retention: crate::audit::DEFAULT_RETENTION,
             replicas: 1,
             publish_timeout: Duration::from_secs(2),
         }

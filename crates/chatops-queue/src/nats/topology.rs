@@ -1,5 +1,6 @@
 //! The JetStream layout (see the parent module's docs): names derived from the prefix, the
-//! JetStream check, and the streams `chatops nats setup` (or an owner process) creates.
+//! JetStream check, and the streams and the bucket `chatops nats setup` (or an owner
+//! process) creates.
 
 use std::time::Duration;
 
@@ -17,6 +18,10 @@ pub(super) struct Names {
     pub(super) jobs_stream: String,
     pub(super) dlq_stream: String,
     pub(super) done_stream: String,
+    /// The approvals KV bucket (`<P>_APPROVALS`); its stream is `KV_<bucket>`.
+    pub(super) approvals_bucket: String,
+    pub(super) approvals_stream: String,
+    pub(super) audit_stream: String,
     pub(super) subject_root: String,
 }
 
@@ -27,8 +32,22 @@ impl Names {
             jobs_stream: format!("{upper}_JOBS"),
             dlq_stream: format!("{upper}_DLQ"),
             done_stream: format!("{upper}_DONE"),
+            approvals_bucket: format!("{upper}_APPROVALS"),
+            approvals_stream: format!("KV_{upper}_APPROVALS"),
+            audit_stream: format!("{upper}_AUDIT"),
             subject_root: prefix.to_ascii_lowercase(),
         }
+    }
+
+    /// The subject of a key in the approvals bucket (KV keys are subjects under
+    /// `$KV.<bucket>.`).
+    pub(super) fn approval_key(&self, key: &str) -> String {
+        format!("$KV.{}.{key}", self.approvals_bucket)
+    }
+
+    /// An audit record's subject: its id hex-encoded, so any id is one valid token.
+    pub(super) fn audit_subject(&self, record_id: &str) -> String {
+        format!("{}.audit.{}", self.subject_root, hex_token(record_id))
     }
 
     pub(super) fn job_subject(&self, q: Quadrant) -> String {
@@ -55,6 +74,15 @@ impl Names {
     pub(super) fn consumer(&self, q: Quadrant) -> String {
         format!("{}_{}", self.jobs_stream.trim_end_matches("_JOBS"), q.short().to_ascii_uppercase())
     }
+}
+
+/// `s`'s bytes as lowercase hex: a valid subject token (and KV key) for any string.
+pub(super) fn hex_token(s: &str) -> String {
+    use std::fmt::Write as _;
+    s.bytes().fold(String::with_capacity(s.len() * 2), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 /// Asks the server for JetStream's account info; a server without JetStream has no
@@ -124,5 +152,47 @@ pub(super) async fn create_streams(
         ..Default::default()
     };
     js.create_or_update_stream(done_config).await.map_err(|e| unavailable("creating the done-record stream", e))?;
+    js.create_or_update_stream(approvals_config(names, settings))
+        .await
+        .map_err(|e| unavailable("creating the approvals bucket", e))?;
+    let audit_config = stream::Config {
+        name: names.audit_stream.clone(),
+        subjects: vec![format!("{}.audit.*", names.subject_root)],
+        retention: stream::RetentionPolicy::Limits,
+        storage: stream::StorageType::File,
+        // One message per record id: writing a record again replaces it.
+        max_messages_per_subject: 1,
+        max_age: settings.audit_retention,
+        num_replicas: settings.replicas,
+        description: Some("chatops audit trail, one subject per record".into()),
+        ..Default::default()
+    };
+    js.create_or_update_stream(audit_config).await.map_err(|e| unavailable("creating the audit stream", e))?;
     Ok(())
+}
+
+/// The approvals bucket's stream, laid out as JetStream's KV buckets are (`KV_<bucket>`,
+/// subjects `$KV.<bucket>.>`, history 1, rollups allowed, deletes denied, direct gets), so
+/// `nats kv` tools can read it. It is created as a stream rather than through async-nats'
+/// KV API, which this build does not enable; the engine's reads and compare-and-set
+/// writes are the ones that API makes (`Nats-Expected-Last-Subject-Sequence`).
+///
+/// `max_age` is the approval retention: the bucket is the request's only copy, so it
+/// must outlive every pending request (see `NatsSettings::approval_retention`).
+fn approvals_config(names: &Names, settings: &NatsSettings) -> stream::Config {
+    stream::Config {
+        name: names.approvals_stream.clone(),
+        subjects: vec![format!("$KV.{}.>", names.approvals_bucket)],
+        retention: stream::RetentionPolicy::Limits,
+        storage: stream::StorageType::File,
+        max_messages_per_subject: 1,
+        max_age: settings.approval_retention,
+        discard: stream::DiscardPolicy::New,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        num_replicas: settings.replicas,
+        description: Some("chatops pending approvals (a KV bucket)".into()),
+        ..Default::default()
+    }
 }

@@ -67,7 +67,13 @@ pub struct SqliteSettings {
     pub max_depth: u64,
     /// How long done-records are kept (they block re-runs and duplicate deliveries).
     pub done_retention: Duration,
-    /// How often expired leases are reclaimed and old done-records pruned.
+    /// How long approval requests are kept after they were decided or expired (a click on
+    /// an old approval message is then `Closed` rather than unknown).
+    pub approval_retention: Duration,
+    /// How long audit records are kept, counted from when the command was received.
+    pub audit_retention: Duration,
+    /// How often expired leases are reclaimed and old done-records, decided approvals and
+    /// audit records pruned.
     pub maintenance_interval: Duration,
 }
 
@@ -78,6 +84,8 @@ impl SqliteSettings {
             durability: Durability::Full,
             max_depth: 100_000,
             done_retention: Duration::from_secs(24 * 3600),
+            approval_retention: crate::approvals::DEFAULT_RETENTION,
+            audit_retention: crate::audit::DEFAULT_RETENTION,
             maintenance_interval: Duration::from_secs(1),
         }
     }
@@ -167,8 +175,7 @@ impl SqliteQueue {
         let reader = open_connection(&settings.path, settings.durability)?;
         let ready: Arc<[Notify; 4]> = Arc::new(std::array::from_fn(|_| Notify::new()));
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        let writer = Writer::new(conn, settings.durability, settings.max_depth, settings.done_retention, ready.clone())
-            .map_err(storage)?;
+        let writer = Writer::new(conn, &settings, ready.clone()).map_err(storage)?;
         std::thread::Builder::new()
             .name("chatops-sqlite-writer".into())
             .spawn(move || writer.run(rx, MAX_BATCH))
@@ -205,6 +212,42 @@ impl SqliteQueue {
         let (tx, rx) = oneshot::channel();
         self.ops.send(make(tx)).await.map_err(|_| QueueError::Closed)?;
         rx.await.map_err(|_| transaction_failed())?
+    }
+
+    /// [`SqliteQueue::call`] for an operation that stores something under a deadline
+    /// (an enqueue, an approval request): it answers by the deadline, and
+    /// [`QueueError::NotStoredInTime`] then means not stored. The operation must carry the
+    /// deadline to the writer, which skips it when it comes too late and undoes its commit
+    /// when nobody could be told (see `Writer::run_batch`).
+    async fn call_by<T>(
+        &self,
+        deadline: tokio::time::Instant,
+        make: impl FnOnce(oneshot::Sender<Result<T, QueueError>>) -> Op,
+    ) -> Result<T, QueueError> {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(QueueError::NotStoredInTime);
+        }
+        let (reply, mut rx) = oneshot::channel();
+        // A send that cannot get into the channel in time never reaches the writer.
+        match tokio::time::timeout_at(deadline, self.ops.send(make(reply))).await {
+            Err(_) => return Err(QueueError::NotStoredInTime),
+            Ok(Err(_)) => return Err(QueueError::Closed),
+            Ok(Ok(())) => {}
+        }
+        tokio::select! {
+            biased;
+            answer = &mut rx => answer.unwrap_or_else(|_| Err(transaction_failed())),
+            () = tokio::time::sleep_until(deadline) => {
+                // After `close` the writer can no longer deliver a reply: either it already
+                // did (it is stored, and we say so), or it will find the receiver closed
+                // and skip the operation, or undo it if it was committing it just now.
+                rx.close();
+                match rx.try_recv() {
+                    Ok(answer) => answer,
+                    Err(_) => Err(QueueError::NotStoredInTime),
+                }
+            }
+        }
     }
 
     async fn read<T: Send + 'static>(
@@ -269,28 +312,17 @@ impl Queue for SqliteQueue {
         let key = job.idempotency_key.clone();
         let quadrant = job.quadrant;
         let max_attempts = job.max_attempts;
-        let (reply, mut rx) = oneshot::channel();
-        let op = Op::Enqueue { job_id, key, quadrant, max_attempts, payload, deadline: deadline.into_std(), reply };
-        // A send that cannot get into the channel in time never reaches the writer.
-        match tokio::time::timeout_at(deadline, self.ops.send(op)).await {
-            Err(_) => return Err(QueueError::NotStoredInTime),
-            Ok(Err(_)) => return Err(QueueError::Closed),
-            Ok(Ok(())) => {}
-        }
-        tokio::select! {
-            biased;
-            answer = &mut rx => answer.unwrap_or_else(|_| Err(transaction_failed())),
-            () = tokio::time::sleep_until(deadline) => {
-                // After `close` the writer can no longer deliver a reply: either it already
-                // did (the job is stored, and we say so), or it will find the receiver
-                // closed and skip the job, or undo it if it was committing it just now.
-                rx.close();
-                match rx.try_recv() {
-                    Ok(answer) => answer,
-                    Err(_) => Err(QueueError::NotStoredInTime),
-                }
-            }
-        }
+        let std_deadline = deadline.into_std();
+        self.call_by(deadline, |reply| Op::Enqueue {
+            job_id,
+            key,
+            quadrant,
+            max_attempts,
+            payload,
+            deadline: std_deadline,
+            reply,
+        })
+        .await
     }
 
     async fn dequeue(&self, quadrant: Quadrant, max: usize, lease: Duration) -> Result<Vec<Delivery>, QueueError> {

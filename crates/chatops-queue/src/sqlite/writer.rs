@@ -5,9 +5,10 @@
 //! the batch fails, the whole transaction is rolled back and every caller gets the error:
 //! nothing is acknowledged that is not stored.
 //!
-//! Only a batch that stores new work (an enqueue, a redrive, or an effect-started record)
-//! is fsynced under `durability = full`: that is what the router's acknowledgement and
-//! `mark_effect_started` promise. Batches of
+//! Only a batch that stores new work or something a caller is told is durable (an enqueue,
+//! a redrive, an effect-started record, an approval request, a vote, a sweep's expiries, an
+//! audit record) is fsynced under `durability = full`: that is what the router's
+//! acknowledgement, `mark_effect_started`, `vote` and `audit_write` promise. Batches of
 //! leases, completions and retries commit with `synchronous=NORMAL` (written to the WAL,
 //! fsynced by the next full commit or checkpoint): a power loss may undo them, which only
 //! means a job runs again, as at-least-once delivery allows.
@@ -19,7 +20,8 @@ use chatops_core::{Quadrant, time::now_unix_ns};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::Durability;
+use super::{Durability, SqliteSettings, approvals, audit};
+use crate::approvals::{ApprovalRecord, ApprovalRequested, VoteEffect, VoteOutcome};
 use crate::{EffectStarted, Enqueued, FailOutcome, QuadrantStats, QueueError, QueueStats};
 
 type Reply<T> = oneshot::Sender<Result<T, QueueError>>;
@@ -91,8 +93,52 @@ pub(crate) enum Op {
     Ping {
         reply: Reply<()>,
     },
-    /// Periodic: reclaim expired leases, prune old done-records, resync depth counters.
+    /// Stores a pending approval request (bounded by `deadline` like `Enqueue`).
+    RequestApproval {
+        id: String,
+        key: String,
+        expires_ms: i64,
+        /// The `PendingApproval` as JSON.
+        request: Vec<u8>,
+        deadline: std::time::Instant,
+        reply: Reply<ApprovalRequested>,
+    },
+    /// Records a vote; the deciding approval inserts the job in the same transaction.
+    Vote {
+        id: String,
+        vote: crate::approvals::Vote,
+        reply: Reply<VoteOutcome>,
+    },
+    /// Expires pending requests due before `now_ms`; answers the ones it expired.
+    SweepApprovals {
+        now_ms: i64,
+        reply: Reply<Vec<ApprovalRecord>>,
+    },
+    /// Stores or replaces an audit record.
+    AuditWrite {
+        row: audit::AuditRow,
+        reply: Reply<()>,
+    },
+    /// Periodic: reclaim expired leases, prune old done-records, decided approvals and
+    /// audit records, resync depth counters.
     Maintain,
+}
+
+/// A vote's result, held until the transaction commits.
+enum Voted {
+    Outcome(VoteOutcome),
+    /// The deciding approval; `row` is the job's row, `None` when the queue already had the
+    /// key (a duplicate).
+    Approved {
+        record: ApprovalRecord,
+        row: Option<i64>,
+    },
+}
+
+/// A row committed in this batch whose caller could no longer be told so.
+enum Untold {
+    Job(i64),
+    Approval(String),
 }
 
 /// An operation's result, held until the transaction commits.
@@ -102,6 +148,11 @@ enum Done {
     Unit(Reply<()>, Result<(), QueueError>),
     Fail(Reply<FailOutcome>, FailOutcome),
     Count(Reply<u64>, u64),
+    /// The answer, and the id that was stored (to undo if nobody hears it).
+    Requested(Reply<ApprovalRequested>, Result<ApprovalRequested, QueueError>, String),
+    /// Boxed: a record is large, and most operations of a batch are not votes.
+    Voted(Reply<VoteOutcome>, Box<Result<Voted, QueueError>>),
+    Swept(Reply<Vec<ApprovalRecord>>, Vec<ApprovalRecord>),
     Nothing,
 }
 
@@ -143,6 +194,28 @@ CREATE TABLE IF NOT EXISTS dlq (
     effect_at_ms   INTEGER
 );
 CREATE INDEX IF NOT EXISTS dlq_key ON dlq (idem_key);
+CREATE TABLE IF NOT EXISTS approvals (
+    id         TEXT PRIMARY KEY,
+    idem_key   TEXT NOT NULL UNIQUE,
+    state      TEXT NOT NULL,              -- pending, approved, denied, expired
+    expires_ms INTEGER NOT NULL,
+    decided_ms INTEGER,
+    request    BLOB NOT NULL,              -- the PendingApproval as JSON, written once
+    votes      TEXT NOT NULL DEFAULT '[]'  -- the votes as a JSON array, in order
+);
+CREATE INDEX IF NOT EXISTS approvals_due ON approvals (state, expires_ms);
+CREATE INDEX IF NOT EXISTS approvals_decided ON approvals (decided_ms) WHERE decided_ms IS NOT NULL;
+CREATE TABLE IF NOT EXISTS audit (
+    id          TEXT PRIMARY KEY,
+    received_ms INTEGER NOT NULL,
+    recorded_ms INTEGER NOT NULL,
+    user_id     TEXT NOT NULL,
+    command     TEXT NOT NULL,
+    json        BLOB NOT NULL              -- the AuditRecord as JSON
+);
+CREATE INDEX IF NOT EXISTS audit_received ON audit (received_ms);
+CREATE INDEX IF NOT EXISTS audit_user ON audit (user_id, received_ms);
+CREATE INDEX IF NOT EXISTS audit_command ON audit (command, received_ms);
 ";
 
 const READY: i64 = 0;
@@ -262,6 +335,8 @@ pub(crate) struct Writer {
     synced_now: bool,
     max_depth: u64,
     done_retention_ms: i64,
+    approval_retention_ms: i64,
+    audit_retention_ms: i64,
     ready: Arc<[Notify; 4]>,
     /// Jobs (ready + leased) per quadrant, for the `Full` check without a COUNT per enqueue.
     depth: [u64; 4],
@@ -299,19 +374,16 @@ pub(crate) fn scrub_expired_response_urls(conn: &Connection, now_ns: u64) -> rus
 }
 
 impl Writer {
-    pub(super) fn new(
-        conn: Connection,
-        durability: Durability,
-        max_depth: u64,
-        done_retention: std::time::Duration,
-        ready: Arc<[Notify; 4]>,
-    ) -> rusqlite::Result<Self> {
+    pub(super) fn new(conn: Connection, settings: &SqliteSettings, ready: Arc<[Notify; 4]>) -> rusqlite::Result<Self> {
+        let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         let mut w = Writer {
             conn,
-            full_sync: durability == Durability::Full,
-            synced_now: durability == Durability::Full,
-            max_depth,
-            done_retention_ms: done_retention.as_millis() as i64,
+            full_sync: settings.durability == Durability::Full,
+            synced_now: settings.durability == Durability::Full,
+            max_depth: settings.max_depth,
+            done_retention_ms: ms(settings.done_retention),
+            approval_retention_ms: ms(settings.approval_retention),
+            audit_retention_ms: ms(settings.audit_retention),
             ready,
             depth: [0; 4],
             committed_ns: HashMap::new(),
@@ -346,7 +418,18 @@ impl Writer {
     /// Sets `synchronous` for the next transaction: FULL only when it stores new work.
     fn choose_sync(&mut self, batch: &[Op]) -> rusqlite::Result<()> {
         let want_full = self.full_sync
-            && batch.iter().any(|op| matches!(op, Op::Enqueue { .. } | Op::Redrive { .. } | Op::MarkEffect { .. }));
+            && batch.iter().any(|op| {
+                matches!(
+                    op,
+                    Op::Enqueue { .. }
+                        | Op::Redrive { .. }
+                        | Op::MarkEffect { .. }
+                        | Op::RequestApproval { .. }
+                        | Op::Vote { .. }
+                        | Op::SweepApprovals { .. }
+                        | Op::AuditWrite { .. }
+                )
+            });
         if want_full != self.synced_now {
             self.conn.pragma_update(None, "synchronous", if want_full { "FULL" } else { "NORMAL" })?;
             self.synced_now = want_full;
@@ -381,8 +464,9 @@ impl Writer {
             return;
         }
         let committed = now_unix_ns();
-        // Enqueues are answered first: a row whose caller can no longer be told it was
-        // stored must not be handed to a worker by a claim of this same batch either.
+        // Enqueues (and approval requests, which have deadlines too) are answered first: a
+        // row whose caller can no longer be told it was stored must not be handed to a
+        // worker by a claim of this same batch either.
         let mut untold = Vec::new();
         let mut others = Vec::with_capacity(results.len());
         for done in results {
@@ -391,7 +475,7 @@ impl Writer {
                     self.committed_ns.insert(row_id, committed);
                     if reply.send(Ok(Enqueued::Stored { enqueued_ns: committed })).is_err() {
                         // The caller gave up at its deadline and told the user "not queued".
-                        untold.push(row_id);
+                        untold.push(Untold::Job(row_id));
                     }
                 }
                 Done::Enqueue(reply, Ok(None)) => {
@@ -400,15 +484,42 @@ impl Writer {
                 Done::Enqueue(reply, Err(e)) => {
                     let _ = reply.send(Err(e));
                 }
+                Done::Requested(reply, answer, id) => {
+                    let stored = matches!(answer, Ok(ApprovalRequested::Stored));
+                    if reply.send(answer).is_err() && stored {
+                        untold.push(Untold::Approval(id));
+                    }
+                }
                 other => others.push(other),
             }
         }
         for done in others {
             match done {
-                Done::Enqueue(..) => unreachable!("enqueues were answered above"),
+                Done::Enqueue(..) | Done::Requested(..) => unreachable!("answered above"),
                 Done::Claim(reply, mut claimed) => {
-                    claimed.retain(|c| !untold.contains(&c.row_id));
+                    claimed.retain(|c| !untold.iter().any(|u| matches!(u, Untold::Job(row) if *row == c.row_id)));
                     let _ = reply.send(Ok(claimed));
+                }
+                Done::Voted(reply, voted) => {
+                    let answer = (*voted).map(|voted| match voted {
+                        Voted::Outcome(outcome) => outcome,
+                        Voted::Approved { record, row } => {
+                            let enqueued = match row {
+                                Some(row_id) => {
+                                    self.committed_ns.insert(row_id, committed);
+                                    Enqueued::Stored { enqueued_ns: committed }
+                                }
+                                None => Enqueued::Duplicate,
+                            };
+                            VoteOutcome::Approved { record, enqueued }
+                        }
+                    });
+                    // A voter that stopped listening changes nothing: its vote stands, and
+                    // its next click is told so.
+                    let _ = reply.send(answer);
+                }
+                Done::Swept(reply, expired) => {
+                    let _ = reply.send(Ok(expired));
                 }
                 Done::Unit(reply, r) => {
                     let _ = reply.send(r);
@@ -433,26 +544,29 @@ impl Writer {
     }
 
     /// Deletes rows committed in this batch whose callers could no longer be told they were
-    /// stored. It runs before any worker is woken and on the only thread that claims, so
-    /// no claim can see these rows in between.
-    fn undo_untold(&mut self, rows: &[i64]) {
+    /// stored (jobs, approval requests). It runs before any worker is woken and on the only
+    /// thread that claims or votes, so nothing can see these rows in between.
+    fn undo_untold(&mut self, rows: &[Untold]) {
         let outcome = (|| -> rusqlite::Result<()> {
             self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-            for &row_id in rows {
-                self.delete_job(row_id)?;
+            for row in rows {
+                match row {
+                    Untold::Job(row_id) => self.delete_job(*row_id)?,
+                    Untold::Approval(id) => approvals::delete(&self.conn, id)?,
+                }
             }
             self.conn.prepare_cached("COMMIT")?.execute([]).map(drop)
         })();
         match outcome {
-            Ok(()) => tracing::info!(jobs = rows.len(), "removed jobs stored after their callers' deadline"),
+            Ok(()) => tracing::info!(rows = rows.len(), "removed rows stored after their callers' deadline"),
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 // The counters may now be off by these rows; the next maintenance pass
                 // resyncs them from the table.
                 tracing::error!(
-                    jobs = rows.len(),
+                    rows = rows.len(),
                     error.message = %e,
-                    "could not remove jobs stored after their callers' deadline; they will run although the user was told they were not queued"
+                    "could not remove rows stored after their callers' deadline; they will run (or wait for approval) although the user was told they were not queued"
                 );
             }
         }
@@ -463,7 +577,7 @@ impl Writer {
             Op::Enqueue { job_id, key, quadrant, max_attempts, payload, deadline, reply } => {
                 // Nobody would hear that it was stored: storing it would run a job the user
                 // was told was not queued.
-                if reply.is_closed() || std::time::Instant::now() >= deadline {
+                if too_late(&reply, deadline) {
                     return Ok(Done::Enqueue(reply, Err(QueueError::NotStoredInTime)));
                 }
                 let qi = quadrant.index();
@@ -548,11 +662,73 @@ impl Writer {
                 self.conn.query_row("SELECT 1", [], |_| Ok(()))?;
                 Done::Unit(reply, Ok(()))
             }
+            Op::RequestApproval { id, key, expires_ms, request, deadline, reply } => {
+                // As for an enqueue: a request nobody hears about must not wait for approvers.
+                if too_late(&reply, deadline) {
+                    return Ok(Done::Requested(reply, Err(QueueError::NotStoredInTime), id));
+                }
+                let answer = approvals::insert(&self.conn, &id, &key, expires_ms, &request)?;
+                Done::Requested(reply, answer, id)
+            }
+            Op::Vote { id, vote, reply } => {
+                let voted = self.vote(&id, &vote, woken)?;
+                Done::Voted(reply, Box::new(voted))
+            }
+            Op::SweepApprovals { now_ms, reply } => Done::Swept(reply, approvals::expire_due(&self.conn, now_ms)?),
+            Op::AuditWrite { row, reply } => {
+                audit::upsert(&self.conn, &row)?;
+                Done::Unit(reply, Ok(()))
+            }
             Op::Maintain => {
                 self.maintain(woken)?;
                 Done::Nothing
             }
         })
+    }
+
+    /// One vote, read and written in this transaction; the deciding approval inserts the
+    /// job here too, so it is enqueued exactly once by construction. Errors that concern
+    /// only this vote (a corrupt record, a full queue) are its answer; a SQLite error
+    /// fails the batch.
+    fn vote(
+        &mut self,
+        id: &str,
+        vote: &crate::approvals::Vote,
+        woken: &mut [bool; 4],
+    ) -> rusqlite::Result<Result<Voted, QueueError>> {
+        if !crate::approvals::is_valid_id(id) {
+            return Ok(Ok(Voted::Outcome(VoteOutcome::NotFound)));
+        }
+        let mut record = match approvals::load(&self.conn, id)? {
+            None => return Ok(Ok(Voted::Outcome(VoteOutcome::NotFound))),
+            Some(Err(e)) => return Ok(Err(e)),
+            Some(Ok(record)) => record,
+        };
+        let effect = crate::approvals::apply_vote(&mut record, vote);
+        if !effect.changes_record() {
+            return Ok(Ok(Voted::Outcome(effect.outcome(record))));
+        }
+        if effect != VoteEffect::Approved {
+            approvals::store_decision(&self.conn, &record)?;
+            return Ok(Ok(Voted::Outcome(effect.outcome(record))));
+        }
+        let job = crate::approvals::approved_job(&record, now_unix_ns());
+        let qi = job.quadrant.index();
+        if self.depth[qi] >= self.max_depth {
+            // Nothing is stored: the approver may click again once the queue drains.
+            return Ok(Err(QueueError::Full { quadrant: job.quadrant, depth: self.depth[qi] }));
+        }
+        let payload = match serde_json::to_vec(&job) {
+            Ok(payload) => payload,
+            Err(e) => return Ok(Err(QueueError::corrupt(e))),
+        };
+        approvals::store_decision(&self.conn, &record)?;
+        let row = self.insert_job(&job.job_id, &job.idempotency_key, qi, job.max_attempts, &payload)?;
+        if row.is_some() {
+            self.depth[qi] += 1;
+            woken[qi] = true;
+        }
+        Ok(Ok(Voted::Approved { record, row }))
     }
 
     fn insert_job(
@@ -717,6 +893,8 @@ impl Writer {
         self.conn
             .prepare_cached("DELETE FROM done WHERE completed_ms < ?1")?
             .execute([now - self.done_retention_ms])?;
+        approvals::prune(&self.conn, now.saturating_sub(self.approval_retention_ms))?;
+        audit::prune(&self.conn, now.saturating_sub(self.audit_retention_ms))?;
         if self.last_scrub.is_none_or(|at| at.elapsed() >= SCRUB_EVERY) {
             let n = scrub_expired_response_urls(&self.conn, now_unix_ns())?;
             if n > 0 {
@@ -738,9 +916,17 @@ impl Writer {
     }
 }
 
+/// An operation with a deadline whose caller stopped waiting, or will have by now.
+fn too_late<T>(reply: &Reply<T>, deadline: std::time::Instant) -> bool {
+    reply.is_closed() || std::time::Instant::now() >= deadline
+}
+
 fn fail_done(done: Done, message: &str) {
     let err = || QueueError::Storage(message.into());
     match done {
+        Done::Requested(r, ..) => drop(r.send(Err(err()))),
+        Done::Voted(r, _) => drop(r.send(Err(err()))),
+        Done::Swept(r, _) => drop(r.send(Err(err()))),
         Done::Enqueue(r, _) => drop(r.send(Err(err()))),
         Done::Claim(r, _) => drop(r.send(Err(err()))),
         Done::Unit(r, _) => drop(r.send(Err(err()))),
@@ -761,6 +947,10 @@ fn fail_op(op: Op, message: &str) {
         Op::Complete { reply, .. } => drop(reply.send(Err(err()))),
         Op::Fail { reply, .. } => drop(reply.send(Err(err()))),
         Op::Redrive { reply, .. } | Op::Purge { reply } => drop(reply.send(Err(err()))),
+        Op::RequestApproval { reply, .. } => drop(reply.send(Err(err()))),
+        Op::Vote { reply, .. } => drop(reply.send(Err(err()))),
+        Op::SweepApprovals { reply, .. } => drop(reply.send(Err(err()))),
+        Op::AuditWrite { reply, .. } => drop(reply.send(Err(err()))),
         Op::Maintain => {}
     }
 }
@@ -782,7 +972,9 @@ mod tests {
         let conn = super::super::open_connection(&dir.path().join("queue.db"), Durability::Full).unwrap();
         create_schema(&conn).unwrap();
         let ready: Arc<[Notify; 4]> = Arc::new(std::array::from_fn(|_| Notify::new()));
-        let mut writer = Writer::new(conn, Durability::Full, 10, std::time::Duration::from_secs(60), ready).unwrap();
+        let mut settings = SqliteSettings::new(dir.path().join("queue.db"));
+        settings.max_depth = 10;
+        let mut writer = Writer::new(conn, &settings, ready).unwrap();
         let claim =
             || Op::Claim { quadrant: Quadrant::LongWrite, max: 1, lease_until_ms: 0, reply: oneshot::channel().0 };
         writer.choose_sync(&[claim()]).unwrap();
@@ -790,6 +982,39 @@ mod tests {
         let mark = Op::MarkEffect { row_id: 1, attempt: 1, at_ms: 0, reply: oneshot::channel().0 };
         writer.choose_sync(&[claim(), mark]).unwrap();
         assert_eq!(synchronous(&writer.conn), 2, "a batch with an effect record is fsynced");
+    }
+
+    /// A vote, an approval request, a sweep and an audit record are promised as durable as
+    /// an enqueue: each makes its batch commit with `synchronous=FULL`.
+    #[test]
+    fn approvals_and_audit_records_are_fsynced_like_new_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::super::open_connection(&dir.path().join("queue.db"), Durability::Full).unwrap();
+        create_schema(&conn).unwrap();
+        let ready: Arc<[Notify; 4]> = Arc::new(std::array::from_fn(|_| Notify::new()));
+        let mut writer = Writer::new(conn, &SqliteSettings::new(dir.path().join("queue.db")), ready).unwrap();
+        let claim =
+            || Op::Claim { quadrant: Quadrant::LongWrite, max: 1, lease_until_ms: 0, reply: oneshot::channel().0 };
+        let vote = crate::approvals::Vote { user_id: "U1".into(), approve: true, at_ms: 0, response_url: None };
+        let durable_ops = [
+            Op::Vote { id: "a".into(), vote, reply: oneshot::channel().0 },
+            Op::RequestApproval {
+                id: "a".into(),
+                key: "k".into(),
+                expires_ms: 0,
+                request: Vec::new(),
+                deadline: std::time::Instant::now(),
+                reply: oneshot::channel().0,
+            },
+            Op::SweepApprovals { now_ms: 0, reply: oneshot::channel().0 },
+            Op::AuditWrite { row: audit::AuditRow::for_test("r"), reply: oneshot::channel().0 },
+        ];
+        for op in durable_ops {
+            writer.choose_sync(&[claim()]).unwrap();
+            assert_eq!(synchronous(&writer.conn), 1);
+            writer.choose_sync(&[claim(), op]).unwrap();
+            assert_eq!(synchronous(&writer.conn), 2, "fsynced under durability = full");
+        }
     }
 
     /// A dead letter whose payload is not JSON (why it was dead-lettered) must not make the

@@ -3,7 +3,10 @@
 //! starts (`chatops_testkit::NatsServer`).
 #![allow(clippy::unwrap_used)] // tests and benchmarks: a failed unwrap is the failure report
 
+mod approvals;
+mod audit;
 mod conformance;
 mod effects;
+mod fixture;
 mod nats_only;
 mod sqlite_only;
