@@ -42,7 +42,7 @@ pub struct Job {
 /// the last approval it needed came in (the job's `enqueue_started_ns` is then reset to
 /// that moment, so `enqueueMs` stays the durable write and the human's wait is its own
 /// stage, `approvalWaitMs`), and who approved.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approval {
     /// When the router asked the store to keep the request as pending (unix ns).
     pub requested_ns: u64,
@@ -54,6 +54,17 @@ pub struct Approval {
     /// the command's own): the worker replaces the approval message with the result there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_url: Option<String>,
+}
+
+impl std::fmt::Debug for Approval {
+    /// Leaves out `message_url` (a bearer token).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Approval")
+            .field("requested_ns", &self.requested_ns)
+            .field("approved_ns", &self.approved_ns)
+            .field("approvers", &self.approvers)
+            .finish_non_exhaustive()
+    }
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -669,6 +669,7 @@ fn validate(f: FileSettings, o: Overrides) -> Result<Settings, ConfigError> {
             sqlite.durability = durability;
             sqlite.max_depth = max_depth;
             sqlite.done_retention = done_retention;
+            sqlite.audit_retention = audit.retention;
         }
         EngineSettings::Nats(nats) => {
             nats.prefix = o.nats_prefix.unwrap_or(f.queue.nats_prefix);
@@ -680,6 +681,7 @@ fn validate(f: FileSettings, o: Overrides) -> Result<Settings, ConfigError> {
             nats.replicas = f.queue.replicas.clamp(1, 5);
             nats.max_depth = max_depth;
             nats.done_retention = done_retention;
+            nats.audit_retention = audit.retention;
         }
     }
     let metrics_listen = match o.metrics_listen {

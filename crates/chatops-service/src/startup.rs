@@ -116,6 +116,7 @@ pub fn nats_settings(settings: &Settings, engine: &NatsSettings) -> NatsSettings
     let mut nats = engine.clone();
     nats.max_depth = settings.queue.max_depth;
     nats.done_retention = settings.queue.done_retention;
+    nats.audit_retention = settings.audit.retention;
     for (slot, q) in nats.consumers.iter_mut().zip(Quadrant::ALL) {
         *slot = ConsumerSettings { ack_wait: settings.pool(q).lease, max_deliver: settings.max_attempts_in(q) };
     }
@@ -131,6 +132,7 @@ pub fn engine_settings(settings: &Settings) -> EngineSettings {
             s.durability = settings.queue.durability;
             s.max_depth = settings.queue.max_depth;
             s.done_retention = settings.queue.done_retention;
+            s.audit_retention = settings.audit.retention;
             EngineSettings::Sqlite(s)
         }
         EngineSettings::Nats(nats) => EngineSettings::Nats(Box::new(nats_settings(settings, nats))),

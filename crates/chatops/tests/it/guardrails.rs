@@ -250,6 +250,15 @@ async fn approval_flow(queue_url: Option<String>) {
     assert!(slack.posts("ap-boss").iter().all(|p| p.body["replace_original"] == true));
     let ran = wait_texts(&slack, "ap-req", 3).await;
     assert!(ran[1].contains("[simulation]") && ran[1].contains("Approved by <@U0BOSS>"), "{ran:?}");
+    // The human's wait is its own stage of the E2E line, and the stages still add up.
+    let line = &crate::support::wait_for_log("ap-req", "Performance metrics", 1).await[0];
+    let wait = line["approvalWaitMs"].as_f64().unwrap_or_else(|| panic!("no approvalWaitMs: {line}"));
+    assert!(wait > 0.0, "{line}");
+    let stages: f64 = ["routerMs", "approvalWaitMs", "enqueueMs", "queueWaitMs", "workerDurationMs"]
+        .iter()
+        .map(|k| line[k].as_f64().unwrap())
+        .sum();
+    assert!((line["totalE2eMs"].as_f64().unwrap() - stages).abs() < 5.0, "{line}");
     // The same click again (a replay): nothing runs a second time.
     assert_eq!(click_raw(&bot, &approve).await, 200);
     assert!(wait_texts(&slack, "ap-boss", 3).await[2].contains("already approved"), "{:?}", texts(&slack, "ap-boss"));
@@ -295,7 +304,11 @@ async fn approval_flow(queue_url: Option<String>) {
         texts(&slack, "exp-req")
     );
     click(&bot, &slack, "U0BOSS", true, &id, "exp-late").await;
-    assert!(wait_texts(&slack, "exp-late", 1).await[0].contains("already expired"), "{:?}", texts(&slack, "exp-late"));
+    assert!(
+        wait_texts(&slack, "exp-late", 1).await[0].contains("expired before it was approved"),
+        "{:?}",
+        texts(&slack, "exp-late")
+    );
 
     // Unknown and malformed ids are answered, not run.
     click(&bot, &slack, "U0BOSS", true, &"0".repeat(32), "unknown-id").await;
