@@ -230,7 +230,8 @@ mod tests {
         };
         let open = policy(DefaultPolicy::Allow, AccessRule::default(), &[("S1", &["U2"])]);
         let closed = policy(DefaultPolicy::Deny, AccessRule::default(), &[("S1", &["U2"])]);
-        let cases: Vec<(&AccessPolicy, Option<AccessRule>, SlashCommand, Result<(), Refusal>)> = vec![
+        type Case<'a> = (&'a AccessPolicy, Option<AccessRule>, SlashCommand, Result<(), Refusal>);
+        let cases: Vec<Case<'_>> = vec![
             (&open, None, cmd("T9", "C9", "U9"), Ok(())),
             (&closed, None, cmd("T9", "C9", "U9"), Err(Refusal::Default)),
             (&open, Some(deployers.clone()), cmd("T1", "C1", "U1"), Ok(())),
