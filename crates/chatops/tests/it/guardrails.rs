@@ -2,7 +2,10 @@
 //! router, approvals with buttons (on SQLite and on NATS), and the audit trail as
 //! `chatops audit list` shows it. Slack is played by the local receiver (response_url).
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chatops_core::slack::SlashCommand;
@@ -424,4 +427,84 @@ async fn pending_approvals_survive_kill9_on_sqlite() {
 async fn pending_approvals_survive_kill9_on_nats() {
     let nats = NatsServer::start();
     pending_approvals_survive_kill9(Some(nats.url())).await;
+}
+
+/// Plays Slack's `usergroups.users.list`: `S0SRE` has `U0GROUPIE` and `U0BOSS`; any other
+/// group is unknown (`no_such_subteam`). Counts the calls.
+async fn fake_usergroups() -> (String, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let app = axum::Router::new().route(
+        "/usergroups.users.list",
+        axum::routing::get(move |headers: axum::http::HeaderMap, q: axum::extract::Query<HashMap<String, String>>| {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let authorized =
+                    headers.get("authorization").and_then(|v| v.to_str().ok()) == Some("Bearer xoxb-groups");
+                axum::Json(match q.get("usergroup").map(String::as_str) {
+                    _ if !authorized => serde_json::json!({"ok": false, "error": "invalid_auth"}),
+                    Some("S0SRE") => serde_json::json!({"ok": true, "users": ["U0GROUPIE", "U0BOSS"]}),
+                    _ => serde_json::json!({"ok": false, "error": "no_such_subteam"}),
+                })
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, calls)
+}
+
+fn settings_with_groups(
+    dir: &Path,
+    api_base: &str,
+    token: Option<&str>,
+    groups: &str,
+) -> chatops_service::config::Settings {
+    let config = dir.join("groups.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[commands]]\nname = \"/scale\"\nquadrant = \"short-write\"\nhandler = \"simulate\"\n\
+             params = {{ work = \"10ms\", answers = 1 }}\naccess = {{ usergroups = {groups} }}\n"
+        ),
+    )
+    .unwrap();
+    let app = App::default();
+    let mut settings = tuned_for_tests(app.load_settings(Some(&config), test_overrides(dir)).unwrap());
+    settings.slack.api_base = api_base.parse().unwrap();
+    settings.slack.bot_token = token.map(|t| secrecy::SecretString::from(t.to_owned()));
+    settings
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_groups_are_resolved_through_the_web_api_and_unknown_ones_stop_the_bot() {
+    let (api, calls) = fake_usergroups().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bot =
+        spawn_app_of(&App::default(), settings_with_groups(dir.path(), &api, Some("xoxb-groups"), r#"["S0SRE"]"#))
+            .await;
+    let slack = SlackReceiver::start().await;
+    let member =
+        send_as(&bot, &command_as("/scale", "web 2", &slack.url("grp-in"), "U0GROUPIE", "C0X"), "grp-in").await;
+    assert!(member["text"].as_str().unwrap().contains("Processing"), "{member}");
+    let stranger =
+        send_as(&bot, &command_as("/scale", "web 2", &slack.url("grp-out"), "U0DEV", "C0X"), "grp-out").await;
+    assert!(stranger["text"].as_str().unwrap().contains("(rule: user)"), "{stranger}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "fetched once at startup, not per command");
+    bot.stop().await;
+
+    for (token, groups, expected) in [
+        (Some("xoxb-groups"), r#"["S0NOPE"]"#, "S0NOPE"),
+        (Some("xoxb-groups"), r#"["S0NOPE"]"#, "no_such_subteam"),
+        (Some("xoxb-wrong"), r#"["S0SRE"]"#, "invalid_auth"),
+        (None, r#"["S0SRE"]"#, "bot token"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings_with_groups(dir.path(), &api, token, groups);
+        let err = App::default().start(settings, chatops_service::startup::Roles::all()).await.unwrap_err().to_string();
+        assert!(err.contains(expected), "{groups} with {token:?}: {err}");
+        assert!(!err.contains("xoxb"), "the token never shows: {err}");
+    }
 }
