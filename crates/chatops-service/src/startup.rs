@@ -238,6 +238,21 @@ impl Application {
             .await
             .map_err(StartupError::Guardrails)?;
         let policy = Arc::new(AccessPolicy::new(settings.access.clone(), usergroups.clone()));
+        // Series with a known, bounded label set start at 0 (see `Metrics::default`): the
+        // guarded commands' refusal rules and approval events.
+        for spec in registry.commands() {
+            let restricted = settings.access.rule_for(spec) != &crate::spec::AccessRule::default()
+                || settings.access.default == crate::guard::settings::DefaultPolicy::Deny;
+            for rule in ["team", "channel", "user", "default"].into_iter().filter(|_| restricted) {
+                let labels = crate::metrics::RefusalLabels { command: spec.name.clone(), rule };
+                metrics.access_refusals.get_or_create(&labels).inc_by(0);
+            }
+            for event in ["requested", "approved", "denied", "expired"].into_iter().filter(|_| spec.requires_approval())
+            {
+                let labels = crate::metrics::ApprovalLabels { command: spec.name.clone(), event };
+                metrics.approvals.get_or_create(&labels).inc_by(0);
+            }
+        }
         let audit = AuditTrail::new(stores.audit, settings.audit);
         let probe = Arc::new(QueueProbe::new(queue.clone()));
         let metrics_listener = match settings.limits.metrics_listen {

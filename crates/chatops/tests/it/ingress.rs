@@ -326,7 +326,7 @@ async fn help_and_check_status_answer_from_the_running_bot() {
     app.send(&slack, "/help", "", "help").await;
     let help = slack.wait_for("help", 1, Duration::from_secs(20)).await;
     let text = help[0].body["text"].as_str().unwrap();
-    assert!(text.contains("/deploy") && text.contains("needs approval") && text.contains("long-write"), "{text}");
+    assert!(text.contains("/deploy") && text.contains("long-write"), "{text}");
 
     wait_for_log("help", "Performance metrics", 1).await;
     app.send(&slack, "/status", "", "status").await;
@@ -352,7 +352,6 @@ async fn simulated_long_command_says_it_is_a_simulation() {
     for p in &posts {
         assert!(p.body["text"].as_str().unwrap().starts_with("[simulation] /deploy web v2"), "{}", p.body);
     }
-    assert!(posts[0].body["text"].as_str().unwrap().contains("Approval required"));
     let line = wait_for_log("deploy", "Performance metrics", 1).await;
     assert_eq!(line[0]["component"], "lw-worker");
     assert!(line[0]["handlerMs"].as_f64().unwrap() >= 200.0);

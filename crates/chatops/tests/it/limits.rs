@@ -406,7 +406,19 @@ async fn a_worker_only_process_serves_metrics_on_its_own_listener() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grafana_dashboard_only_charts_metrics_the_bot_exports() {
-    let app = spawn_app().await;
+    // With a guarded command, so that the guardrail series exist (they start at 0 for
+    // guarded commands only).
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("guarded.toml");
+    std::fs::write(
+        &config,
+        "[[commands]]\nname = \"/guarded\"\nquadrant = \"short-write\"\nhandler = \"echo\"\n\
+         access = { users = [\"U0TEST\"] }\nrequires_approval = true\napproval = { approvers = [\"U0BOSS\"] }\n",
+    )
+    .unwrap();
+    let chatops_app = chatops_service::App::default();
+    let settings = tuned_for_tests(chatops_app.load_settings(Some(&config), test_overrides(dir.path())).unwrap());
+    let app = spawn_app_of(&chatops_app, settings).await;
     let slack = SlackReceiver::start().await;
     app.send(&slack, "/echo", "x", "dash").await;
     slack.wait_for("dash", 2, Duration::from_secs(20)).await;

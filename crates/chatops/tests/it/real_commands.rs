@@ -158,7 +158,8 @@ async fn a_repository_dispatch_command_calls_github_and_a_4xx_is_a_clear_failure
         .unwrap()
         .replace("repo = \"platform\"\nevent_type", &format!("repo = \"platform\"\napi_base = {api:?}\nevent_type"))
         .replace("token = { env = \"GITHUB_TOKEN\" }", &format!("token = {{ file = {:?} }}", token.to_str().unwrap()))
-        .replace("requires_approval = true\n", "");
+        .replace("requires_approval = true\n", "")
+        .replace("approval = { approvers = [\"U0LEAD0001\", \"U0LEAD0002\"], expires_after = \"15m\" }\n", "");
     let config = dir.path().join("github.toml");
     std::fs::write(&config, text).unwrap();
     let app = App::default();
