@@ -213,7 +213,11 @@ async fn abuse_gets_its_documented_answer_while_legitimate_acks_stay_fast() {
     let acks = legit.await.unwrap();
     assert!(acks.len() >= 20, "the legitimate stream kept going ({} acks)", acks.len());
     let p99 = p99(acks);
-    assert!(p99 < Duration::from_millis(100), "legitimate ack p99 {p99:?} during the abuse");
+    // Generous: this test runs beside the whole suite on 2 shared cores. What it guards
+    // against, legitimate acks stuck behind slow or abusive clients, shows as seconds (the
+    // header and body timeouts); the tight latency bound is the #[ignore]d load test's,
+    // which runs alone.
+    assert!(p99 < Duration::from_millis(500), "legitimate ack p99 {p99:?} during the abuse");
     let text = scrape(&app).await;
     assert_eq!(sample(&text, r#"chatops_throttled_requests_total{reason="user_rate"}"#), Some(5.0));
     app.stop().await;
