@@ -109,7 +109,10 @@ pub(crate) fn keep_most_recent(records: &mut Vec<AuditRecord>, limit: usize) {
 #[async_trait]
 pub trait AuditLog: Send + Sync + 'static {
     /// Stores (or replaces, by id) the record durably: it returns once the record would
-    /// survive a crash under the engine's durability setting. An id must be 1 to
+    /// survive a crash of the process. SQLite does not fsync it by itself: a worker writes
+    /// it before completing the job, the WAL keeps that order, so a power loss that undoes
+    /// the record undoes the completion too and the next attempt writes it again. NATS:
+    /// acknowledged by JetStream. An id must be 1 to
     /// [`MAX_ID_LEN`] bytes.
     ///
     /// Retention counts from the record's `receivedMs` on SQLite and from its last write

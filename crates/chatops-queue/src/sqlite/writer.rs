@@ -6,12 +6,16 @@
 //! nothing is acknowledged that is not stored.
 //!
 //! Only a batch that stores new work or something a caller is told is durable (an enqueue,
-//! a redrive, an effect-started record, an approval request, a vote, a sweep's expiries, an
-//! audit record) is fsynced under `durability = full`: that is what the router's
-//! acknowledgement, `mark_effect_started`, `vote` and `audit_write` promise. Batches of
-//! leases, completions and retries commit with `synchronous=NORMAL` (written to the WAL,
-//! fsynced by the next full commit or checkpoint): a power loss may undo them, which only
-//! means a job runs again, as at-least-once delivery allows.
+//! a redrive, an effect-started record, an approval request, a vote, a sweep's expiries)
+//! is fsynced under `durability = full`: that is what the router's acknowledgement,
+//! `mark_effect_started` and `vote` promise. Batches of leases, completions, retries and
+//! audit records commit with `synchronous=NORMAL` (written to the WAL, fsynced by the next
+//! full commit or checkpoint): a power loss may undo them, which only means a job runs
+//! again, as at-least-once delivery allows. An audit record is written before the
+//! completion of its job and the WAL keeps their order, so a power loss that undoes the
+//! record undoes the completion too, and the job's next attempt writes the record again
+//! (an effect that had started is then recorded as interrupted): no fsync per completed
+//! command for the trail, and still no command that ran without its record.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -427,7 +431,6 @@ impl Writer {
                         | Op::RequestApproval { .. }
                         | Op::Vote { .. }
                         | Op::SweepApprovals { .. }
-                        | Op::AuditWrite { .. }
                 )
             });
         if want_full != self.synced_now {
@@ -984,8 +987,9 @@ mod tests {
         assert_eq!(synchronous(&writer.conn), 2, "a batch with an effect record is fsynced");
     }
 
-    /// A vote, an approval request, a sweep and an audit record are promised as durable as
-    /// an enqueue: each makes its batch commit with `synchronous=FULL`.
+    /// A vote, an approval request and a sweep are promised as durable as an enqueue: each
+    /// makes its batch commit with `synchronous=FULL`. An audit record rides on the ordering
+    /// of the WAL instead (see the module docs): its batch is not fsynced by itself.
     #[test]
     fn approvals_and_audit_records_are_fsynced_like_new_work() {
         let dir = tempfile::tempdir().unwrap();
@@ -1007,7 +1011,6 @@ mod tests {
                 reply: oneshot::channel().0,
             },
             Op::SweepApprovals { now_ms: 0, reply: oneshot::channel().0 },
-            Op::AuditWrite { row: audit::AuditRow::for_test("r"), reply: oneshot::channel().0 },
         ];
         for op in durable_ops {
             writer.choose_sync(&[claim()]).unwrap();
@@ -1015,6 +1018,10 @@ mod tests {
             writer.choose_sync(&[claim(), op]).unwrap();
             assert_eq!(synchronous(&writer.conn), 2, "fsynced under durability = full");
         }
+        writer.choose_sync(&[claim()]).unwrap();
+        let audit = Op::AuditWrite { row: audit::AuditRow::for_test("r"), reply: oneshot::channel().0 };
+        writer.choose_sync(&[claim(), audit]).unwrap();
+        assert_eq!(synchronous(&writer.conn), 1, "an audit record is not fsynced by itself");
     }
 
     /// A dead letter whose payload is not JSON (why it was dead-lettered) must not make the
