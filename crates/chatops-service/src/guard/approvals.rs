@@ -126,20 +126,10 @@ impl ApprovalFlow {
             request.expires_ms / 1000,
             humantime::format_duration(rule.expires_after),
         );
-        let buttons = serde_json::json!({
-            "type": "actions",
-            "block_id": "chatops_approval",
-            "elements": [
-                {"type": "button", "action_id": APPROVE_ACTION, "style": "primary", "value": request.id,
-                 "text": {"type": "plain_text", "text": "Approve"}},
-                {"type": "button", "action_id": DENY_ACTION, "style": "danger", "value": request.id,
-                 "text": {"type": "plain_text", "text": "Deny"}},
-            ],
-        });
         let message = SlackMessage::in_channel(format!("{headline}. {needs}")).with_blocks(vec![
             section_block(&headline),
             context_block(&needs),
-            buttons,
+            buttons(&request.id),
         ]);
         if let Err(e) = self.client.responder(url, &job.correlation_id).post(&message).await {
             tracing::warn!(correlation_id = %job.correlation_id, error.message = %e, "could not post the approval request");
@@ -295,6 +285,20 @@ impl ApprovalFlow {
     }
 }
 
+/// Block Kit: the Approve / Deny buttons of the request with this id.
+fn buttons(id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "type": "actions",
+        "block_id": "chatops_approval",
+        "elements": [
+            {"type": "button", "action_id": APPROVE_ACTION, "style": "primary", "value": id,
+             "text": {"type": "plain_text", "text": "Approve"}},
+            {"type": "button", "action_id": DENY_ACTION, "style": "danger", "value": id,
+             "text": {"type": "plain_text", "text": "Deny"}},
+        ],
+    })
+}
+
 /// The answers to a click.
 enum Reply {
     Unknown,
@@ -345,17 +349,7 @@ impl Reply {
                 );
                 // Keep the buttons: others still have to click.
                 let id = record.map_or("", |r| r.request.id.as_str());
-                let buttons = serde_json::json!({
-                    "type": "actions",
-                    "block_id": "chatops_approval",
-                    "elements": [
-                        {"type": "button", "action_id": APPROVE_ACTION, "style": "primary", "value": id,
-                         "text": {"type": "plain_text", "text": "Approve"}},
-                        {"type": "button", "action_id": DENY_ACTION, "style": "danger", "value": id,
-                         "text": {"type": "plain_text", "text": "Deny"}},
-                    ],
-                });
-                replace(text.clone(), vec![section_block(&text), buttons])
+                replace(text.clone(), vec![section_block(&text), buttons(id)])
             }
             Reply::Approved => {
                 let approvers = record.map(ApprovalRecord::approvers).unwrap_or_default();
