@@ -22,6 +22,22 @@ use crate::metrics::{Metrics, OutcomeLabels};
 use crate::slack_api::SlackApi;
 use crate::spec::{Backoff, RespondSettings};
 
+/// The HTTP client configuration of every call to Slack (`response_url`, the Web API): the
+/// timeouts, keep-alive, our user agent, and no redirects, so a 30x cannot bounce a call to
+/// a host the allow-list would refuse.
+pub(crate) fn slack_http_client(connect_timeout: Duration, request_timeout: Duration) -> reqwest::ClientBuilder {
+    // reqwest is built without a bundled crypto provider; use ring. Err means one is
+    // already installed, which is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .timeout(request_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
+        .user_agent(concat!("chatops/", env!("CARGO_PKG_VERSION")))
+}
+
 /// Why a post to `response_url` failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RespondError {
@@ -62,17 +78,8 @@ impl std::fmt::Debug for ResponseClient {
 
 impl ResponseClient {
     pub fn new(settings: RespondSettings, metrics: Arc<Metrics>) -> Result<Self, reqwest::Error> {
-        // reqwest is built without a bundled crypto provider; use ring. Err means one is
-        // already installed, which is fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(60))
+        let http = slack_http_client(settings.connect_timeout, settings.request_timeout)
             .pool_max_idle_per_host(256)
-            .tcp_nodelay(true)
-            .user_agent(concat!("chatops/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(ResponseClient { http, settings, metrics, slack_api: None })
     }

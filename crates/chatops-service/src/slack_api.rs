@@ -140,17 +140,7 @@ impl SlackApi {
     }
 
     pub fn new(settings: &SlackApiSettings, token: SecretString) -> Result<Self, reqwest::Error> {
-        // reqwest is built without a bundled crypto provider; use ring. Err means one is
-        // already installed, which is fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .user_agent(concat!("chatops/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = crate::respond::slack_http_client(settings.connect_timeout, settings.request_timeout).build()?;
         Ok(SlackApi {
             http,
             api_base: settings.api_base.clone(),
