@@ -85,7 +85,10 @@ impl Plan {
         if args.spawn && spawned.is_none() {
             return Err(LoadtestError::Usage("--spawn needs the chatops binary to start the bot".into()));
         }
-        let name = args.profile.clone().ok_or_else(|| LoadtestError::Usage("--profile is required".into()))?;
+        let name = args
+            .profile_name()
+            .map(str::to_owned)
+            .ok_or_else(|| LoadtestError::Usage("no profile: pass PROFILE.yml (or --profile NAME|FILE)".into()))?;
         let mut profile = Profile::load(&name, &ProcessEnv)?;
         profile.scale(args.rate_scale, args.duration_scale)?;
         let mut conditions = profile.ensure.clone();
