@@ -11,8 +11,13 @@ use secrecy::SecretString;
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_help = "Exit codes: 0 all thresholds hold, 1 a threshold failed, 2 profile or argument error.")]
 pub struct LoadtestArgs {
+    /// The profile to run, as in `artillery run FILE`: an Artillery-style YAML file or a
+    /// built-in name. Same as --profile; give one of the two.
+    #[arg(value_name = "PROFILE", conflicts_with = "profile")]
+    pub profile_arg: Option<String>,
+
     /// Built-in profile (smoke, minimal, light, standard, full) or an Artillery-style YAML file.
-    #[arg(long, value_name = "NAME|FILE", required_unless_present = "list_profiles")]
+    #[arg(long, value_name = "NAME|FILE", required_unless_present_any = ["list_profiles", "profile_arg"])]
     pub profile: Option<String>,
 
     /// List the built-in profiles and exit.
@@ -121,6 +126,13 @@ pub struct LoadtestArgs {
     pub json: bool,
 }
 
+impl LoadtestArgs {
+    /// The profile to run, from the positional argument or `--profile` (clap refuses both).
+    pub fn profile_name(&self) -> Option<&str> {
+        self.profile_arg.as_deref().or(self.profile.as_deref())
+    }
+}
+
 /// `chatops mock-slack`: a stand-alone response_url receiver that prints each post.
 #[derive(Debug, Clone, clap::Args)]
 pub struct MockSlackArgs {
@@ -195,6 +207,19 @@ mod tests {
             assert!(parse(argv).is_err(), "{argv:?}");
         }
         assert!(parse(&["--list-profiles"]).is_ok());
+    }
+
+    #[test]
+    fn profile_is_positional_or_a_flag_but_not_both() {
+        let positional = parse(&["profiles/echo.yml", "--target", "http://127.0.0.1:1"]).unwrap();
+        assert_eq!(positional.profile_name(), Some("profiles/echo.yml"));
+        let flag = parse(&["--profile", "smoke"]).unwrap();
+        assert_eq!(flag.profile_name(), Some("smoke"));
+        let both = parse(&["echo.yml", "--profile", "smoke"]).unwrap_err().to_string();
+        assert!(both.contains("--profile") && both.contains("PROFILE"), "{both}");
+        let none = parse(&["--target", "http://127.0.0.1:1"]).unwrap_err().to_string();
+        assert!(none.contains("--profile") || none.contains("PROFILE"), "{none}");
+        assert!(parse(&["a.yml", "b.yml"]).is_err(), "one profile per run");
     }
 
     #[test]

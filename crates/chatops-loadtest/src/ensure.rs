@@ -110,6 +110,17 @@ impl Condition {
         Ok(Condition { text, any_of: vec![vec![Comparison { metric, op, limit }]], strict: true })
     }
 
+    /// It reads an answer at the response receiver (`e2e.*`), which `--no-receiver` never
+    /// measures.
+    pub fn needs_receiver(&self) -> bool {
+        self.any_of.iter().flatten().any(|c| {
+            matches!(
+                c.metric,
+                Metric::Latency(Measure::FirstResponse | Measure::LastResponse, _) | Metric::Lost | Metric::Responses
+            )
+        })
+    }
+
     /// Evaluates against the results. Limit and measured come from the first comparison
     /// that failed (or the first one, when the condition holds).
     pub fn evaluate(&self, results: &LoadTestResults) -> ThresholdResult {
@@ -379,5 +390,49 @@ mod tests {
         assert!(!t.passed);
         assert_eq!(t.measured, 2.0);
         assert_eq!(failure_line(&t), "threshold failed: error_rate <= 1 (limit 1, measured 2)");
+    }
+
+    /// The origin's thresholds that the built-in profiles carry: they pass on a healthy run
+    /// and fail on a slow ack, a slow first answer or 2 % errors.
+    #[test]
+    fn builtin_profiles_carry_the_origins_thresholds() {
+        let env = std::collections::HashMap::<String, String>::new();
+        for name in ["minimal", "light", "standard", "full"] {
+            let p = crate::profile::Profile::load(name, &env).unwrap();
+            let texts: Vec<_> = p.ensure.iter().map(|c| c.text.as_str()).collect();
+            assert_eq!(
+                texts,
+                [
+                    "http.response_time.p95 <= 3000",
+                    "http.response_time.p99 <= 5000",
+                    "error_rate <= 1",
+                    "e2e.p95 <= 3000",
+                    "e2e.p99 <= 5000"
+                ],
+                "{name}"
+            );
+            assert_eq!(p.ensure.iter().filter(|c| c.needs_receiver()).count(), 2, "{name}");
+            let verdict = |r: &LoadTestResults| p.ensure.iter().all(|c| c.evaluate(r).passed);
+            let mut healthy = results(800.0, 0, 1000);
+            healthy.summaries.ack.p95 = 500.0;
+            healthy.summaries.first_response =
+                LatencySummary { count: 1000, p95: 900.0, p99: 1200.0, ..Default::default() };
+            assert!(verdict(&healthy), "{name}");
+            let mut slow_ack = healthy.clone();
+            slow_ack.summaries.ack.p99 = 5001.0;
+            let mut slow_answer = healthy.clone();
+            slow_answer.summaries.first_response.p95 = 3500.0;
+            let mut no_answer = healthy.clone();
+            no_answer.summaries.first_response = LatencySummary::default();
+            let mut errors = healthy.clone();
+            errors.counters.errors.insert("status_5xx".into(), 20);
+            for (what, r) in
+                [("ack p99", slow_ack), ("e2e p95", slow_answer), ("no answer", no_answer), ("2 %", errors)]
+            {
+                assert!(!verdict(&r), "{name}: {what} must fail");
+            }
+        }
+        let smoke = crate::profile::Profile::load("smoke", &env).unwrap();
+        assert!(smoke.ensure.is_empty(), "smoke stays a quick check without thresholds");
     }
 }

@@ -85,10 +85,20 @@ impl Plan {
         if args.spawn && spawned.is_none() {
             return Err(LoadtestError::Usage("--spawn needs the chatops binary to start the bot".into()));
         }
-        let name = args.profile.clone().ok_or_else(|| LoadtestError::Usage("--profile is required".into()))?;
+        let name = args
+            .profile_name()
+            .map(str::to_owned)
+            .ok_or_else(|| LoadtestError::Usage("no profile: pass PROFILE.yml (or --profile NAME|FILE)".into()))?;
         let mut profile = Profile::load(&name, &ProcessEnv)?;
         profile.scale(args.rate_scale, args.duration_scale)?;
         let mut conditions = profile.ensure.clone();
+        if args.no_receiver && conditions.iter().any(Condition::needs_receiver) {
+            // Without the receiver nothing measures E2E: such a threshold could only fail.
+            let skipped: Vec<String> =
+                conditions.iter().filter(|c| c.needs_receiver()).map(|c| format!("`{}`", c.text)).collect();
+            conditions.retain(|c| !c.needs_receiver());
+            profile.notes.push(format!("--no-receiver: the profile's {} not checked", skipped.join(", ") + " are"));
+        }
         conditions.extend(flag_conditions(args)?);
         let target = match (spawned, &args.target, &profile.target) {
             (Some(bot), _, _) => bot.target_url.clone(),

@@ -7,6 +7,7 @@
 //! the `response_url` field is replaced by the receiver URL for the request and the
 //! `command` field is known statically unless it is templated.
 
+use crate::profile::vars::{Bindings, Vu};
 use crate::template::{Env, Template, TemplateError};
 
 /// How the `response_url` field's value is rewritten for one request: the form-encoded
@@ -81,15 +82,24 @@ pub struct RenderInfo {
 impl BodySpec {
     /// A `body:` string: split into form fields when it is form-shaped.
     pub fn from_text(src: &str, env: &dyn Env) -> Result<BodySpec, TemplateError> {
+        BodySpec::from_text_with(src, env, None)
+    }
+
+    /// [`BodySpec::from_text`] with the profile's variables in scope.
+    pub fn from_text_with(
+        src: &str,
+        env: &dyn Env,
+        vars: Option<&std::sync::Arc<Bindings>>,
+    ) -> Result<BodySpec, TemplateError> {
         if let Some(parts) = split_form(src) {
             let fields = parts
                 .into_iter()
-                .map(|(k, v)| Ok(FormField::new(k, Template::compile(v, env)?, false)))
+                .map(|(k, v)| Ok(FormField::new(k, Template::compile_with(v, env, vars)?, false)))
                 .collect::<Result<Vec<_>, TemplateError>>()?;
             return Ok(BodySpec::Form(fields));
         }
         // Not a form: still a template, compiled whole (this also reports template errors).
-        Ok(BodySpec::Raw(Template::compile(src, env)?))
+        Ok(BodySpec::Raw(Template::compile_with(src, env, vars)?))
     }
 
     /// What `beforeRequest: generateSlackSignature` sends when the step has no body: an
@@ -138,12 +148,24 @@ impl BodySpec {
     }
 
     /// Renders the body into `out`. With a hook, a `response_url` field is replaced by the
-    /// receiver URL for this request.
+    /// receiver URL for this request. Variables come from one virtual user drawn for this
+    /// body, so the fields of one payload row stay together.
     pub fn render_into(&self, hook: Option<HookTarget<'_>>, out: &mut String) -> RenderInfo {
+        // --- profile variables (art branch): one draw per body when no user is given.
+        let drawn = match self {
+            BodySpec::Form(fields) => fields.iter().find_map(|f| f.value.bindings()).map(|b| b.new_vu()),
+            _ => None,
+        };
+        self.render_vu_into(drawn.as_ref(), hook, out)
+    }
+
+    /// [`BodySpec::render_into`] for a given virtual user (`None`: each template draws its own).
+    pub fn render_vu_into(&self, vu: Option<&Vu>, hook: Option<HookTarget<'_>>, out: &mut String) -> RenderInfo {
+        // --- end profile variables
         let mut info = RenderInfo::default();
         match self {
             BodySpec::Empty => {}
-            BodySpec::Raw(t) => t.render_into(out),
+            BodySpec::Raw(t) => t.render_vu_into(vu, out),
             BodySpec::Form(fields) => {
                 let mut scratch = String::new();
                 for (i, f) in fields.iter().enumerate() {
@@ -161,10 +183,10 @@ impl BodySpec {
                     let start = out.len();
                     if f.encode {
                         scratch.clear();
-                        f.value.render_into(&mut scratch);
+                        f.value.render_vu_into(vu, &mut scratch);
                         out.extend(form_urlencoded::byte_serialize(scratch.as_bytes()));
                     } else {
-                        f.value.render_into(out);
+                        f.value.render_vu_into(vu, out);
                     }
                     if f.role == Role::Command && f.value.as_static().is_none() {
                         info.command = Some(decode_component(&out[start..]));

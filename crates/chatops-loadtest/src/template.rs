@@ -5,8 +5,16 @@
 //! (ASCII letters and digits), `$uuid` (v4), `$processEnvironment.NAME` and `$env.NAME`.
 //! Environment variables are read at compile time, because they cannot change during a run;
 //! a template that names an unset variable is an error rather than an empty string, so a
-//! forgotten `export` fails before the first request instead of sending garbage. Anything
-//! else inside `{{ }}` (Artillery variables, JavaScript) is refused with its text.
+//! forgotten `export` fails before the first request instead of sending garbage.
+//!
+//! `{{ name }}` reads a `config.variables` name or a payload field, when the profile gives a
+//! [`Bindings`]: a constant is folded in at compile time, a list value or a payload column
+//! is read per virtual user ([`Template::render_vu_into`]). Anything else inside `{{ }}`
+//! (captures, JavaScript) is refused with its text.
+
+use std::sync::Arc;
+
+use crate::profile::vars::{Bindings, Vu};
 
 /// Longest template source accepted (a request body is rarely more than a few hundred bytes).
 pub const MAX_TEMPLATE_LEN: usize = 64 * 1024;
@@ -26,6 +34,10 @@ pub enum TemplateError {
     Unknown(String),
     #[error("bad arguments in `{{{{ {0} }}}}`: {1}")]
     BadArguments(String, &'static str),
+    #[error(
+        "`{{{{ {0} }}}}` is neither a config.variables name nor a payload field (defined: {1}); or use $randomNumber(a, b), $randomString(n), $uuid, $env.NAME"
+    )]
+    UnknownVariable(String, String),
     #[error("environment variable `{0}` is not set")]
     MissingEnv(String),
     #[error("template is longer than {MAX_TEMPLATE_LEN} bytes")]
@@ -59,9 +71,17 @@ impl<S: std::hash::BuildHasher> Env for std::collections::HashMap<String, String
 #[derive(Debug, Clone, PartialEq)]
 enum Piece {
     Lit(Box<str>),
-    RandomNumber { lo: i64, hi: i64 },
+    RandomNumber {
+        lo: i64,
+        hi: i64,
+    },
     RandomString(usize),
     Uuid,
+    /// A per-user value of the bindings.
+    Var {
+        slot: usize,
+        from: Arc<Bindings>,
+    },
 }
 
 /// A compiled template.
@@ -79,7 +99,13 @@ impl Template {
         Template { pieces, size_hint: text.len() }
     }
 
+    /// Compiles without variables: `{{ name }}` is an error.
     pub fn compile(src: &str, env: &dyn Env) -> Result<Self, TemplateError> {
+        Template::compile_with(src, env, None)
+    }
+
+    /// Compiles with the profile's variables and payload fields in scope.
+    pub fn compile_with(src: &str, env: &dyn Env, vars: Option<&Arc<Bindings>>) -> Result<Self, TemplateError> {
         if src.len() > MAX_TEMPLATE_LEN {
             return Err(TemplateError::TooLong);
         }
@@ -96,7 +122,7 @@ impl Template {
                 return Err(TemplateError::TooManyExpressions);
             }
             let expr = after[..close].trim();
-            match compile_expr(expr, env)? {
+            match compile_expr(expr, env, vars)? {
                 Piece::Lit(s) => lit.push_str(&s),
                 piece => {
                     if !lit.is_empty() {
@@ -118,6 +144,7 @@ impl Template {
                 Piece::RandomNumber { .. } => 20,
                 Piece::RandomString(n) => *n,
                 Piece::Uuid => 36,
+                Piece::Var { .. } => 16,
             })
             .sum();
         Ok(Template { pieces, size_hint })
@@ -136,10 +163,32 @@ impl Template {
         self.size_hint
     }
 
-    /// Appends one rendering to `out`.
+    /// The bindings its variables read, when it has any.
+    pub fn bindings(&self) -> Option<&Arc<Bindings>> {
+        self.pieces.iter().find_map(|p| match p {
+            Piece::Var { from, .. } => Some(from),
+            _ => None,
+        })
+    }
+
+    /// Appends one rendering to `out`; variables come from a fresh virtual user, drawn once
+    /// for this rendering.
     pub fn render_into(&self, out: &mut String) {
+        self.render_vu_into(None, out);
+    }
+
+    /// Appends one rendering for a virtual user (`None`: a fresh one for this rendering).
+    pub fn render_vu_into(&self, vu: Option<&Vu>, out: &mut String) {
+        let mut drawn: Option<Vu> = None;
         for piece in &self.pieces {
             match piece {
+                Piece::Var { slot, from } => {
+                    let vu = match vu {
+                        Some(v) => v,
+                        None => drawn.get_or_insert_with(|| from.new_vu()),
+                    };
+                    out.push_str(from.value(*slot, vu));
+                }
                 Piece::Lit(s) => out.push_str(s),
                 Piece::RandomNumber { lo, hi } => {
                     use std::fmt::Write;
@@ -161,8 +210,20 @@ impl Template {
     }
 }
 
-fn compile_expr(expr: &str, env: &dyn Env) -> Result<Piece, TemplateError> {
+fn compile_expr(expr: &str, env: &dyn Env, vars: Option<&Arc<Bindings>>) -> Result<Piece, TemplateError> {
     let unknown = || TemplateError::Unknown(expr.chars().take(80).collect());
+    if let Some(b) = vars.filter(|b| !b.is_empty())
+        && !expr.starts_with('$')
+    {
+        let Some(slot) = b.slot(expr) else {
+            let names = b.names().iter().take(20).map(String::as_str).collect::<Vec<_>>().join(", ");
+            return Err(TemplateError::UnknownVariable(expr.chars().take(80).collect(), names));
+        };
+        return Ok(match b.constant(slot) {
+            Some(v) => Piece::Lit(v.into()),
+            None => Piece::Var { slot, from: Arc::clone(b) },
+        });
+    }
     if expr == "$uuid" || expr == "$uuid()" || expr == "$randomUUID" || expr == "$randomUUID()" {
         return Ok(Piece::Uuid);
     }
@@ -298,6 +359,46 @@ mod tests {
         assert_eq!(compile(&"a".repeat(MAX_TEMPLATE_LEN + 1)), Err(TemplateError::TooLong));
         let many = "{{ $uuid }}".repeat(MAX_EXPRESSIONS + 1);
         assert_eq!(compile(&many), Err(TemplateError::TooManyExpressions));
+    }
+
+    fn bindings() -> Arc<Bindings> {
+        let mut b = Bindings::default();
+        b.add_variable("color", vec!["red".into(), "green".into(), "blue".into()]).unwrap();
+        b.add_variable("team", vec!["T1".into()]).unwrap();
+        Arc::new(b)
+    }
+
+    #[test]
+    fn variables_cycle_per_user_and_constants_fold_in() {
+        let b = bindings();
+        let t = Template::compile_with("{{ team }}:{{ color }}/{{color}}", &env(), Some(&b)).unwrap();
+        assert_eq!(t.bindings(), Some(&b));
+        let users: Vec<String> = (0..4)
+            .map(|_| {
+                let vu = b.new_vu();
+                let mut out = String::new();
+                t.render_vu_into(Some(&vu), &mut out);
+                out
+            })
+            .collect();
+        assert_eq!(users, ["T1:red/red", "T1:green/green", "T1:blue/blue", "T1:red/red"]);
+        // Without a user, one is drawn for the whole rendering.
+        let one = t.render();
+        let (_, colors) = one.split_once(':').unwrap();
+        let (a, c) = colors.split_once('/').unwrap();
+        assert_eq!(a, c);
+        let constant = Template::compile_with("team={{ team }}", &env(), Some(&b)).unwrap();
+        assert_eq!(constant.as_static(), Some("team=T1"));
+    }
+
+    #[test]
+    fn unknown_variables_name_what_is_defined() {
+        let b = bindings();
+        let err = Template::compile_with("{{ user }}", &env(), Some(&b)).unwrap_err();
+        assert!(matches!(&err, TemplateError::UnknownVariable(n, defined) if n == "user" && defined == "color, team"));
+        assert!(err.to_string().contains("config.variables"), "{err}");
+        assert!(matches!(compile("{{ color }}"), Err(TemplateError::Unknown(_))), "no bindings, no variables");
+        assert!(Template::compile_with("{{ $uuid }}-{{ color }}", &env(), Some(&b)).is_ok());
     }
 
     #[test]

@@ -1,13 +1,23 @@
 //! From the raw YAML shape to a checked [`Profile`](super::Profile): durations, compiled
-//! templates and request specs, parsed `ensure` conditions, each error with its line.
+//! templates and request specs, parsed `ensure` conditions, loops unrolled, variables and
+//! payload files loaded, each error with its line.
+
+use std::sync::Arc;
 
 use super::raw::*;
+use super::vars::{Bindings, Order, PayloadSpec};
 use super::*;
+
+/// Deepest nesting of `loop`s.
+const MAX_LOOP_DEPTH: usize = 8;
 
 pub(super) struct Builder<'a> {
     pub(super) source_name: &'a str,
     pub(super) env: &'a dyn Env,
     pub(super) notes: Vec<String>,
+    /// The profile file's folder, for payload paths; None for a built-in or in-memory text.
+    pub(super) base_dir: Option<&'a Path>,
+    pub(super) vars: Option<Arc<Bindings>>,
 }
 
 impl Builder<'_> {
@@ -15,15 +25,24 @@ impl Builder<'_> {
         Err(ProfileError::Invalid { source_name: self.source_name.to_owned(), line, message: message.into() })
     }
 
+    /// A note is said once, however many steps trigger it.
+    fn note(&mut self, text: String) {
+        if !self.notes.contains(&text) {
+            self.notes.push(text);
+        }
+    }
+
     pub(super) fn template(&self, s: &Spanned<String>, what: &str) -> Result<Template, ProfileError> {
-        Template::compile(&s.value, self.env).or_else(|e| self.err(s.referenced.line(), format!("{what}: {e}")))
+        Template::compile_with(&s.value, self.env, self.vars.as_ref())
+            .or_else(|e| self.err(s.referenced.line(), format!("{what}: {e}")))
     }
 
     pub(super) fn build(mut self, raw: RawProfile) -> Result<Profile, ProfileError> {
         let cfg = raw.config;
         let target = match &cfg.target {
             Some(t) => {
-                let rendered = self.template(t, "config.target")?;
+                let rendered = Template::compile(&t.value, self.env)
+                    .or_else(|e| self.err(t.referenced.line(), format!("config.target: {e}")))?;
                 let Some(text) = rendered.as_static() else {
                     return self
                         .err(t.referenced.line(), "config.target may use only $env/$processEnvironment templates");
@@ -53,16 +72,18 @@ impl Builder<'_> {
         }
         let mut ensure = Vec::new();
         if let Some(e) = &cfg.ensure {
-            self.ensure(e, &mut ensure)?;
+            self.ensure(e.referenced.line(), &e.value, &mut ensure)?;
         }
         if let Some(plugins) = &cfg.plugins {
-            if let Some(e) = &plugins.ensure {
-                self.ensure(e, &mut ensure)?;
-            }
-            if plugins.metrics_by_endpoint.is_some() {
-                self.notes.push("plugin metrics-by-endpoint accepted: per-command breakdowns are always kept".into());
-            }
+            self.plugins(plugins, &mut ensure)?;
         }
+        if let Some(e) = &cfg.engines {
+            self.note(format!(
+                "config.engines (line {}) ignored: requests are HTTP slash commands, sent by the built-in engine",
+                e.referenced.line()
+            ));
+        }
+        self.vars = self.bindings(&cfg)?;
         if let Some(p) = &cfg.processor {
             self.notes.push(format!(
                 "config.processor ({}) ignored: generateSlackSignature and captureMetrics are built in",
@@ -75,12 +96,144 @@ impl Builder<'_> {
         if raw.scenarios.len() > MAX_SCENARIOS {
             return self.err(raw.scenarios[MAX_SCENARIOS].referenced.line(), "too many scenarios");
         }
-        let scenarios =
-            raw.scenarios.iter().enumerate().map(|(i, s)| self.scenario(i, s)).collect::<Result<Vec<_>, _>>()?;
+        let mut scenarios = Vec::with_capacity(raw.scenarios.len());
+        for (i, s) in raw.scenarios.iter().enumerate() {
+            scenarios.push(self.scenario(i, s)?);
+        }
         if scenarios.iter().all(|s| s.weight == 0) {
             return self.err(raw.scenarios[0].referenced.line(), "every scenario has weight 0");
         }
-        Ok(Profile { source: self.source_name.to_owned(), target, phases, http, ensure, scenarios, notes: self.notes })
+        Ok(Profile {
+            source: self.source_name.to_owned(),
+            target,
+            phases,
+            http,
+            ensure,
+            scenarios,
+            notes: self.notes,
+            vars: self.vars,
+        })
+    }
+
+    /// `config.plugins`: `ensure` becomes ours when its shape matches; every other plugin
+    /// is named in a warning (it does not run here), never an error.
+    fn plugins(&mut self, plugins: &RawPlugins, ensure: &mut Vec<Condition>) -> Result<(), ProfileError> {
+        for (name, value) in &plugins.0 {
+            let line = value.referenced.line();
+            match (name.as_str(), &value.value) {
+                ("ensure", RawPlugin::Ensure(e)) => {
+                    self.ensure(line, e, ensure)?;
+                }
+                ("ensure", RawPlugin::Other(_)) => self.note(format!(
+                    "warning: plugin ensure (line {line}) has settings we do not read: put maxErrorRate, p95, p99, \
+                     thresholds or conditions under config.ensure"
+                )),
+                ("metrics-by-endpoint", _) => {
+                    self.note("plugin metrics-by-endpoint accepted: per-command breakdowns are always kept".into());
+                }
+                ("expect", _) => self.note(format!(
+                    "warning: plugin expect (line {line}) is not applied yet: answers are counted, not checked"
+                )),
+                (other, _) => self.note(format!(
+                    "warning: plugin {other} (line {line}) ignored: Artillery plugins do not run in chatops loadtest"
+                )),
+            }
+        }
+        Ok(())
+    }
+
+    /// `config.variables` and `config.payload` → the names templates may read.
+    fn bindings(&mut self, cfg: &RawConfig) -> Result<Option<Arc<Bindings>>, ProfileError> {
+        let mut b = Bindings::default();
+        if let Some(vars) = &cfg.variables {
+            let line = vars.referenced.line();
+            for (name, value) in &vars.value {
+                let values = match value {
+                    RawVariable::One(v) => vec![v.0.clone()],
+                    RawVariable::Many(vs) => vs.iter().map(|v| v.0.clone()).collect(),
+                };
+                b.add_variable(name, values).or_else(|m| self.err(line, format!("config.variables: {m}")))?;
+            }
+        }
+        if let Some(payloads) = &cfg.payload {
+            if payloads.0.len() > 16 {
+                return self.err(payloads.0[16].path.referenced.line(), "config.payload: more than 16 payload files");
+            }
+            for p in &payloads.0 {
+                let spec = self.payload_spec(p)?;
+                let line = p.path.referenced.line();
+                let Some(dir) = self.base_dir else {
+                    return self.err(
+                        line,
+                        "config.payload: payload paths are relative to the profile file; run the profile from a file",
+                    );
+                };
+                let loaded =
+                    vars::load_payload(&spec, dir).or_else(|m| self.err(line, format!("config.payload: {m}")))?;
+                self.note(format!(
+                    "payload {}: {} rows ({})",
+                    spec.path,
+                    loaded.rows(),
+                    match spec.order {
+                        Order::Random => "random order",
+                        Order::Sequence => "in sequence",
+                    }
+                ));
+                b.add_payload(loaded).or_else(|m| self.err(line, format!("config.payload: {m}")))?;
+            }
+        }
+        Ok((!b.is_empty()).then(|| Arc::new(b)))
+    }
+
+    fn payload_spec(&mut self, p: &RawPayload) -> Result<PayloadSpec, ProfileError> {
+        let line = p.path.referenced.line();
+        if let Some(l) = &p.load_all {
+            return self.err(
+                l.referenced.line(),
+                "config.payload.loadAll is not supported: name the columns with `fields` and use {{ field }}",
+            );
+        }
+        if let Some(n) = &p.name {
+            return self.err(
+                n.referenced.line(),
+                "config.payload.name (with loadAll) is not supported: name the columns with `fields` and use {{ field }}",
+            );
+        }
+        if p.fields.is_empty() {
+            return self.err(line, "config.payload needs `fields`: the names of the CSV columns, in order");
+        }
+        let order = match &p.order {
+            None => Order::Random,
+            Some(o) => match o.value.as_str() {
+                "random" => Order::Random,
+                "sequence" => Order::Sequence,
+                other => {
+                    return self.err(
+                        o.referenced.line(),
+                        format!("config.payload.order `{other}`: use `random` or `sequence`"),
+                    );
+                }
+            },
+        };
+        let delimiter = match &p.delimiter {
+            None => b',',
+            Some(d) => match d.value.as_bytes() {
+                [b] if b.is_ascii() && *b != b'"' && *b != b'\n' && *b != b'\r' => *b,
+                _ => return self.err(d.referenced.line(), "config.payload.delimiter must be one ASCII character"),
+            },
+        };
+        if p.cast == Some(true) {
+            self.note("payload `cast: true` ignored: every value is sent as text".into());
+        }
+        // skipEmptyLines: empty lines are always skipped.
+        let _ = p.skip_empty_lines;
+        Ok(PayloadSpec {
+            path: p.path.value.clone(),
+            fields: p.fields.clone(),
+            order,
+            skip_header: p.skip_header.unwrap_or(false),
+            delimiter,
+        })
     }
 
     pub(super) fn phase(&self, idx: usize, p: &Spanned<RawPhase>) -> Result<Phase, ProfileError> {
@@ -128,9 +281,10 @@ impl Builder<'_> {
         Ok(phase)
     }
 
-    pub(super) fn ensure(&self, e: &Spanned<RawEnsure>, out: &mut Vec<Condition>) -> Result<(), ProfileError> {
-        let line = e.referenced.line();
-        let r = &e.value;
+    /// `line` is the ensure block's; values inside a plugin's block have no line of their own
+    /// (it is read loosely, to tell a matching shape from another), so they fall back to it.
+    pub(super) fn ensure(&self, line: u64, r: &RawEnsure, out: &mut Vec<Condition>) -> Result<(), ProfileError> {
+        let at = |l: u64| if l == 0 { line } else { l };
         let short = [
             ("http.response_time.median", r.median.or(r.p50)),
             ("http.response_time.p90", r.p90),
@@ -149,48 +303,164 @@ impl Builder<'_> {
         for t in &r.thresholds {
             // Artillery: "check that a metric's value is less-than the defined value".
             for (metric, limit) in &t.value {
-                let c = Condition::single(metric, Op::Lt, *limit).or_else(|m| self.err(t.referenced.line(), m))?;
+                let c = Condition::single(metric, Op::Lt, *limit).or_else(|m| self.err(at(t.referenced.line()), m))?;
                 out.push(c);
             }
         }
         for c in &r.conditions {
             let expr = &c.value.expression;
             let cond = Condition::parse(&expr.value, c.value.strict.unwrap_or(true))
-                .or_else(|m| self.err(expr.referenced.line(), m))?;
+                .or_else(|m| self.err(at(expr.referenced.line()), m))?;
             out.push(cond);
         }
         Ok(())
     }
 
-    pub(super) fn scenario(&self, idx: usize, s: &Spanned<RawScenario>) -> Result<Scenario, ProfileError> {
+    pub(super) fn scenario(&mut self, idx: usize, s: &Spanned<RawScenario>) -> Result<Scenario, ProfileError> {
         let name = s.value.name.clone().unwrap_or_else(|| format!("scenario {}", idx + 1));
         if s.value.flow.is_empty() {
             return self.err(s.referenced.line(), format!("scenario `{name}` has an empty flow"));
         }
-        if s.value.flow.len() > MAX_STEPS {
-            return self.err(s.referenced.line(), format!("scenario `{name}` has more than {MAX_STEPS} steps"));
-        }
         let mut flow = Vec::new();
-        for step in &s.value.flow {
-            let line = step.referenced.line();
-            let (method, req) = match &step.value {
-                RawStep::Think(d) => {
-                    let d = d.to_duration().or_else(|m| self.err(line, format!("think: {m}")))?;
-                    flow.push(Step::Think(d));
-                    continue;
-                }
-                RawStep::Get(r) => (hyper::Method::GET, r),
-                RawStep::Post(r) => (hyper::Method::POST, r),
-                RawStep::Put(r) => (hyper::Method::PUT, r),
-                RawStep::Patch(r) => (hyper::Method::PATCH, r),
-                RawStep::Delete(r) => (hyper::Method::DELETE, r),
-            };
-            flow.push(Step::Request(Box::new(self.request(method, req)?)));
+        self.steps(&name, &s.value.flow, 0, &mut flow)?;
+        if flow.is_empty() {
+            return self
+                .err(s.referenced.line(), format!("scenario `{name}` has no step to run (every loop is empty)"));
         }
         Ok(Scenario { name, weight: s.value.weight.unwrap_or(1), flow })
     }
 
-    pub(super) fn request(&self, method: hyper::Method, r: &RawRequest) -> Result<RequestSpec, ProfileError> {
+    /// Compiles a list of steps into `out`, unrolling `loop`s.
+    fn steps(
+        &mut self,
+        scenario: &str,
+        steps: &[Spanned<RawStep>],
+        depth: usize,
+        out: &mut Vec<Step>,
+    ) -> Result<(), ProfileError> {
+        if steps.len() > MAX_STEPS {
+            return self.err(
+                steps[MAX_STEPS].referenced.line(),
+                format!("scenario `{scenario}`: more than {MAX_STEPS} steps in one list"),
+            );
+        }
+        for step in steps {
+            let line = step.referenced.line();
+            let r = &step.value;
+            let requests = [
+                (hyper::Method::GET, &r.get),
+                (hyper::Method::POST, &r.post),
+                (hyper::Method::PUT, &r.put),
+                (hyper::Method::PATCH, &r.patch),
+                (hyper::Method::DELETE, &r.delete),
+            ];
+            let actions = requests.iter().filter(|(_, q)| q.is_some()).count()
+                + usize::from(r.think.is_some())
+                + usize::from(r.loop_steps.is_some())
+                + usize::from(r.log.is_some());
+            if actions != 1 {
+                return self
+                    .err(line, "a flow step takes exactly one of get, post, put, patch, delete, think, loop, log");
+            }
+            if r.loop_steps.is_none() {
+                for (key, present) in
+                    [("count", r.count.is_some()), ("over", r.over.is_some()), ("whileTrue", r.while_true.is_some())]
+                {
+                    if present {
+                        return self.err(line, format!("`{key}` belongs to a `loop` step"));
+                    }
+                }
+            }
+            if let Some(d) = &r.think {
+                let d = d.to_duration().or_else(|m| self.err(line, format!("think: {m}")))?;
+                out.push(Step::Think(d));
+            } else if r.log.is_some() {
+                self.note("flow `log` steps ignored: nothing is printed per virtual user".into());
+            } else if let Some(inner) = &r.loop_steps {
+                self.loop_step(scenario, r, inner, line, depth, out)?;
+            } else if let Some((method, Some(req))) = requests.into_iter().find(|(_, q)| q.is_some()) {
+                let spec = self.request(method, req)?;
+                out.push(Step::Request(Box::new(spec)));
+            }
+            if out.len() > MAX_FLOW_STEPS {
+                return self.err(
+                    line,
+                    format!("scenario `{scenario}` has more than {MAX_FLOW_STEPS} steps once its loops are unrolled"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn loop_step(
+        &mut self,
+        scenario: &str,
+        r: &RawStep,
+        inner: &[Spanned<RawStep>],
+        line: u64,
+        depth: usize,
+        out: &mut Vec<Step>,
+    ) -> Result<(), ProfileError> {
+        if let Some(o) = &r.over {
+            return self.err(
+                o.referenced.line(),
+                "loop `over` is not supported: use `count` and {{ variable }} from config.variables or a payload",
+            );
+        }
+        if let Some(w) = &r.while_true {
+            return self.err(
+                w.referenced.line(),
+                "loop `whileTrue` is not supported (it needs a processor function): use `count`",
+            );
+        }
+        let Some(count) = &r.count else {
+            return self.err(line, "a `loop` needs `count` (a loop without one never ends)");
+        };
+        if depth >= MAX_LOOP_DEPTH {
+            return self.err(line, format!("loops nested more than {MAX_LOOP_DEPTH} deep"));
+        }
+        let mut body = Vec::new();
+        self.steps(scenario, inner, depth + 1, &mut body)?;
+        let total = (body.len() as u64).saturating_mul(count.value).saturating_add(out.len() as u64);
+        if total > MAX_FLOW_STEPS as u64 {
+            return self.err(
+                count.referenced.line(),
+                format!("scenario `{scenario}` has more than {MAX_FLOW_STEPS} steps once its loops are unrolled"),
+            );
+        }
+        for _ in 0..count.value {
+            out.extend(body.iter().cloned());
+        }
+        Ok(())
+    }
+
+    pub(super) fn request(&mut self, method: hyper::Method, r: &RawRequest) -> Result<RequestSpec, ProfileError> {
+        if let Some(j) = &r.json {
+            return self.err(
+                j.referenced.line(),
+                "`json:` bodies are not sent: the bot takes Slack's form-encoded bodies (signed as sent); use `form:` \
+                 with the same keys, or `body: \"command=%2Fecho&text=…\"`",
+            );
+        }
+        if let Some(f) = &r.form_data {
+            return self.err(
+                f.referenced.line(),
+                "`formData:` (multipart) is not sent: Slack posts form-encoded bodies; use `form:`",
+            );
+        }
+        if let Some(q) = &r.qs {
+            return self
+                .err(q.referenced.line(), "`qs:` is not supported: write the query string in `url` (`/path?a=1`)");
+        }
+        for (key, present) in [("capture", &r.capture), ("expect", &r.expect)] {
+            if let Some(v) = present {
+                self.note(format!(
+                    "warning: `{key}` (line {}) is not applied yet: the request is sent, its answer is not {}",
+                    v.referenced.line(),
+                    if key == "capture" { "captured" } else { "checked" }
+                ));
+            }
+        }
         let url = self.template(&r.url, "url")?;
         let mut sign_default_body = false;
         if let Some(b) = &r.before_request {
@@ -221,7 +491,7 @@ impl Builder<'_> {
             let line = value.referenced.line();
             let header = hyper::header::HeaderName::from_bytes(name.as_bytes())
                 .or_else(|_| self.err(line, format!("`{name}` is not a valid header name")))?;
-            let tpl = Template::compile(&value.value.0, self.env)
+            let tpl = Template::compile_with(&value.value.0, self.env, self.vars.as_ref())
                 .or_else(|e| self.err(line, format!("header {name}: {e}")))?;
             if let Some(v) = tpl.as_static()
                 && hyper::header::HeaderValue::from_str(v).is_err()
@@ -232,12 +502,12 @@ impl Builder<'_> {
         }
         let body = match (&r.body, &r.form) {
             (Some(_), Some(f)) => return self.err(f.referenced.line(), "a request takes `body` or `form`, not both"),
-            (Some(b), None) if !b.value.is_empty() => BodySpec::from_text(&b.value, self.env)
+            (Some(b), None) if !b.value.is_empty() => BodySpec::from_text_with(&b.value, self.env, self.vars.as_ref())
                 .or_else(|e| self.err(b.referenced.line(), format!("body: {e}")))?,
             (None, Some(f)) => {
                 let mut fields = Vec::new();
                 for (k, v) in &f.value {
-                    let value = Template::compile(&v.value.0, self.env)
+                    let value = Template::compile_with(&v.value.0, self.env, self.vars.as_ref())
                         .or_else(|e| self.err(v.referenced.line(), format!("form field {k}: {e}")))?;
                     fields.push(FormField::new(k, value, true));
                 }

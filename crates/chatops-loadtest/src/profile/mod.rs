@@ -16,7 +16,10 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 mod build;
+#[cfg(test)]
+mod compat_tests;
 mod raw;
+pub mod vars;
 
 use build::*;
 pub use raw::parse_duration;
@@ -35,6 +38,8 @@ pub const MAX_PHASE: Duration = Duration::from_secs(7 * 24 * 3600);
 const MAX_PHASES: usize = 1000;
 const MAX_SCENARIOS: usize = 1000;
 const MAX_STEPS: usize = 100;
+/// Most steps of one scenario once its `loop`s are unrolled.
+pub const MAX_FLOW_STEPS: usize = 10_000;
 
 /// Why a profile could not be loaded. Every variant is a usage error (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -64,8 +69,11 @@ pub struct Profile {
     pub http: HttpSettings,
     pub ensure: Vec<Condition>,
     pub scenarios: Vec<Scenario>,
-    /// Things accepted but not acted on (e.g. `config.processor`).
+    /// Things accepted but not acted on (e.g. `config.processor`), and warnings about
+    /// Artillery keys that do not apply here; each is said once.
     pub notes: Vec<String>,
+    /// `config.variables` and payload fields, for the templates; None when there are none.
+    pub vars: Option<std::sync::Arc<vars::Bindings>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -176,20 +184,38 @@ impl Profile {
         if meta.len() > MAX_PROFILE_BYTES as u64 {
             return Err(ProfileError::TooLarge(name_or_path.to_owned()));
         }
+        if meta.is_dir() {
+            return Err(ProfileError::Io {
+                path: name_or_path.to_owned(),
+                source: std::io::Error::other("is a directory, not a profile file"),
+            });
+        }
         let text = std::fs::read_to_string(path)
             .map_err(|source| ProfileError::Io { path: name_or_path.to_owned(), source })?;
-        Profile::parse(&text, name_or_path, env)
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        Profile::parse_in(&text, name_or_path, Some(dir), env)
     }
 
-    /// Parses YAML text; `source_name` names it in errors and in the results.
+    /// Parses YAML text; `source_name` names it in errors and in the results. A payload
+    /// file is refused: it needs [`Profile::load`] or [`Profile::parse_in`] with a folder.
     pub fn parse(text: &str, source_name: &str, env: &dyn Env) -> Result<Profile, ProfileError> {
+        Profile::parse_in(text, source_name, None, env)
+    }
+
+    /// Parses YAML text whose payload paths are relative to `base_dir`.
+    pub fn parse_in(
+        text: &str,
+        source_name: &str,
+        base_dir: Option<&Path>,
+        env: &dyn Env,
+    ) -> Result<Profile, ProfileError> {
         if text.len() > MAX_PROFILE_BYTES {
             return Err(ProfileError::TooLarge(source_name.to_owned()));
         }
         let raw: RawProfile = serde_saphyr::from_str_with_options(text, yaml_options()).map_err(|e| {
             ProfileError::Yaml { source_name: source_name.to_owned(), message: one_line(&e.to_string()) }
         })?;
-        Builder { source_name, env, notes: Vec::new() }.build(raw)
+        Builder { source_name, env, notes: Vec::new(), base_dir, vars: None }.build(raw)
     }
 
     /// Applies `--rate-scale` and `--duration-scale`. Counts (`arrivalCount`) scale with
@@ -387,7 +413,7 @@ scenarios:
         let base = "config:\n  target: http://127.0.0.1:1\n  phases:\n    - duration: 1\n      arrivalRate: 1\nscenarios:\n  - flow:\n      - post:\n          url: /x\n";
         let cases = [
             ("top level", format!("{base}before:\n  flow: []\n"), "before", 10),
-            ("config", base.replace("  phases:", "  variables:\n    a: 1\n  phases:"), "variables", 3),
+            ("config", base.replace("  phases:", "  environments:\n    a: 1\n  phases:"), "environments", 3),
             (
                 "phase",
                 base.replace("      arrivalRate: 1\n", "      arrivalRate: 1\n      arivalRate: 2\n"),
@@ -398,8 +424,8 @@ scenarios:
             ("ensure", base.replace("  phases:", "  ensure:\n    p98: 10\n  phases:"), "p98", 4),
             ("scenario", base.replace("  - flow:", "  - engine: ws\n    flow:"), "engine", 7),
             ("request", format!("{base}          json: {{a: 1}}\n"), "json", 10),
-            ("step", base.replace("      - post:", "      - loop:"), "loop", 8),
-            ("plugin", base.replace("  phases:", "  plugins:\n    expect: {}\n  phases:"), "expect", 4),
+            ("request", format!("{base}          cookie: {{a: 1}}\n"), "cookie", 10),
+            ("step", base.replace("      - post:", "      - function:"), "function", 8),
         ];
         for (what, yaml, key, line) in cases {
             let err = parse(&yaml).unwrap_err().to_string();

@@ -2,6 +2,8 @@
 //! not understand is an error naming the key and its line. `build` turns them into a
 //! checked [`Profile`](super::Profile).
 
+use serde::de::IgnoredAny;
+
 use super::*;
 
 #[derive(Deserialize)]
@@ -22,14 +24,132 @@ pub(super) struct RawConfig {
     pub(super) ensure: Option<Spanned<RawEnsure>>,
     pub(super) processor: Option<Spanned<String>>,
     pub(super) plugins: Option<RawPlugins>,
+    /// Artillery's engine settings (`http`, `ws`, …): accepted, not applied.
+    pub(super) engines: Option<Spanned<IgnoredAny>>,
+    pub(super) variables: Option<Spanned<BTreeMap<String, RawVariable>>>,
+    pub(super) payload: Option<RawPayloads>,
+}
+
+/// `config.plugins`: any plugin name is accepted (and warned about); `ensure` is read as our
+/// `ensure` when its shape matches.
+pub(super) struct RawPlugins(pub(super) Vec<(String, Spanned<RawPlugin>)>);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawPlugin {
+    Ensure(RawEnsure),
+    Other(IgnoredAny),
+}
+
+impl<'de> Deserialize<'de> for RawPlugins {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawPlugins;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of plugin names to their settings")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RawPlugins, A::Error> {
+                let mut out = Vec::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    let value = if name == "ensure" {
+                        map.next_value::<Spanned<RawPlugin>>()?
+                    } else {
+                        let v = map.next_value::<Spanned<IgnoredAny>>()?;
+                        Spanned::new(RawPlugin::Other(v.value), v.referenced, v.defined)
+                    };
+                    if out.len() < 100 {
+                        out.push((name, value));
+                    }
+                }
+                Ok(RawPlugins(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A `config.variables` value: a scalar (a constant) or a list (cycled per virtual user).
+pub(super) enum RawVariable {
+    One(Scalar),
+    Many(Vec<Scalar>),
+}
+
+impl<'de> Deserialize<'de> for RawVariable {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawVariable;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a variable: a string, number or boolean, or a list of them")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<RawVariable, E> {
+                Ok(RawVariable::One(Scalar(v.to_owned())))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<RawVariable, E> {
+                Ok(RawVariable::One(Scalar(v.to_string())))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<RawVariable, E> {
+                Ok(RawVariable::One(Scalar(v.to_string())))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<RawVariable, E> {
+                Ok(RawVariable::One(Scalar(v.to_string())))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<RawVariable, E> {
+                Ok(RawVariable::One(Scalar(v.to_string())))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawVariable, A::Error> {
+                let mut out = Vec::new();
+                while let Some(v) = seq.next_element::<Scalar>()? {
+                    out.push(v);
+                }
+                Ok(RawVariable::Many(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `config.payload`: one entry or a list of them.
+pub(super) struct RawPayloads(pub(super) Vec<RawPayload>);
+
+impl<'de> Deserialize<'de> for RawPayloads {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawPayloads;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a payload (path, fields, …) or a list of payloads")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawPayloads, A::Error> {
+                let one = RawPayload::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawPayloads(vec![one]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawPayloads, A::Error> {
+                let mut out = Vec::new();
+                while let Some(p) = seq.next_element::<RawPayload>()? {
+                    out.push(p);
+                }
+                Ok(RawPayloads(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawPlugins {
-    pub(super) ensure: Option<Spanned<RawEnsure>>,
-    #[serde(rename = "metrics-by-endpoint")]
-    pub(super) metrics_by_endpoint: Option<serde::de::IgnoredAny>,
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawPayload {
+    pub(super) path: Spanned<String>,
+    #[serde(default)]
+    pub(super) fields: Vec<String>,
+    pub(super) order: Option<Spanned<String>>,
+    pub(super) skip_header: Option<bool>,
+    pub(super) delimiter: Option<Spanned<String>>,
+    pub(super) skip_empty_lines: Option<bool>,
+    pub(super) cast: Option<bool>,
+    pub(super) load_all: Option<Spanned<bool>>,
+    pub(super) name: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -118,15 +238,23 @@ pub(super) struct RawScenario {
     pub(super) flow: Vec<Spanned<RawStep>>,
 }
 
+/// One flow step: a request (`get`, `post`, …), `think`, or a `loop` with its `count`.
+/// A struct rather than an enum because `loop` takes sibling keys (`count`, `over`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(super) enum RawStep {
-    Get(RawRequest),
-    Post(RawRequest),
-    Put(RawRequest),
-    Patch(RawRequest),
-    Delete(RawRequest),
-    Think(RawDuration),
+pub(super) struct RawStep {
+    pub(super) get: Option<RawRequest>,
+    pub(super) post: Option<RawRequest>,
+    pub(super) put: Option<RawRequest>,
+    pub(super) patch: Option<RawRequest>,
+    pub(super) delete: Option<RawRequest>,
+    pub(super) think: Option<RawDuration>,
+    #[serde(rename = "loop")]
+    pub(super) loop_steps: Option<Vec<Spanned<RawStep>>>,
+    pub(super) count: Option<Spanned<u64>>,
+    pub(super) over: Option<Spanned<IgnoredAny>>,
+    pub(super) while_true: Option<Spanned<IgnoredAny>>,
+    pub(super) log: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -140,6 +268,13 @@ pub(super) struct RawRequest {
     pub(super) form: Option<Spanned<BTreeMap<String, Spanned<Scalar>>>>,
     pub(super) before_request: Option<Spanned<OneOrMany>>,
     pub(super) after_response: Option<Spanned<OneOrMany>>,
+    /// Refused with what to use instead: the bot's endpoints take form bodies.
+    pub(super) json: Option<Spanned<IgnoredAny>>,
+    pub(super) form_data: Option<Spanned<IgnoredAny>>,
+    pub(super) qs: Option<Spanned<IgnoredAny>>,
+    /// Accepted with a warning: not applied yet.
+    pub(super) capture: Option<Spanned<IgnoredAny>>,
+    pub(super) expect: Option<Spanned<IgnoredAny>>,
 }
 
 #[derive(Deserialize)]
