@@ -87,7 +87,8 @@ pub fn run_analyze_to(args: &AnalyzeArgs, out: &mut dyn Write) -> Result<Analyze
     };
     let joiner = requests.as_deref().map(Joiner::read).transpose()?;
 
-    let agg = aggregate_inputs(&inputs, window.ns, bin_ns, joiner, args.threads, &mut notes)?;
+    let block_bytes = args.block_kib.map_or(parallel::BLOCK_BYTES, |k| k as usize * 1024);
+    let agg = aggregate_inputs(&inputs, window.ns, bin_ns, joiner, (args.threads, block_bytes), &mut notes)?;
     let a = agg.finish();
     if let Some(b) = &a.bins
         && b.width_ms != b.requested_width_ms
@@ -158,7 +159,7 @@ fn aggregate_inputs(
     window: WindowNs,
     bin_ns: Option<i64>,
     joiner: Option<Joiner>,
-    threads: Option<u16>,
+    (threads, block_bytes): (Option<u16>, usize),
     notes: &mut Vec<String>,
 ) -> Result<Aggregator, AnalyzeError> {
     let workers = match threads {
@@ -168,7 +169,7 @@ fn aggregate_inputs(
     if joiner.is_some() || workers < 2 {
         return aggregate_sequential(inputs, window, bin_ns, joiner, notes);
     }
-    let split = parallel::Split { workers, block_bytes: parallel::BLOCK_BYTES, max_line: MAX_LINE_BYTES };
+    let split = parallel::Split { workers, block_bytes, max_line: MAX_LINE_BYTES };
     let run = parallel::aggregate_parallel(inputs, window, bin_ns, split)?;
     if run.hit_caps {
         if !inputs.contains(&Input::Stdin) {
