@@ -120,6 +120,8 @@ fn bench(c: &mut Criterion) {
             requests: None,
             json: None,
             no_json: false,
+            threads: None,
+            block_kib: None,
         };
         b.iter(|| {
             let out = chatops_analyze::run_analyze_to(&args, &mut std::io::sink()).unwrap();

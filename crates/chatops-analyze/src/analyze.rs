@@ -7,11 +7,12 @@ use std::path::{Component, Path, PathBuf};
 
 use chatops_core::results::{LoadTestResults, RESULTS_SCHEMA_VERSION};
 
-use crate::aggregate::{Aggregator, WindowNs};
+use crate::aggregate::{Aggregator, MAX_KEYS, OTHER_KEY, WindowNs};
 use crate::args::AnalyzeArgs;
 use crate::error::{AnalyzeError, ResultsError};
 use crate::input::{self, Input, MAX_LINE_BYTES};
 use crate::join::Joiner;
+use crate::parallel;
 use crate::summary::{METRICS_KIND, METRICS_SCHEMA_VERSION, MetricsSummary, WindowInfo, WindowSource, read_capped};
 use crate::table;
 
@@ -86,7 +87,8 @@ pub fn run_analyze_to(args: &AnalyzeArgs, out: &mut dyn Write) -> Result<Analyze
     };
     let joiner = requests.as_deref().map(Joiner::read).transpose()?;
 
-    let agg = aggregate_inputs(&inputs, window.ns, bin_ns, joiner, &mut notes)?;
+    let block_bytes = args.block_kib.map_or(parallel::BLOCK_BYTES, |k| k as usize * 1024);
+    let agg = aggregate_inputs(&inputs, window.ns, bin_ns, joiner, (args.threads, block_bytes), &mut notes)?;
     let a = agg.finish();
     if let Some(b) = &a.bins
         && b.width_ms != b.requested_width_ms
@@ -143,85 +145,64 @@ pub fn run_analyze_to(args: &AnalyzeArgs, out: &mut dyn Write) -> Result<Analyze
     Ok(AnalyzeOutcome { summary, json_path: json_path.filter(|_| !to_stdout), passed: true })
 }
 
-/// Most threads that parse and aggregate; the reading thread comes on top.
-const MAX_WORKERS: usize = 4;
+/// Most threads that parse and aggregate unless `--threads` says otherwise: beyond that the
+/// reading of blocks, which is sequential, becomes the limit.
+const MAX_DEFAULT_WORKERS: usize = 4;
 
-/// Streams every input through aggregators. Without a join, blocks of lines go round-robin to
-/// one aggregator per core, merged at the end (the machine's cores are the only limit on
-/// lines per second); a join needs the one shared table of client records, so it runs on
-/// this thread.
+/// Streams every input through aggregators: without a join, on one thread per core
+/// ([`parallel`]); a join needs the one shared table of client records, so it runs on this
+/// thread, as does `--threads 1`. The result is the same either way: when a key table
+/// overflowed in the parallel run (which keys are kept past a cap depends on which lines came
+/// first), the inputs are read again on one thread.
 fn aggregate_inputs(
+    inputs: &[Input],
+    window: WindowNs,
+    bin_ns: Option<i64>,
+    joiner: Option<Joiner>,
+    (threads, block_bytes): (Option<u16>, usize),
+    notes: &mut Vec<String>,
+) -> Result<Aggregator, AnalyzeError> {
+    let workers = match threads {
+        Some(n) => usize::from(n),
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_DEFAULT_WORKERS),
+    };
+    if joiner.is_some() || workers < 2 {
+        return aggregate_sequential(inputs, window, bin_ns, joiner, notes);
+    }
+    let split = parallel::Split { workers, block_bytes, max_line: MAX_LINE_BYTES };
+    let run = parallel::aggregate_parallel(inputs, window, bin_ns, split)?;
+    if run.hit_caps {
+        if !inputs.contains(&Input::Stdin) {
+            return aggregate_sequential(inputs, window, bin_ns, None, notes);
+        }
+        notes.push(format!(
+            "more than {MAX_KEYS} keys in a grouping: which ones are kept (the rest count as `{OTHER_KEY}`) \
+             may differ from a --threads 1 run, and stdin cannot be read twice to settle it"
+        ));
+    }
+    notes.extend(run.notes);
+    Ok(run.agg)
+}
+
+/// One aggregator on this thread, fed line by line.
+fn aggregate_sequential(
     inputs: &[Input],
     window: WindowNs,
     bin_ns: Option<i64>,
     joiner: Option<Joiner>,
     notes: &mut Vec<String>,
 ) -> Result<Aggregator, AnalyzeError> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WORKERS);
-    if joiner.is_some() || workers < 2 {
-        let mut agg = Aggregator::new(window, bin_ns, joiner);
-        for inp in inputs {
-            let mut reader = input::open(inp)?;
-            let (stats, err) = input::for_each_line(&mut *reader, MAX_LINE_BYTES, |line| agg.feed(line));
-            agg.add_oversized(stats.oversized);
-            if let Some(e) = err {
-                agg.add_read_error();
-                notes.push(format!("reading {} stopped after {} lines: {e}", inp.display(), stats.lines));
-            }
+    let mut agg = Aggregator::new(window, bin_ns, joiner);
+    for inp in inputs {
+        let mut reader = input::open(inp)?;
+        let (stats, err) = input::for_each_line(&mut *reader, MAX_LINE_BYTES, |line| agg.feed(line));
+        agg.add_oversized(stats.oversized);
+        if let Some(e) = err {
+            agg.add_read_error();
+            notes.push(format!("reading {} stopped after {} lines: {e}", inp.display(), stats.lines));
         }
-        return Ok(agg);
     }
-    // This thread reads; its own aggregator only counts what the reader skipped.
-    let mut agg = Aggregator::new(window, bin_ns, None);
-    std::thread::scope(|scope| {
-        let mut senders = Vec::with_capacity(workers);
-        let mut handles = Vec::with_capacity(workers);
-        for _ in 0..workers {
-            // Two blocks in flight per worker bound the memory to a few MiB.
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
-            senders.push(tx);
-            handles.push(scope.spawn(move || {
-                let mut agg = Aggregator::new(window, bin_ns, None);
-                for block in rx {
-                    let block = block.strip_suffix(b"\n").unwrap_or(&block);
-                    for line in block.split(|&b| b == b'\n') {
-                        if line.len() > MAX_LINE_BYTES {
-                            agg.add_oversized(1);
-                        } else {
-                            agg.feed(line);
-                        }
-                    }
-                }
-                agg
-            }));
-        }
-        let mut next = 0;
-        let mut result = Ok(());
-        for inp in inputs {
-            let mut reader = match input::open(inp) {
-                Ok(r) => r,
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            };
-            let (stats, err) = input::for_each_block(&mut *reader, MAX_LINE_BYTES, |block| {
-                // A worker only stops receiving by panicking, which the join below reports.
-                let _ = senders[next].send(block);
-                next = (next + 1) % workers;
-            });
-            agg.add_oversized(stats.oversized);
-            if let Some(e) = err {
-                agg.add_read_error();
-                notes.push(format!("reading {} stopped early: {e}", inp.display()));
-            }
-        }
-        drop(senders);
-        for h in handles {
-            agg.merge(h.join().expect("an aggregator thread panicked"));
-        }
-        result.map(|()| agg)
-    })
+    Ok(agg)
 }
 
 /// `results/test-1.json` → `results/test-1.metrics.json`.

@@ -55,6 +55,15 @@ pub struct AnalyzeArgs {
     /// Do not write the default X.metrics.json.
     #[arg(long, conflicts_with = "json")]
     pub no_json: bool,
+
+    /// Threads that parse and aggregate (default: one per core, at most 4). The result is the
+    /// same for any number; a join (--requests) always runs on one.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
+
+    /// KiB of lines a thread takes at a time (a tuning knob for measuring; hidden).
+    #[arg(long, hide = true, value_name = "KIB", value_parser = clap::value_parser!(u32).range(1..=1 << 20))]
+    pub block_kib: Option<u32>,
 }
 
 /// `chatops compare`: baseline vs candidate, with a regression verdict for CI.

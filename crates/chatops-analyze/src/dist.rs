@@ -3,7 +3,10 @@
 //! of the logs.
 //!
 //! Precision, as documented for users:
-//! - count, min, max and mean are always exact (to the microsecond the log lines carry);
+//! - count, min, max and mean are always exact (to the microsecond the log lines carry); the
+//!   sum behind the mean is kept in integer nanoseconds ([`FixedSum`]), so it does not depend
+//!   on the order values were added in and a distribution merged from several threads' parts
+//!   equals one recorded on a single thread, to the bit;
 //! - percentiles are exact (nearest rank) while a distribution holds at most
 //!   [`EXACT_SAMPLES`] values; beyond that they come from an HDR histogram recorded in
 //!   microseconds with [`Precision::Fine`] = 3 significant digits (≤ 0.1 % relative error,
@@ -41,7 +44,7 @@ impl Precision {
 pub struct Dist {
     precision: Precision,
     count: u64,
-    sum: f64,
+    sum: FixedSum,
     min: f64,
     max: f64,
     exact: Vec<f64>,
@@ -50,7 +53,7 @@ pub struct Dist {
 
 impl Dist {
     pub fn new(precision: Precision) -> Self {
-        Dist { precision, count: 0, sum: 0.0, min: f64::INFINITY, max: 0.0, exact: Vec::new(), hist: None }
+        Dist { precision, count: 0, sum: FixedSum::ZERO, min: f64::INFINITY, max: 0.0, exact: Vec::new(), hist: None }
     }
 
     pub fn count(&self) -> u64 {
@@ -59,7 +62,7 @@ impl Dist {
 
     /// Sum of the recorded values (after negatives were clamped to 0).
     pub fn sum(&self) -> f64 {
-        self.sum
+        self.sum.ms()
     }
 
     /// Records one value in milliseconds. Non-finite values are ignored: the parser never
@@ -70,7 +73,7 @@ impl Dist {
         }
         let ms = ms.max(0.0);
         self.count += 1;
-        self.sum += ms;
+        self.sum.add(ms);
         self.min = self.min.min(ms);
         self.max = self.max.max(ms);
         match &mut self.hist {
@@ -110,7 +113,7 @@ impl Dist {
                 let _ = h.add(oh);
                 self.hist = Some(h);
                 self.count += other.count;
-                self.sum += other.sum;
+                self.sum.merge(other.sum);
                 self.min = self.min.min(other.min);
                 self.max = self.max.max(other.max);
             }
@@ -146,7 +149,7 @@ impl Dist {
         LatencySummary {
             count: self.count,
             min: round_us(self.min),
-            mean: round_us(self.sum / self.count as f64),
+            mean: round_us(self.sum.ms() / self.count as f64),
             p50: q(0.50),
             p90: q(0.90),
             p95: q(0.95),
@@ -154,6 +157,39 @@ impl Dist {
             p999: q(0.999),
             max: round_us(self.max),
         }
+    }
+}
+
+/// A sum of millisecond values kept in integer nanoseconds. Float addition is not
+/// associative, so float sums of the same values added in another order (as when each thread
+/// sums its part of a log) differ in the last bits, and a mean at a rounding edge then differs
+/// by a microsecond; integer addition does not. Nanoseconds keep every digit a log line
+/// carries (they carry microseconds); an i128 cannot overflow for any realistic log, and
+/// saturates rather than wraps for a hostile one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FixedSum(i128);
+
+impl FixedSum {
+    pub const ZERO: FixedSum = FixedSum(0);
+
+    /// Adds a finite value in milliseconds (negative values are allowed: the E2E breakdown's
+    /// `other` segment can be negative).
+    #[inline]
+    pub fn add(&mut self, ms: f64) {
+        let ns = ms * 1e6;
+        // Rounds half away from zero. The common case converts through i64, a single
+        // instruction (f64 → i128 and `round` are library calls); ±9e18 ns is 285 years.
+        let ns = if ns.abs() < 9.0e18 { i128::from((ns + 0.5f64.copysign(ns)) as i64) } else { ns as i128 };
+        self.0 = self.0.saturating_add(ns);
+    }
+
+    pub fn merge(&mut self, other: FixedSum) {
+        self.0 = self.0.saturating_add(other.0);
+    }
+
+    /// The sum in milliseconds.
+    pub fn ms(self) -> f64 {
+        self.0 as f64 / 1e6
     }
 }
 

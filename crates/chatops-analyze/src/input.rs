@@ -86,12 +86,20 @@ fn is_own_output(name: &str) -> bool {
     name.ends_with(".metrics.json") || name.ends_with(".html") || name.ends_with(".png") || name.ends_with(".svg")
 }
 
+/// A source of bytes that any thread may read from (the parallel aggregator's workers take
+/// turns).
+pub type Source = Box<dyn Read + Send>;
+
 /// Opens a source, transparently decompressing gzip (several concatenated members, as
 /// logrotate and `cat a.gz b.gz` produce, are read as one stream).
-pub fn open(input: &Input) -> Result<Box<dyn Read>, AnalyzeError> {
+pub fn open(input: &Input) -> Result<Source, AnalyzeError> {
     match input {
-        Input::Stdin => Ok(maybe_gunzip(Box::new(io::stdin().lock()))
-            .map_err(|source| AnalyzeError::Input { path: "-".into(), source })?),
+        // Not `stdin().lock()`: the lock cannot move between threads. Each read takes it,
+        // which costs nothing next to reads of several MiB.
+        Input::Stdin => {
+            Ok(maybe_gunzip(Box::new(io::stdin()))
+                .map_err(|source| AnalyzeError::Input { path: "-".into(), source })?)
+        }
         Input::File(path) => {
             let f = File::open(path).map_err(|source| AnalyzeError::Input { path: path.clone(), source })?;
             maybe_gunzip(Box::new(f)).map_err(|source| AnalyzeError::Input { path: path.clone(), source })
@@ -101,7 +109,7 @@ pub fn open(input: &Input) -> Result<Box<dyn Read>, AnalyzeError> {
 
 /// Peeks at the first two bytes and wraps the reader in a gzip decoder when they are the gzip
 /// magic number.
-pub fn maybe_gunzip(mut r: Box<dyn Read>) -> io::Result<Box<dyn Read>> {
+pub fn maybe_gunzip(mut r: Source) -> io::Result<Source> {
     let mut magic = [0u8; 2];
     let mut n = 0;
     while n < 2 {
@@ -113,7 +121,7 @@ pub fn maybe_gunzip(mut r: Box<dyn Read>) -> io::Result<Box<dyn Read>> {
         }
     }
     let head = io::Cursor::new(magic[..n].to_vec());
-    let joined: Box<dyn Read> = Box::new(head.chain(r));
+    let joined: Source = Box::new(head.chain(r));
     if magic[..n] == [0x1f, 0x8b] { Ok(Box::new(MultiGzDecoder::new(joined))) } else { Ok(joined) }
 }
 
@@ -182,72 +190,6 @@ pub fn for_each_line<R: Read + ?Sized>(
     }
 }
 
-/// Size of the blocks [`for_each_block`] hands out.
-pub const BLOCK_BYTES: usize = 1 << 20;
-
-/// Reads `r` in blocks of about [`BLOCK_BYTES`] that end at a line boundary, for handing to
-/// other threads. A line longer than `max_line` with no newline in sight is skipped and
-/// counted, so a block never grows past `BLOCK_BYTES + max_line`; the receiver must still skip
-/// lines longer than `max_line` inside a block. A read error stops the read, after handing out
-/// the complete lines read so far.
-pub fn for_each_block<R: Read + ?Sized>(
-    r: &mut R,
-    max_line: usize,
-    mut f: impl FnMut(Vec<u8>),
-) -> (ReadStats, Option<io::Error>) {
-    let mut stats = ReadStats::default();
-    let cap = BLOCK_BYTES + max_line + 1;
-    let mut buf: Vec<u8> = Vec::with_capacity(cap);
-    let mut skipping = false;
-    let mut chunk = vec![0u8; READ_BLOCK];
-    loop {
-        let n = match r.read(&mut chunk) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                if let Some(nl) = memchr::memrchr(b'\n', &buf) {
-                    buf.truncate(nl + 1);
-                    f(buf);
-                }
-                return (stats, Some(e));
-            }
-        };
-        if n == 0 {
-            if !buf.is_empty() && !skipping {
-                f(buf);
-            }
-            return (stats, None);
-        }
-        let mut data = &chunk[..n];
-        if skipping {
-            match memchr::memchr(b'\n', data) {
-                Some(nl) => {
-                    skipping = false;
-                    data = &data[nl + 1..];
-                }
-                None => continue,
-            }
-        }
-        buf.extend_from_slice(data);
-        if buf.len() >= BLOCK_BYTES {
-            match memchr::memrchr(b'\n', &buf) {
-                Some(nl) => {
-                    let mut rest = Vec::with_capacity(cap);
-                    rest.extend_from_slice(&buf[nl + 1..]);
-                    buf.truncate(nl + 1);
-                    f(std::mem::replace(&mut buf, rest));
-                }
-                None if buf.len() > max_line => {
-                    stats.oversized += 1;
-                    skipping = true;
-                    buf.clear();
-                }
-                None => {}
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::Write;
@@ -285,34 +227,6 @@ mod tests {
         let (got, _) = lines_of(data.as_bytes(), MAX_LINE_BYTES);
         assert_eq!(got.len(), 2000);
         assert!(got.iter().all(|l| l == &line));
-    }
-
-    #[test]
-    fn blocks_end_at_line_boundaries_and_hold_every_line_once() {
-        let mut data = Vec::new();
-        for i in 0..300_000 {
-            writeln!(data, "line number {i}").unwrap();
-        }
-        data.extend_from_slice(b"last without newline");
-        let mut blocks = Vec::new();
-        let (stats, err) = for_each_block(&mut io::Cursor::new(&data), 1000, |b| blocks.push(b));
-        assert!(err.is_none() && stats.oversized == 0);
-        assert!(blocks.len() > 2, "{}", blocks.len());
-        assert!(blocks[..blocks.len() - 1].iter().all(|b| b.ends_with(b"\n")));
-        assert_eq!(blocks.concat(), data);
-    }
-
-    #[test]
-    fn blocks_skip_a_runaway_line_without_holding_it() {
-        let mut data = b"before\n".to_vec();
-        data.extend(std::iter::repeat_n(b'x', 3 * BLOCK_BYTES));
-        data.extend_from_slice(b"\nafter\n");
-        let mut blocks = Vec::new();
-        let (stats, _) = for_each_block(&mut io::Cursor::new(&data), 1000, |b| blocks.push(b));
-        assert_eq!(stats.oversized, 1);
-        let all = blocks.concat();
-        assert!(all.starts_with(b"before\n") && all.ends_with(b"after\n"), "{}", all.len());
-        assert!(all.len() < BLOCK_BYTES + 2000);
     }
 
     #[test]

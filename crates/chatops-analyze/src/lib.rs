@@ -6,7 +6,8 @@
 //!
 //! Streaming with bounded memory: lines are parsed one at a time into borrowed fields
 //! ([`mod@line`], with a hand-written fast path) and folded into distributions that are exact while small and HDR histograms
-//! once large ([`dist`]).
+//! once large ([`dist`]). Without a join, the lines are parsed and aggregated on every core
+//! ([`parallel`]), with the same result as on one.
 //!
 //! ```
 //! use chatops_analyze::aggregate::{Aggregator, WindowNs};
@@ -33,6 +34,7 @@ pub mod input;
 pub mod join;
 pub mod line;
 pub mod metric;
+pub mod parallel;
 mod scan;
 pub mod summary;
 pub mod table;

@@ -38,8 +38,9 @@ pub(super) struct BreakdownAcc {
     pub(super) lines: u64,
     /// Lines that carried `approvalWaitMs`.
     pub(super) approval_lines: u64,
-    pub(super) sums: [f64; N],
-    pub(super) total: f64,
+    /// Integer sums, so that merged parts equal a single-threaded run exactly.
+    pub(super) sums: [FixedSum; N],
+    pub(super) total: FixedSum,
 }
 
 impl BreakdownAcc {
@@ -47,17 +48,17 @@ impl BreakdownAcc {
         self.lines += 1;
         self.approval_lines += u64::from(s.approval);
         for (sum, part) in self.sums.iter_mut().zip(s.parts) {
-            *sum += part;
+            sum.add(part);
         }
-        self.total += s.total;
+        self.total.add(s.total);
     }
 
     pub(super) fn merge(&mut self, o: &BreakdownAcc) {
         self.lines += o.lines;
         self.approval_lines += o.approval_lines;
-        self.total += o.total;
+        self.total.merge(o.total);
         for (a, b) in self.sums.iter_mut().zip(o.sums) {
-            *a += b;
+            a.merge(b);
         }
     }
 
@@ -66,11 +67,12 @@ impl BreakdownAcc {
             return None;
         }
         let n = self.lines as f64;
-        let total_mean = self.total / n;
+        let total_mean = self.total.ms() / n;
         let segments = SegmentKind::BREAKDOWN
             .into_iter()
             .zip(self.sums)
             .filter(|&(kind, _)| kind != SegmentKind::ApprovalWait || self.approval_lines > 0)
+            .map(|(kind, sum)| (kind, sum.ms()))
             .map(|(kind, sum)| Segment {
                 name: kind,
                 label: kind.label().to_owned(),

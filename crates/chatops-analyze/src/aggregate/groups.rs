@@ -30,7 +30,7 @@ pub(super) type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>
 
 /// A counter by key with at most [`MAX_KEYS`] keys.
 #[derive(Debug, Default)]
-pub(super) struct Counter(FastMap<Box<str>, u64>);
+pub(super) struct Counter(pub(super) FastMap<Box<str>, u64>);
 
 impl Counter {
     pub(super) fn merge(&mut self, other: Counter) {

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chatops_core::Segment as SegmentKind;
 
-use crate::dist::{Dist, Precision, round_us};
+use crate::dist::{Dist, FixedSum, Precision, round_us};
 use crate::join::Joiner;
 use crate::line::{LineKind, LineParser, RouterLine, WorkerLine};
 use crate::metric::Metric;
@@ -137,6 +137,24 @@ impl Aggregator {
         }
         self.first_ns = [self.first_ns, other.first_ns].into_iter().flatten().min();
         self.last_ns = [self.last_ns, other.last_ns].into_iter().flatten().max();
+    }
+
+    /// True when some key table overflowed (more than [`MAX_KEYS`] keys in a dimension or an
+    /// error table, or `MAX_COMBOS` combinations): which keys were kept then depends on the
+    /// order lines came in, so aggregators that saw parts of a log may not merge into what one
+    /// aggregator that saw it all would hold. (A log that names a key `(other)` itself also
+    /// counts as overflowed: a false alarm costs a re-read, never a wrong result.)
+    pub fn hit_caps(&self) -> bool {
+        self.combos.accs.len() >= MAX_COMBOS
+            || self.combos.dims.iter().any(|d| d.index.contains_key(OTHER_KEY))
+            || [
+                &self.router.by_status,
+                &self.router.errors_by_status,
+                &self.router.errors_by_type,
+                &self.worker.errors_by_type,
+            ]
+            .iter()
+            .any(|c| c.0.contains_key(OTHER_KEY))
     }
 
     /// Counts lines skipped by the reader for being too long.

@@ -332,3 +332,86 @@ fn a_hostile_results_file_cannot_make_analyze_read_outside_its_folder() {
     let (out, _) = analyze(&["--from-results", s(&path), "--no-json"]);
     assert_eq!(out.summary.lines.router, 11, "the log inside the folder is read");
 }
+
+/// About `mib` MiB of router and worker lines with some noise, `n_commands` distinct commands
+/// (introduced in order, so that a key cap keeps the first ones), the last line unterminated.
+fn big_log(mib: usize, n_commands: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(mib << 20);
+    let mut i = 0u64;
+    while out.len() < mib << 20 {
+        let ts = chatops_core::time::format_rfc3339_ms(1_764_331_200_000 + (i * 7) as i64);
+        let cmd = format!("/c{}", (i * 7919 % 100_003) as usize % n_commands.min(1 + i as usize / 40));
+        let ms = (i * 2_654_435_761 % 1_000_000) as f64 / 997.0;
+        match i % 41 {
+            0 => out.extend_from_slice(b"plain text between the JSON lines"),
+            1 => out.extend_from_slice(b"{\"message\":\"Router performance metrics\",\"duration\":\xff}"),
+            n if n % 2 == 0 => write!(
+                out,
+                r#"{{"timestamp":"{ts}","level":"INFO","message":"Router performance metrics","command":"{cmd}","statusCode":{},"duration":{ms:.3},"success":{},"enqueueMs":{:.3},"target":"chatops_service::ingress"}}"#,
+                if n == 2 { 503 } else { 200 },
+                n != 2,
+                ms / 9.0
+            )
+            .unwrap(),
+            n => write!(
+                out,
+                r#"{{"timestamp":"{ts}","level":"INFO","message":"Performance metrics","command":"{cmd}","component":"w{}","totalE2eMs":{:.3},"routerMs":{:.3},"queueWaitMs":{ms:.3},"workerDurationMs":{:.3},"success":{},"attempt":1}}"#,
+                n % 3,
+                ms * 2.5,
+                ms / 11.0,
+                ms / 1.7,
+                n != 3
+            )
+            .unwrap(),
+        }
+        out.push(b'\n');
+        i += 1;
+    }
+    out.pop();
+    out
+}
+
+fn analyze_json(args: &[&str]) -> String {
+    let (_, printed) = analyze(&[&["--json", "-"], args].concat());
+    printed
+}
+
+#[test]
+fn every_thread_count_gives_the_single_threaded_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.log");
+    // Past several 4 MiB blocks, so that both threads get some.
+    std::fs::write(&path, big_log(14, 12)).unwrap();
+    for extra in [&[][..], &["--bin", "1s"], &["--start", "1764331300000", "--end", "1764331400000"]] {
+        let one = analyze_json(&[&["--threads", "1", s(&path)], extra].concat());
+        let summary: MetricsSummary = serde_json::from_str(&one).unwrap();
+        assert!(summary.lines.router > 5_000 && summary.lines.worker > 5_000, "{:?}", summary.lines);
+        assert!(summary.lines.not_json > 0 && summary.lines.malformed > 0, "{:?}", summary.lines);
+        for threads in ["2", "3"] {
+            assert_eq!(
+                analyze_json(&[&["--threads", threads, s(&path)], extra].concat()),
+                one,
+                "{threads} threads {extra:?}"
+            );
+        }
+        assert_eq!(analyze_json(&[&[s(&path)], extra].concat()), one, "the default thread count");
+    }
+}
+
+#[test]
+fn more_keys_than_the_caps_still_give_the_single_threaded_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.log");
+    // 400 commands, introduced one every 40 lines, over 10 MiB.
+    std::fs::write(&path, big_log(10, 400)).unwrap();
+    let one = analyze_json(&["--threads", "1", s(&path)]);
+    let summary: MetricsSummary = serde_json::from_str(&one).unwrap();
+    assert!(summary.groups.by_command.iter().any(|g| g.key == chatops_analyze::aggregate::OTHER_KEY));
+    assert_eq!(analyze_json(&["--threads", "2", s(&path)]), one);
+}
+
+#[test]
+fn a_thread_count_of_zero_is_refused() {
+    let parsed = std::panic::catch_unwind(|| analyze_args(&["--threads", "0", "x.log"]));
+    assert!(parsed.is_err());
+}
