@@ -6,8 +6,9 @@
 //! time, had a p99 of 1.4–1.8 ms). Each shard therefore owns a Linux `timerfd`, a kernel
 //! high-resolution timer registered with the shard's own runtime like a socket, so while it
 //! waits the runtime keeps driving the shard's connections. It is armed [`SPIN_LEAD`] before
-//! the slot, and the wait ends by yielding to the runtime in a loop until the slot is
-//! reached; that absorbs the thread's wake-up latency. The loop is bounded: it runs for at
+//! the slot, and the wait ends in a loop that yields the core (`sched_yield`) and then the
+//! task (so the runtime polls its sockets) until the slot is reached; that absorbs the
+//! thread's wake-up latency. The loop is bounded: it runs for at
 //! most [`SPIN_LEAD`] per arrival, and only when the next slot is that close, so at 100
 //! arrivals/s it spins for at most 0.5 % of a core. [`plan_wait`] is the pure decision.
 //! Where no `timerfd` can be had (another OS, a refused syscall) the wait falls back to
@@ -31,13 +32,17 @@ pub enum Wait {
     Timer(Instant),
 }
 
-/// Decides how to wait from `now` until `due`.
-pub fn plan_wait(now: Instant, due: Instant) -> Wait {
+/// Environment variable that overrides [`SPIN_LEAD`] in microseconds (0: no spin, the
+/// timer fires at the slot), capped at 200; for measuring the trade-off on a machine.
+pub const SPIN_LEAD_ENV: &str = "CHATOPS_LOADTEST_SPIN_US";
+
+/// Decides how to wait from `now` until `due`, spinning for at most `spin_lead`.
+pub fn plan_wait(now: Instant, due: Instant, spin_lead: Duration) -> Wait {
     match due.checked_duration_since(now) {
         None => Wait::Ready,
         Some(left) if left.is_zero() => Wait::Ready,
-        Some(left) if left <= SPIN_LEAD => Wait::Spin,
-        Some(_) => Wait::Timer(due - SPIN_LEAD),
+        Some(left) if left <= spin_lead => Wait::Spin,
+        Some(_) => Wait::Timer(due - spin_lead),
     }
 }
 
@@ -45,13 +50,19 @@ pub fn plan_wait(now: Instant, due: Instant) -> Wait {
 pub struct Pacer {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     timer: Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
+    spin_lead: Duration,
 }
 
 impl Pacer {
     pub fn new() -> Pacer {
+        let spin_lead = std::env::var(SPIN_LEAD_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(SPIN_LEAD, |us| Duration::from_micros(us.min(200)));
         Pacer {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             timer: timerfd::create().ok(),
+            spin_lead,
         }
     }
 
@@ -71,9 +82,14 @@ impl Pacer {
     /// leaves the timer armed at worst, and the next wait re-arms it.
     pub async fn wait_until(&mut self, due: Instant) {
         loop {
-            match plan_wait(Instant::now(), due) {
+            match plan_wait(Instant::now(), due, self.spin_lead) {
                 Wait::Ready => return,
-                Wait::Spin => tokio::task::yield_now().await,
+                Wait::Spin => {
+                    // Give the core to another runnable thread first (on a shared machine,
+                    // often the target), then let this runtime poll its connections.
+                    std::thread::yield_now();
+                    tokio::task::yield_now().await;
+                }
                 Wait::Timer(wake) => self.sleep_until(wake).await,
             }
         }
@@ -154,12 +170,15 @@ mod tests {
     #[test]
     fn plan_wait_spins_only_close_to_the_slot() {
         let now = Instant::now();
-        assert_eq!(plan_wait(now, now), Wait::Ready);
-        assert_eq!(plan_wait(now + Duration::from_millis(1), now), Wait::Ready);
-        assert_eq!(plan_wait(now, now + Duration::from_micros(10)), Wait::Spin);
-        assert_eq!(plan_wait(now, now + SPIN_LEAD), Wait::Spin);
+        let lead = SPIN_LEAD;
+        assert_eq!(plan_wait(now, now, lead), Wait::Ready);
+        assert_eq!(plan_wait(now + Duration::from_millis(1), now, lead), Wait::Ready);
+        assert_eq!(plan_wait(now, now + Duration::from_micros(10), lead), Wait::Spin);
+        assert_eq!(plan_wait(now, now + lead, lead), Wait::Spin);
         let due = now + Duration::from_millis(5);
-        assert_eq!(plan_wait(now, due), Wait::Timer(due - SPIN_LEAD));
+        assert_eq!(plan_wait(now, due, lead), Wait::Timer(due - lead));
+        // No spin at all: the timer is armed for the slot itself.
+        assert_eq!(plan_wait(now, due, Duration::ZERO), Wait::Timer(due));
         assert!(SPIN_LEAD <= Duration::from_micros(200), "the spin budget stays bounded");
     }
 

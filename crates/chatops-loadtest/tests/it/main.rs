@@ -7,6 +7,7 @@ mod helpers;
 mod input;
 mod mock_slack;
 mod omission;
+mod pacing;
 mod rate;
 mod signing;
 mod thresholds;
