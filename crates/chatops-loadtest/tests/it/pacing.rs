@@ -14,7 +14,7 @@ async fn send_lag_at(rate: u32, secs: u32) -> chatops_core::stats::LatencySummar
     let res = r.results();
     assert_eq!(res.counters.requests, u64::from(rate * secs), "{:?}", res.counters);
     assert_eq!(res.counters.errors.values().sum::<u64>(), 0, "{:?}", res.counters.errors);
-    res.summaries.send_lag.clone()
+    res.summaries.send_lag
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
