@@ -37,6 +37,7 @@ SERVER_PID=$!
 trap 'kill "$SERVER_PID" 2>/dev/null || true' EXIT
 for _ in $(seq 50); do [ -s "$OUT/server.addr" ] && break; sleep 0.1; done
 ADDR=$(head -1 "$OUT/server.addr")
+[ -n "$ADDR" ] || { echo "trivial_server did not report its address in 5 s" >&2; exit 2; }
 
 profile() { # rate duration → file
   cat >"$OUT/p-$1.yml" <<YAML
