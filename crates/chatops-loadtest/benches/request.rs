@@ -2,11 +2,13 @@
 //!
 //! The generator's per-request CPU work before any I/O: render the default `/echo` body
 //! (random user, message and trigger ids, response_url pointed at the receiver) and sign it
-//! with a fresh timestamp, then walk the schedule. The end-to-end rate is measured by
-//! `scripts/bench-loadtest.sh`.
+//! with a fresh timestamp, then walk the schedule, and the pacer's per-arrival decision of
+//! how to wait (with the `Instant::now()` it needs). The end-to-end rate and send lag are
+//! measured by `scripts/bench-loadtest.sh`.
 #![allow(clippy::unwrap_used)] // tests and benchmarks: a failed unwrap is the failure report
 
 use chatops_core::slack::SlackSigner;
+use chatops_loadtest::pace;
 use chatops_loadtest::profile::Profile;
 use chatops_loadtest::request::{BodySpec, HookTarget, encode_hook_prefix};
 use chatops_loadtest::schedule;
@@ -44,6 +46,20 @@ fn per_request(c: &mut Criterion) {
     group.throughput(Throughput::Elements(n));
     group.sample_size(10);
     group.bench_function("full_profile_x10_arrivals", |b| b.iter(|| schedule::arrivals(&profile.phases).count()));
+    group.finish();
+
+    let mut group = c.benchmark_group("pace");
+    group.throughput(Throughput::Elements(1));
+    let start = std::time::Instant::now();
+    let mut k = 0u64;
+    group.bench_function("plan_wait_with_now", |b| {
+        b.iter(|| {
+            // A 50,000/s schedule: slots 20 µs apart, mostly due or about to be.
+            k += 1;
+            let due = start + std::time::Duration::from_micros(k * 20);
+            pace::plan_wait(std::time::Instant::now(), black_box(due), pace::SPIN_LEAD)
+        })
+    });
     group.finish();
 }
 

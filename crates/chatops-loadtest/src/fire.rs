@@ -18,7 +18,8 @@
 //! the send lag, not in the service time; one that waited longer than the timeout fails
 //! unsent. Templates are precompiled and the request path and Host header are resolved
 //! once, so the per-request work is rendering, one HMAC and the I/O. Arrivals are released
-//! on tokio's 1 ms timer, so the send lag is typically under a millisecond.
+//! by [`crate::pace`] (a high-resolution timer plus a short yielding spin, not tokio's 1 ms
+//! timer), so the send lag is typically tens of microseconds.
 
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
@@ -39,6 +40,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use crate::pace::Pacer;
 use crate::profile::{Phase, Profile, Step};
 use crate::record::{CmdRef, Done, ErrorKind, Event, Live, Outcome};
 use crate::request::{CommandKey, HookTarget, RequestSpec};
@@ -303,6 +305,7 @@ async fn run_shard(
     let mut workers = tokio::task::JoinSet::new();
     let caps: Vec<u64> =
         phases.iter().map(|p| p.max_in_flight.map_or(max_in_flight, |c| (c as u64).min(max_in_flight))).collect();
+    let mut pacer = Pacer::new();
     let mut now = Instant::now();
     let mut completed = true;
     for arrival in schedule::arrivals(&phases).skip(idx).step_by(n) {
@@ -311,7 +314,7 @@ async fn run_shard(
             now = Instant::now();
             if due > now {
                 tokio::select! {
-                    _ = tokio::time::sleep_until(due.into()) => {}
+                    _ = pacer.wait_until(due) => {}
                     _ = stop.changed() => {
                         completed = false;
                         break;

@@ -23,6 +23,7 @@ pub mod args;
 pub mod console;
 pub mod ensure;
 pub mod fire;
+pub mod pace;
 pub mod plan;
 pub mod profile;
 pub mod receiver;

@@ -7,6 +7,7 @@ mod helpers;
 mod input;
 mod mock_slack;
 mod omission;
+mod pacing;
 mod profile_compat;
 mod rate;
 mod signing;
