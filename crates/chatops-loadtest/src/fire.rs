@@ -77,6 +77,8 @@ pub struct RequestPlan {
     target: String,
     /// `host:port` of the target, sent as the Host header and used to connect.
     pub authority: String,
+    /// The profile's `variables` and `payload`: each virtual user draws its values once.
+    vars: Option<std::sync::Arc<crate::profile::vars::Bindings>>,
 }
 
 /// The target is not a usable base URL.
@@ -166,7 +168,15 @@ impl RequestPlan {
             scenarios.push(items);
         }
         let scenario_names = profile.scenarios.iter().map(|s| s.name.clone()).collect();
-        Ok(RequestPlan { scenarios, cumulative, commands, scenario_names, target: target.to_owned(), authority })
+        Ok(RequestPlan {
+            scenarios,
+            cumulative,
+            commands,
+            scenario_names,
+            target: target.to_owned(),
+            authority,
+            vars: profile.vars.clone(),
+        })
     }
 
     fn pick(&self) -> usize {
@@ -407,6 +417,8 @@ async fn worker(engine: Arc<Engine>, shard: Arc<Shard>) {
 
 async fn run_arrival(engine: &Engine, conn: &mut Option<Conn>, slot: &WorkerSlot, sched_ns: u64) {
     let scen = engine.plan.pick();
+    // One virtual user: every request of its flow uses the same variables and payload row.
+    let vu = engine.plan.vars.as_ref().map(|b| b.new_vu());
     let mut due_ns = sched_ns;
     for item in &engine.plan.scenarios[scen] {
         match item {
@@ -415,7 +427,7 @@ async fn run_arrival(engine: &Engine, conn: &mut Option<Conn>, slot: &WorkerSlot
                 due_ns = engine.now_ns();
             }
             PlanItem::Request(step) => {
-                let (done_ns, answered) = fire(engine, conn, slot, step, scen as u16, due_ns).await;
+                let (done_ns, answered) = fire(engine, conn, slot, step, vu.as_ref(), scen as u16, due_ns).await;
                 // As in Artillery, a virtual user whose request failed (no answer at all)
                 // stops its flow; an error status is an answer and the flow goes on.
                 if !answered {
@@ -493,6 +505,7 @@ async fn fire(
     conn: &mut Option<Conn>,
     slot: &WorkerSlot,
     step: &PlanStep,
+    vu: Option<&crate::profile::vars::Vu>,
     scen: u16,
     sched_ns: u64,
 ) -> (u64, bool) {
@@ -502,7 +515,7 @@ async fn fire(
     let _ = write!(id, "{}-{seq}", engine.run_tag);
     let mut body = String::with_capacity(step.spec.body.size_hint());
     let hook = engine.hook_prefix.as_deref().map(|p| HookTarget { encoded_prefix: p, request_id: &id });
-    let info = step.spec.body.render_into(hook, &mut body);
+    let info = step.spec.body.render_vu_into(vu, hook, &mut body);
     let cmd = match (step.cmd, info.command) {
         (Some(i), _) => CmdRef::Known(i),
         (None, Some(name)) => CmdRef::Name(name.into_boxed_str()),
@@ -517,7 +530,7 @@ async fn fire(
             if conn.is_none() {
                 *conn = Some(connect(engine).await?);
             }
-            let req = build_request(engine, step, id.clone(), body.clone())?;
+            let req = build_request(engine, step, vu, id.clone(), body.clone())?;
             sent_at.store(engine.now_ns(), Ordering::Relaxed);
             let live = conn.as_mut().expect("connected above");
             match exchange(live, req).await {
@@ -584,10 +597,21 @@ async fn fire(
     (done_ns, matches!(outcome, Outcome::Status(_)))
 }
 
-fn build_request(engine: &Engine, step: &PlanStep, id: Bytes, body: Bytes) -> Result<Request<Full<Bytes>>, ErrorKind> {
+fn build_request(
+    engine: &Engine,
+    step: &PlanStep,
+    vu: Option<&crate::profile::vars::Vu>,
+    id: Bytes,
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, ErrorKind> {
+    let rendered = |t: &crate::template::Template| {
+        let mut out = String::new();
+        t.render_vu_into(vu, &mut out);
+        out
+    };
     let path = match &step.path {
         Some(p) => p.clone(),
-        None => step_path(&engine.plan.target, &engine.plan.authority, &step.spec.url.render())
+        None => step_path(&engine.plan.target, &engine.plan.authority, &rendered(&step.spec.url))
             .map_err(|_| ErrorKind::BadRequest)?,
     };
     // Slack signs `v0:<timestamp>:<body>`: sign exactly the bytes sent, just before sending.
@@ -604,7 +628,7 @@ fn build_request(engine: &Engine, step: &PlanStep, id: Bytes, body: Bytes) -> Re
     for (name, value) in &step.spec.headers {
         let v = match value.as_static() {
             Some(s) => HeaderValue::from_str(s),
-            None => HeaderValue::from_str(&value.render()),
+            None => HeaderValue::from_str(&rendered(value)),
         };
         h.append(name.clone(), v.map_err(|_| ErrorKind::BadRequest)?);
     }
