@@ -197,11 +197,11 @@ mod tests {
         });
         let cache = Arc::new(UsergroupCache::new(Some(fetch), Duration::from_secs(60)));
         let names: Vec<String> = groups.iter().map(|(g, _)| g.to_string()).collect();
-        futures_lite_block_on(cache.load(&names)).unwrap();
+        block_on(cache.load(&names)).unwrap();
         AccessPolicy::new(AccessSettings { default, rule: global, usergroup_refresh: Duration::from_secs(60) }, cache)
     }
 
-    fn futures_lite_block_on<F: Future>(f: F) -> F::Output {
+    fn block_on<F: Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
     }
 
@@ -266,12 +266,11 @@ mod tests {
     #[test]
     fn groups_need_a_token_and_unknown_groups_are_named() {
         let without_token = UsergroupCache::new(None, Duration::from_secs(60));
-        let err = futures_lite_block_on(without_token.load(&["S1".into()])).unwrap_err();
+        let err = block_on(without_token.load(&["S1".into()])).unwrap_err();
         assert!(err.contains("bot token"), "{err}");
         let fetch: FetchMembers = Arc::new(|_| Box::pin(async { Err("no_such_subteam".to_owned()) }));
         let err =
-            futures_lite_block_on(UsergroupCache::new(Some(fetch), Duration::from_secs(60)).load(&["S404".into()]))
-                .unwrap_err();
+            block_on(UsergroupCache::new(Some(fetch), Duration::from_secs(60)).load(&["S404".into()])).unwrap_err();
         assert!(err.contains("S404") && err.contains("no_such_subteam"), "{err}");
     }
 }

@@ -70,8 +70,29 @@ fn mention(user: &str) -> String {
     format!("<@{}>", escape_mrkdwn(user))
 }
 
-fn mentions(users: &[String]) -> String {
+/// Slack mentions of these users, comma-separated (also the simulation's "Approved by").
+pub(crate) fn mentions(users: &[String]) -> String {
     users.iter().map(|u| mention(u)).collect::<Vec<_>>().join(", ")
+}
+
+/// The approval message once its job ended (posted by the worker through the deciding
+/// click's `response_url`): what ran, who approved it, and how it ended.
+pub(crate) fn result_message(job: &Job, outcome: &str, error: Option<&str>, duration_ms: f64) -> SlackMessage {
+    let approvers = job.approval.as_ref().map_or(&[][..], |a| a.approvers.as_slice());
+    let how = outcome.replace('_', " ");
+    let (icon, how) = match error {
+        _ if outcome == "completed" => (":white_check_mark:", how),
+        Some(e) => (":x:", format!("{how}: {}", escape_mrkdwn(e))),
+        None => (":x:", how),
+    };
+    let text = format!(
+        "{icon} {}'s `{}`, approved by {}: {how} ({:.1} s).",
+        mention(&job.command.user_id),
+        label(job),
+        mentions(approvers),
+        duration_ms / 1000.0
+    );
+    SlackMessage { replace_original: true, ..SlackMessage::in_channel(text) }
 }
 
 /// Who may approve, as Slack renders it.

@@ -46,10 +46,7 @@ impl Handler for Simulate {
         let name = &ctx.spec.name;
         let args = escape_mrkdwn(ctx.text());
         let approval = match &ctx.job.approval {
-            Some(a) => {
-                let by: Vec<String> = a.approvers.iter().map(|u| format!("<@{}>", escape_mrkdwn(u))).collect();
-                format!(" Approved by {}.", by.join(", "))
-            }
+            Some(a) => format!(" Approved by {}.", crate::guard::approvals::mentions(&a.approvers)),
             None => String::new(),
         };
         ctx.respond(SlackMessage::ephemeral(format!(

@@ -374,24 +374,7 @@ async fn record_end(ctx: &WorkerContext, job: &Job, delivery: &Delivery, ran: Ra
     ctx.audit.ran(job, spec.map(|s| &**s), ran, error.clone(), duration_ms, delivery.attempt).await;
     let Some(approval) = &job.approval else { return };
     let Some(url) = approval.message_url.as_deref().and_then(|u| ctx.allowed_hosts.check(u).ok()) else { return };
-    let by: Vec<String> =
-        approval.approvers.iter().map(|u| format!("<@{}>", chatops_core::slack::message::escape_mrkdwn(u))).collect();
-    let typed = chatops_core::slack::message::escape_mrkdwn(job.command.text.trim());
-    let (icon, how) = match (ran, &error) {
-        (RanOutcome::Completed, _) => (":white_check_mark:", "completed".to_owned()),
-        (_, Some(e)) => {
-            (":x:", format!("{}: {}", ran.as_str().replace('_', " "), chatops_core::slack::message::escape_mrkdwn(e)))
-        }
-        (_, None) => (":x:", ran.as_str().replace('_', " ")),
-    };
-    let text = format!(
-        "{icon} <@{}>'s `{} {typed}`, approved by {}: {how} ({:.1} s).",
-        chatops_core::slack::message::escape_mrkdwn(&job.command.user_id),
-        job.command.command,
-        by.join(", "),
-        duration_ms / 1000.0
-    );
-    let message = SlackMessage { replace_original: true, ..SlackMessage::in_channel(text) };
+    let message = crate::guard::approvals::result_message(job, ran.as_str(), error.as_deref(), duration_ms);
     if let Err(e) = ctx.client.responder(url, &job.correlation_id).post(&message).await {
         tracing::warn!(error.message = %e, "could not put the result into the approval message");
     }
