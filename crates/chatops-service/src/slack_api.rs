@@ -685,6 +685,10 @@ mod tests {
             .with_ansi(false)
             .finish();
         let _guard = tracing::subscriber::set_default(subscriber);
+        // Other tests on other threads may have registered this module's
+        // callsites while no subscriber wanted them; tracing caches that
+        // "never" interest, so recompute it now that ours exists.
+        tracing::callsite::rebuild_interest_cache();
         let (base, _) =
             fake_slack(vec![status(500), ok(serde_json::json!({"ok": false, "error": "invalid_auth"}))]).await;
         let api = client(&base);
