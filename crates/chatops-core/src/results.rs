@@ -100,6 +100,10 @@ pub struct Counters {
     pub responses: u64,
     /// Acknowledged commands whose first response never arrived before the drain timeout.
     pub lost: u64,
+    /// Acknowledged commands that got some but not all of their expected answers
+    /// (`expectAnswers`) within the response window. A lost command is not incomplete.
+    #[serde(default)]
+    pub incomplete: u64,
     /// Responses whose path named no request this test sent.
     #[serde(default)]
     pub unmatched_responses: u64,
@@ -107,6 +111,11 @@ pub struct Counters {
     /// counted as lost or finished); they are not in the E2E summaries.
     #[serde(default)]
     pub late_responses: u64,
+    /// Failed expectations (a request's `expect`) by kind (`statusCode`, `contentType`,
+    /// `hasProperty`, `equals`). A request that failed any is one `expect_failed` in
+    /// `errors`, unless it already counts there for its status.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failed_expectations: BTreeMap<String, u64>,
 }
 
 impl Counters {
@@ -149,6 +158,10 @@ pub struct Summaries {
     pub first_response: LatencySummary,
     /// Scheduled send → last post at the response receiver.
     pub last_response: LatencySummary,
+    /// Scheduled send → last post, for the commands that got every answer they expect
+    /// (`expectAnswers`); incomplete and lost commands are not in it.
+    #[serde(default)]
+    pub all_answers: LatencySummary,
     /// Scheduled send → actually sent: the delay the generator itself adds (timer
     /// granularity, rendering, signing, waiting for a free connection under `http.pool`).
     #[serde(default)]
@@ -161,10 +174,16 @@ pub struct Breakdown {
     pub requests: u64,
     pub errors: u64,
     pub lost: u64,
+    /// Acknowledged commands with some but not all of their expected answers.
+    #[serde(default)]
+    pub incomplete: u64,
     pub responses: u64,
     pub ack: LatencySummary,
     pub first_response: LatencySummary,
     pub last_response: LatencySummary,
+    /// As [`Summaries::all_answers`].
+    #[serde(default)]
+    pub all_answers: LatencySummary,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -213,4 +232,34 @@ pub struct ThresholdResult {
 
 fn yes() -> bool {
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Results written before `incomplete`, `allAnswers` and `failedExpectations` existed
+    /// still read, with the new fields empty.
+    #[test]
+    fn older_results_without_the_answer_fields_still_read() {
+        let counters: Counters = serde_json::from_str(
+            r#"{"scheduled":3,"requests":3,"dropped":0,"acks":{"200":3},"errors":{},"responses":2,"lost":1}"#,
+        )
+        .unwrap();
+        assert_eq!((counters.lost, counters.incomplete), (1, 0));
+        assert!(counters.failed_expectations.is_empty());
+        let zero = r#"{"count":0,"min":0,"mean":0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0}"#;
+        let breakdown: Breakdown = serde_json::from_str(&format!(
+            r#"{{"requests":1,"errors":0,"lost":0,"responses":1,"ack":{zero},"firstResponse":{zero},"lastResponse":{zero}}}"#
+        ))
+        .unwrap();
+        assert_eq!((breakdown.incomplete, breakdown.all_answers.count), (0, 0));
+        let summaries: Summaries = serde_json::from_str(&format!(
+            r#"{{"ack":{zero},"serviceTime":{zero},"firstResponse":{zero},"lastResponse":{zero}}}"#
+        ))
+        .unwrap();
+        assert_eq!(summaries.all_answers, LatencySummary::default());
+        // An empty map of failed expectations is not written at all.
+        assert!(!serde_json::to_string(&counters).unwrap().contains("failedExpectations"));
+    }
 }
