@@ -63,7 +63,8 @@ pub struct LoadtestArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
     pub timeout: Option<Duration>,
 
-    /// After the last phase, wait at most this long for outstanding answers at the receiver.
+    /// After the last phase, wait at most this long (and at most --response-window) for
+    /// every expected answer still outstanding at the receiver.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration_arg)]
     pub drain_timeout: Duration,
 
@@ -116,6 +117,11 @@ pub struct LoadtestArgs {
     /// Fail when more commands than this get no answer at the receiver.
     #[arg(long, value_name = "N")]
     pub max_lost: Option<u64>,
+
+    /// Fail when more commands than this get some but not all of their expected answers
+    /// (the profile's `expectAnswers`, 1 by default) within the response window.
+    #[arg(long, value_name = "N")]
+    pub max_incomplete: Option<u64>,
 
     /// No live line and no summary table (failed thresholds are still printed).
     #[arg(short, long)]

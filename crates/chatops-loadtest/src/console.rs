@@ -53,12 +53,13 @@ pub(crate) fn start_live_line(live: Arc<Live>, phases: Vec<Phase>, start: Instan
             let target = schedule::rate_at(&phases, elapsed);
             b.set_position((elapsed.as_millis() as u64).min(total.as_millis() as u64));
             b.set_message(format!(
-                "{phase} {:.0}/{:.0}s | rate {achieved:.0}/{target:.0}/s | in-flight {} | errors {} | lost {} | dropped {} | p99 {:.1} ms",
+                "{phase} {:.0}/{:.0}s | rate {achieved:.0}/{target:.0}/s | in-flight {} | errors {} | lost {} | incomplete {} | dropped {} | p99 {:.1} ms",
                 elapsed.as_secs_f64().min(total.as_secs_f64() + 999.0),
                 total.as_secs_f64(),
                 live.in_flight.load(Ordering::Relaxed),
                 live.errors.load(Ordering::Relaxed),
                 live.lost.load(Ordering::Relaxed),
+                live.incomplete.load(Ordering::Relaxed),
                 live.dropped.load(Ordering::Relaxed),
                 live.ack_p99_us.load(Ordering::Relaxed) as f64 / 1000.0,
             ));
@@ -76,7 +77,7 @@ pub fn summary_table(r: &LoadTestResults) -> String {
     let _ = writeln!(out, "chatops loadtest: {} → {} ({secs:.1} s)", r.test.profile, r.test.target);
     let _ = writeln!(
         out,
-        "requests: {} scheduled, {} sent, {} dropped, {} errors ({:.2}%), {} responses, {} lost, {} unmatched, {} late",
+        "requests: {} scheduled, {} sent, {} dropped, {} errors ({:.2}%), {} responses, {} lost, {} incomplete, {} unmatched, {} late",
         c.scheduled,
         c.requests,
         c.dropped,
@@ -84,12 +85,17 @@ pub fn summary_table(r: &LoadTestResults) -> String {
         c.error_rate() * 100.0,
         c.responses,
         c.lost,
+        c.incomplete,
         c.unmatched_responses,
         c.late_responses
     );
     if !c.errors.is_empty() {
         let list: Vec<String> = c.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(out, "errors: {}", list.join(", "));
+    }
+    if !c.failed_expectations.is_empty() {
+        let list: Vec<String> = c.failed_expectations.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(out, "failed expectations: {}", list.join(", "));
     }
     let _ = writeln!(
         out,
@@ -108,18 +114,19 @@ pub fn summary_table(r: &LoadTestResults) -> String {
     row(&mut out, "send lag", &r.summaries.send_lag);
     row(&mut out, "first response", &r.summaries.first_response);
     row(&mut out, "last response", &r.summaries.last_response);
+    row(&mut out, "all answers", &r.summaries.all_answers);
     if !r.by_command.is_empty() {
         let _ = writeln!(
             out,
-            "{:<24}{:>9}{:>8}{:>7}{:>11}{:>11}{:>11}",
-            "command", "requests", "errors", "lost", "ack p99", "e2e p50", "e2e p99"
+            "{:<24}{:>9}{:>8}{:>7}{:>11}{:>11}{:>11}{:>11}",
+            "command", "requests", "errors", "lost", "incomplete", "ack p99", "e2e p50", "e2e p99"
         );
         for (name, b) in &r.by_command {
             let name: String = name.chars().take(23).collect();
             let _ = writeln!(
                 out,
-                "{name:<24}{:>9}{:>8}{:>7}{:>11.2}{:>11.2}{:>11.2}",
-                b.requests, b.errors, b.lost, b.ack.p99, b.first_response.p50, b.first_response.p99
+                "{name:<24}{:>9}{:>8}{:>7}{:>11}{:>11.2}{:>11.2}{:>11.2}",
+                b.requests, b.errors, b.lost, b.incomplete, b.ack.p99, b.first_response.p50, b.first_response.p99
             );
         }
     }

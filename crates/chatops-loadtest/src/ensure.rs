@@ -4,8 +4,8 @@
 //! Artillery metric names map to our measures: `http.response_time.*` is the ack latency
 //! (from the *scheduled* send time, so a stalled target cannot hide), `vusers.failed` the
 //! error count, and so on. Our own names cover what Artillery cannot see: `e2e.*` (first
-//! answer at the response receiver), `e2e.last_response.*`, `service_time.*`, `lost`,
-//! `dropped`. An unknown metric is refused when the profile loads, not at the end of a
+//! answer at the response receiver), `e2e.last_response.*`, `e2e.all_answers.*` (every
+//! expected answer in), `service_time.*`, `lost`, `incomplete`, `dropped`. An unknown metric is refused when the profile loads, not at the end of a
 //! ten-minute test.
 
 use chatops_core::results::{LoadTestResults, ThresholdResult};
@@ -22,6 +22,8 @@ pub enum Measure {
     FirstResponse,
     /// Scheduled send → last post at the receiver.
     LastResponse,
+    /// Scheduled send → last post, of commands that got every expected answer.
+    AllAnswers,
 }
 
 /// Something a condition can measure.
@@ -36,6 +38,8 @@ pub enum Metric {
     Errors,
     Completed,
     Lost,
+    /// Commands with some but not all of their expected answers.
+    Incomplete,
     Dropped,
     Responses,
     /// Mean achieved requests per second over the test.
@@ -116,7 +120,10 @@ impl Condition {
         self.any_of.iter().flatten().any(|c| {
             matches!(
                 c.metric,
-                Metric::Latency(Measure::FirstResponse | Measure::LastResponse, _) | Metric::Lost | Metric::Responses
+                Metric::Latency(Measure::FirstResponse | Measure::LastResponse | Measure::AllAnswers, _)
+                    | Metric::Lost
+                    | Metric::Incomplete
+                    | Metric::Responses
             )
         })
     }
@@ -199,8 +206,9 @@ pub fn parse_metric(name: &str) -> Result<Metric, String> {
     let unknown = || {
         format!(
             "unknown metric `{name}` (known: http.response_time.<stat>, e2e.<stat>, e2e.first_response.<stat>, \
-             e2e.last_response.<stat>, service_time.<stat>, http.requests, http.request_rate, http.codes.<code>, \
-             vusers.created, vusers.failed, vusers.completed, errors, error_rate, lost, dropped, responses; \
+             e2e.last_response.<stat>, e2e.all_answers.<stat>, service_time.<stat>, http.requests, \
+             http.request_rate, http.codes.<code>, vusers.created, vusers.failed, vusers.completed, errors, \
+             error_rate, lost, incomplete, dropped, responses; \
              stat: min, mean, median, p50, p90, p95, p99, p999, max)"
         )
     };
@@ -220,6 +228,7 @@ pub fn parse_metric(name: &str) -> Result<Metric, String> {
         ("service_time.", Measure::ServiceTime),
         ("e2e.first_response.", Measure::FirstResponse),
         ("e2e.last_response.", Measure::LastResponse),
+        ("e2e.all_answers.", Measure::AllAnswers),
         ("e2e.", Measure::FirstResponse),
     ];
     for (prefix, measure) in prefixes {
@@ -238,6 +247,7 @@ pub fn parse_metric(name: &str) -> Result<Metric, String> {
         "vusers.completed" => Metric::Completed,
         "error_rate" | "http.error_rate" => Metric::ErrorRatePct,
         "lost" => Metric::Lost,
+        "incomplete" => Metric::Incomplete,
         "dropped" => Metric::Dropped,
         "responses" => Metric::Responses,
         _ => return Err(unknown()),
@@ -256,6 +266,7 @@ pub fn measure(metric: &Metric, r: &LoadTestResults) -> Option<f64> {
                 Measure::ServiceTime => &r.summaries.service_time,
                 Measure::FirstResponse => &r.summaries.first_response,
                 Measure::LastResponse => &r.summaries.last_response,
+                Measure::AllAnswers => &r.summaries.all_answers,
             };
             if s.count == 0 {
                 return None;
@@ -268,6 +279,7 @@ pub fn measure(metric: &Metric, r: &LoadTestResults) -> Option<f64> {
         Metric::Errors => errors as f64,
         Metric::Completed => c.requests.saturating_sub(errors) as f64,
         Metric::Lost => c.lost as f64,
+        Metric::Incomplete => c.incomplete as f64,
         Metric::Dropped => c.dropped as f64,
         Metric::Responses => c.responses as f64,
         Metric::RequestRate => {
@@ -354,6 +366,8 @@ mod tests {
         );
         assert_eq!(parse_metric("core.vusers.failed"), Ok(Metric::Errors));
         assert_eq!(parse_metric("http.codes.200"), Ok(Metric::StatusCode(200)));
+        assert_eq!(parse_metric("incomplete"), Ok(Metric::Incomplete));
+        assert_eq!(parse_metric("e2e.all_answers.p99"), Ok(Metric::Latency(Measure::AllAnswers, "p99".into())));
     }
 
     #[test]

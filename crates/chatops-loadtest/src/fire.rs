@@ -20,6 +20,11 @@
 //! once, so the per-request work is rendering, one HMAC and the I/O. Arrivals are released
 //! by [`crate::pace`] (a high-resolution timer plus a short yielding spin, not tokio's 1 ms
 //! timer), so the send lag is typically tens of microseconds.
+//!
+//! A step with `capture` or `expect` keeps its answer's headers and body for
+//! [`crate::inspect`] (other steps read the body to drain the connection and drop it); the
+//! request's latency is taken before the checks run. A failed strict capture ends the
+//! virtual user's flow, as in Artillery.
 
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
@@ -33,6 +38,7 @@ use bytes::Bytes;
 use chatops_core::slack::SlackSigner;
 use chatops_core::slack::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::HeaderMap;
 use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue};
 use hyper::{Request, Uri};
@@ -40,7 +46,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use crate::inspect::{Answer, Findings};
 use crate::pace::Pacer;
+use crate::profile::vars::Vu;
 use crate::profile::{Phase, Profile, Step};
 use crate::record::{CmdRef, Done, ErrorKind, Event, Live, Outcome};
 use crate::request::{CommandKey, HookTarget, RequestSpec};
@@ -79,6 +87,8 @@ pub struct RequestPlan {
     pub authority: String,
     /// The profile's `variables` and `payload`: each virtual user draws its values once.
     vars: Option<std::sync::Arc<crate::profile::vars::Bindings>>,
+    /// Some step captures a value, so every virtual user needs a [`Vu`] to keep it.
+    captures: bool,
 }
 
 /// The target is not a usable base URL.
@@ -168,6 +178,9 @@ impl RequestPlan {
             scenarios.push(items);
         }
         let scenario_names = profile.scenarios.iter().map(|s| s.name.clone()).collect();
+        let captures = profile.scenarios.iter().flat_map(|s| &s.flow).any(
+            |step| matches!(step, Step::Request(spec) if spec.inspect.as_ref().is_some_and(|i| !i.captures.is_empty())),
+        );
         Ok(RequestPlan {
             scenarios,
             cumulative,
@@ -176,6 +189,7 @@ impl RequestPlan {
             target: target.to_owned(),
             authority,
             vars: profile.vars.clone(),
+            captures,
         })
     }
 
@@ -417,8 +431,13 @@ async fn worker(engine: Arc<Engine>, shard: Arc<Shard>) {
 
 async fn run_arrival(engine: &Engine, conn: &mut Option<Conn>, slot: &WorkerSlot, sched_ns: u64) {
     let scen = engine.plan.pick();
-    // One virtual user: every request of its flow uses the same variables and payload row.
-    let vu = engine.plan.vars.as_ref().map(|b| b.new_vu());
+    // One virtual user: every request of its flow uses the same variables and payload row,
+    // and sees what earlier steps captured.
+    let mut vu = match &engine.plan.vars {
+        Some(b) => Some(b.new_vu()),
+        None if engine.plan.captures => Some(Vu::without_bindings()),
+        None => None,
+    };
     let mut due_ns = sched_ns;
     for item in &engine.plan.scenarios[scen] {
         match item {
@@ -427,10 +446,11 @@ async fn run_arrival(engine: &Engine, conn: &mut Option<Conn>, slot: &WorkerSlot
                 due_ns = engine.now_ns();
             }
             PlanItem::Request(step) => {
-                let (done_ns, answered) = fire(engine, conn, slot, step, vu.as_ref(), scen as u16, due_ns).await;
+                let (done_ns, go_on) = fire(engine, conn, slot, step, vu.as_mut(), scen as u16, due_ns).await;
                 // As in Artillery, a virtual user whose request failed (no answer at all)
-                // stops its flow; an error status is an answer and the flow goes on.
-                if !answered {
+                // or whose strict capture found nothing stops its flow; an error status is
+                // an answer and the flow goes on.
+                if !go_on {
                     break;
                 }
                 due_ns = done_ns;
@@ -456,9 +476,15 @@ async fn connect(engine: &Engine) -> Result<Conn, ErrorKind> {
     Ok(Conn { sender, driver: Box::pin(driver) })
 }
 
-/// Sends one request on the connection and reads the whole answer, driving the connection
-/// in this task meanwhile.
-async fn exchange(conn: &mut Conn, req: Request<Full<Bytes>>) -> Result<u16, ExchangeError> {
+/// An HTTP answer: its status, and its headers and body when the step checks them.
+struct Reply {
+    status: u16,
+    kept: Option<(HeaderMap, Bytes)>,
+}
+
+/// Sends one request on the connection and reads the whole answer (keeping its headers and
+/// body when `keep`), driving the connection in this task meanwhile.
+async fn exchange(conn: &mut Conn, req: Request<Full<Bytes>>, keep: bool) -> Result<Reply, ExchangeError> {
     let Conn { sender, driver } = conn;
     let ready = poll_fn(|cx| {
         if driver.as_mut().poll(cx).is_ready() {
@@ -473,8 +499,9 @@ async fn exchange(conn: &mut Conn, req: Request<Full<Bytes>>) -> Result<u16, Exc
     let answer = async {
         let resp = sender.send_request(req).await.map_err(|_| ErrorKind::Io)?;
         let status = resp.status().as_u16();
-        match Limited::new(resp.into_body(), MAX_ACK_BODY).collect().await {
-            Ok(_) => Ok(status),
+        let (parts, body) = resp.into_parts();
+        match Limited::new(body, MAX_ACK_BODY).collect().await {
+            Ok(body) => Ok(Reply { status, kept: keep.then(|| (parts.headers, body.to_bytes())) }),
             Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(ErrorKind::BodyTooLarge),
             Err(_) => Err(ErrorKind::Io),
         }
@@ -498,14 +525,15 @@ async fn exchange(conn: &mut Conn, req: Request<Full<Bytes>>) -> Result<u16, Exc
     .await
 }
 
-/// Sends one request and reports it; returns when it finished (ns from start) and whether
-/// it got an HTTP answer.
+/// Sends one request, checks its answer when the step asks, and reports it; returns when it
+/// finished (ns from start) and whether the user's flow goes on (an HTTP answer, and no
+/// failed strict capture).
 async fn fire(
     engine: &Engine,
     conn: &mut Option<Conn>,
     slot: &WorkerSlot,
     step: &PlanStep,
-    vu: Option<&crate::profile::vars::Vu>,
+    mut vu: Option<&mut Vu>,
     scen: u16,
     sched_ns: u64,
 ) -> (u64, bool) {
@@ -515,7 +543,9 @@ async fn fire(
     let _ = write!(id, "{}-{seq}", engine.run_tag);
     let mut body = String::with_capacity(step.spec.body.size_hint());
     let hook = engine.hook_prefix.as_deref().map(|p| HookTarget { encoded_prefix: p, request_id: &id });
-    let info = step.spec.body.render_vu_into(vu, hook, &mut body);
+    let vu_now = vu.as_deref();
+    let info = step.spec.body.render_vu_into(vu_now, hook, &mut body);
+    let keep = step.spec.inspect.is_some();
     let cmd = match (step.cmd, info.command) {
         (Some(i), _) => CmdRef::Known(i),
         (None, Some(name)) => CmdRef::Name(name.into_boxed_str()),
@@ -530,15 +560,15 @@ async fn fire(
             if conn.is_none() {
                 *conn = Some(connect(engine).await?);
             }
-            let req = build_request(engine, step, vu, id.clone(), body.clone())?;
+            let req = build_request(engine, step, vu_now, id.clone(), body.clone())?;
             sent_at.store(engine.now_ns(), Ordering::Relaxed);
             let live = conn.as_mut().expect("connected above");
-            match exchange(live, req).await {
-                Ok(status) => {
+            match exchange(live, req, keep).await {
+                Ok(reply) => {
                     if live.sender.is_closed() {
                         *conn = None;
                     }
-                    return Ok(status);
+                    return Ok(reply);
                 }
                 Err(ExchangeError::Stale) if !retry => *conn = None,
                 Err(ExchangeError::Stale) => {
@@ -557,6 +587,7 @@ async fn fire(
     // connection limit) has already failed: count it as a timeout without sending it, so a
     // backlog drains in bounded time.
     let waited = Duration::from_nanos(engine.now_ns().saturating_sub(sched_ns));
+    let mut kept = None;
     let outcome = if waited > engine.timeout {
         drop(attempt);
         Outcome::Error(ErrorKind::Timeout)
@@ -570,7 +601,10 @@ async fn fire(
         };
         slot.started_ns.store(0, Ordering::Release);
         match result {
-            Some(Ok(status)) => Outcome::Status(status),
+            Some(Ok(reply)) => {
+                kept = reply.kept;
+                Outcome::Status(reply.status)
+            }
             Some(Err(kind)) => Outcome::Error(kind),
             None => {
                 // The connection is in an unknown state after a timeout: do not reuse it.
@@ -584,6 +618,12 @@ async fn fire(
         0 => done_ns,
         t => t,
     };
+    let findings = match (&step.spec.inspect, &kept, outcome) {
+        (Some(inspect), Some((headers, body)), Outcome::Status(status)) => {
+            inspect.apply(&Answer { status, headers, body }, vu.as_deref_mut())
+        }
+        _ => Findings::default(),
+    };
     let _ = engine.events.send(Event::Done(Done {
         seq,
         sched_ns,
@@ -592,15 +632,16 @@ async fn fire(
         outcome,
         cmd,
         scen,
-        expects_response: info.expects_response,
+        expected_answers: if info.expects_response { step.spec.expect_answers } else { 0 },
+        findings,
     }));
-    (done_ns, matches!(outcome, Outcome::Status(_)))
+    (done_ns, matches!(outcome, Outcome::Status(_)) && !findings.capture_failed)
 }
 
 fn build_request(
     engine: &Engine,
     step: &PlanStep,
-    vu: Option<&crate::profile::vars::Vu>,
+    vu: Option<&Vu>,
     id: Bytes,
     body: Bytes,
 ) -> Result<Request<Full<Bytes>>, ErrorKind> {

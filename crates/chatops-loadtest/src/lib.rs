@@ -4,9 +4,11 @@
 //!
 //! A run loads a profile ([`profile`], Artillery-shaped YAML or a built-in name), plans
 //! arrivals from its phases ([`schedule`]), fires signed requests at their scheduled times
-//! ([`fire`]), receives the bot's answers on a loopback server that stands in for Slack
-//! ([`receiver`]), records everything in HDR histograms ([`record`]), checks the `ensure`
-//! conditions and threshold flags ([`ensure`]) and returns the results defined by
+//! ([`fire`]), checks the HTTP answers of steps with `capture`/`expect` ([`inspect`]),
+//! receives the bot's answers on a loopback server that stands in for Slack
+//! ([`receiver`]), counts each command's answers against its `expectAnswers` and records
+//! everything in HDR histograms ([`record`]), checks the `ensure` conditions and threshold
+//! flags ([`ensure`]) and returns the results defined by
 //! `chatops_core::results`. [`Plan`] is the entry point: `Plan::from_args` validates,
 //! `Plan::run` runs and returns [`RunResults`]; the caller writes the file and prints.
 //!
@@ -23,6 +25,8 @@ pub mod args;
 pub mod console;
 pub mod ensure;
 pub mod fire;
+pub mod inspect;
+pub mod jsonpath;
 pub mod pace;
 pub mod plan;
 pub mod profile;

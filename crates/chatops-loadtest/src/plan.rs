@@ -240,7 +240,7 @@ impl Plan {
         };
         let completed = fire::run_sharded(&engine, &profile.phases, threads, args.max_in_flight, stop_rx).await;
         let drain_limit = if completed { args.drain_timeout } else { Duration::from_secs(1) };
-        drain(&engine, &live, &issued, timeout, drain_limit).await;
+        drain(&engine, &live, &issued, timeout, drain_limit.min(args.response_window)).await;
         ctrl_c.abort();
         drop(live_line);
         drop(receiver);
@@ -330,6 +330,7 @@ fn flag_conditions(args: &LoadtestArgs) -> Result<Vec<Condition>, LoadtestError>
         ("e2e.p95", args.e2e_p95),
         ("e2e.p99", args.e2e_p99),
         ("lost", args.max_lost.map(|n| n as f64)),
+        ("incomplete", args.max_incomplete.map(|n| n as f64)),
     ];
     let mut out = Vec::new();
     for (metric, limit) in flags {
@@ -368,8 +369,10 @@ pub fn series_interval(total: Duration) -> Duration {
     if total > Duration::from_secs(300) { Duration::from_secs(10) } else { Duration::from_secs(1) }
 }
 
-/// Waits for requests in flight (bounded by the HTTP timeout), then for outstanding first
-/// answers and a short quiet spell for trailing ones (bounded by the drain timeout).
+/// Waits for requests in flight (bounded by the HTTP timeout), then for every expected
+/// answer still outstanding and a short quiet spell for trailing ones (bounded by
+/// `drain_limit`: the drain timeout, or the response window when that is shorter, since no
+/// answer counts after it).
 async fn drain(engine: &fire::Engine, live: &Live, issued: &AtomicU64, timeout: Duration, drain_limit: Duration) {
     let poll = Duration::from_millis(10);
     let in_flight_deadline = Instant::now() + timeout + Duration::from_secs(1);
@@ -387,7 +390,7 @@ async fn drain(engine: &fire::Engine, live: &Live, issued: &AtomicU64, timeout: 
     let deadline = Instant::now() + drain_limit;
     let quiet = Duration::from_millis(250);
     while Instant::now() < deadline {
-        let awaiting = live.awaiting_first.load(Ordering::Relaxed);
+        let awaiting = live.awaiting_answers.load(Ordering::Relaxed);
         let last = Duration::from_nanos(live.last_response_ns.load(Ordering::Relaxed));
         let since_last = engine.start.elapsed().saturating_sub(last);
         if awaiting == 0 && since_last >= quiet {

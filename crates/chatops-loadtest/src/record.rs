@@ -5,8 +5,8 @@
 //! One owner means no locks on the hot path: senders only push a small event on a channel.
 //! Per-request state lives in a ring indexed by request sequence number, 32 bytes a slot,
 //! for as long as the request may still get answers (its *response window*); then the slot
-//! is finalized: E2E latencies recorded, counted lost if its answer never came, written to
-//! the `--record-requests` file. Memory therefore stays bounded by rate × window (about
+//! is finalized: E2E latencies recorded, counted lost if no answer came or incomplete if
+//! fewer came than it expects (`expectAnswers`), written to the `--record-requests` file. Memory therefore stays bounded by rate × window (about
 //! 48 MB at 50,000 requests/s with the default 30 s window), whatever
 //! the test length. Time-series intervals are summarised and dropped the same way, and
 //! histograms use HDR (3 significant digits for totals, 2 for the 1 s/10 s series).
@@ -23,11 +23,14 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::inspect::{ExpectKind, Findings};
+
 /// Most distinct commands (or scenarios) broken down; the rest are grouped as `(other)`.
 pub const MAX_BREAKDOWN_KEYS: usize = 64;
 const OTHER: &str = "(other)";
 
-/// Why a request got no HTTP answer.
+/// Why a request failed: it got no HTTP answer (the first five), or its answer failed the
+/// step's checks (a strict `capture` found nothing, an `expect` did not hold).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     Timeout,
@@ -35,6 +38,8 @@ pub enum ErrorKind {
     Io,
     BodyTooLarge,
     BadRequest,
+    CaptureFailed,
+    ExpectFailed,
 }
 
 impl ErrorKind {
@@ -45,6 +50,8 @@ impl ErrorKind {
             ErrorKind::Io => "io",
             ErrorKind::BodyTooLarge => "body_too_large",
             ErrorKind::BadRequest => "bad_request",
+            ErrorKind::CaptureFailed => "capture_failed",
+            ErrorKind::ExpectFailed => "expect_failed",
         }
     }
 
@@ -53,9 +60,17 @@ impl ErrorKind {
     }
 
     fn from_code(c: u8) -> Option<ErrorKind> {
-        [ErrorKind::Timeout, ErrorKind::Connect, ErrorKind::Io, ErrorKind::BodyTooLarge, ErrorKind::BadRequest]
-            .get(usize::from(c).checked_sub(1)?)
-            .copied()
+        [
+            ErrorKind::Timeout,
+            ErrorKind::Connect,
+            ErrorKind::Io,
+            ErrorKind::BodyTooLarge,
+            ErrorKind::BadRequest,
+            ErrorKind::CaptureFailed,
+            ErrorKind::ExpectFailed,
+        ]
+        .get(usize::from(c).checked_sub(1)?)
+        .copied()
     }
 }
 
@@ -83,7 +98,11 @@ pub struct Done {
     pub outcome: Outcome,
     pub cmd: CmdRef,
     pub scen: u16,
-    pub expects_response: bool,
+    /// Posts expected at the receiver (`expectAnswers`); 0 when the request has no
+    /// `response_url` pointing at the receiver.
+    pub expected_answers: u8,
+    /// What the step's `capture`/`expect` found in the HTTP answer.
+    pub findings: Findings,
 }
 
 #[derive(Debug)]
@@ -110,9 +129,10 @@ pub struct Live {
     pub dropped: AtomicU64,
     pub responses: AtomicU64,
     pub lost: AtomicU64,
+    pub incomplete: AtomicU64,
     pub in_flight: AtomicU64,
-    /// Acknowledged requests that expect an answer and have none yet.
-    pub awaiting_first: AtomicU64,
+    /// Acknowledged requests that expect answers and do not have all of them yet.
+    pub awaiting_answers: AtomicU64,
     /// ns from start of the latest receiver post.
     pub last_response_ns: AtomicU64,
     pub ack_p99_us: AtomicU64,
@@ -155,6 +175,9 @@ pub struct Finish {
 const STATUS_SLOTS: usize = 1000;
 const DONE: u8 = 1;
 const EXPECTS: u8 = 2;
+/// The expected number of answers (0..=7) sits in bits 2..=4 of `flags`.
+const EXPECTED_SHIFT: u8 = 2;
+const EXPECTED_MASK: u8 = 0b111;
 const NONE32: u32 = u32::MAX;
 
 /// Per-request state while answers may still come. Response arrivals are stored in 10 µs
@@ -196,6 +219,15 @@ impl Default for Slot {
 impl Slot {
     fn acked_ok(&self) -> bool {
         (200..300).contains(&self.status)
+    }
+
+    fn expected(&self) -> u16 {
+        u16::from((self.flags >> EXPECTED_SHIFT) & EXPECTED_MASK)
+    }
+
+    /// Acknowledged, and the bot owes it answers: the requests lost and incomplete count.
+    fn owed_answers(&self) -> bool {
+        self.flags & (DONE | EXPECTS) == DONE | EXPECTS && self.acked_ok()
     }
 }
 
@@ -275,10 +307,12 @@ struct BreakdownAcc {
     requests: u64,
     errors: u64,
     lost: u64,
+    incomplete: u64,
     responses: u64,
     ack: Histogram<u64>,
     first: Histogram<u64>,
     last: Histogram<u64>,
+    all: Histogram<u64>,
 }
 
 impl BreakdownAcc {
@@ -287,10 +321,12 @@ impl BreakdownAcc {
             requests: 0,
             errors: 0,
             lost: 0,
+            incomplete: 0,
             responses: 0,
             ack: precise_hist(),
             first: precise_hist(),
             last: precise_hist(),
+            all: precise_hist(),
         }
     }
 
@@ -299,10 +335,12 @@ impl BreakdownAcc {
             requests: self.requests,
             errors: self.errors,
             lost: self.lost,
+            incomplete: self.incomplete,
             responses: self.responses,
             ack: LatencySummary::from_histogram(&self.ack),
             first_response: LatencySummary::from_histogram(&self.first),
             last_response: LatencySummary::from_histogram(&self.last),
+            all_answers: LatencySummary::from_histogram(&self.all),
         }
     }
 }
@@ -339,6 +377,8 @@ struct RequestRecord<'a> {
     /// Sent → HTTP answer.
     service_ms: f64,
     responses: u16,
+    /// Posts the request expects (`expectAnswers`; 0: none, no receiver URL in it).
+    expected_answers: u16,
     /// Scheduled → first / last post at the receiver.
     first_response_ms: Option<f64>,
     last_response_ms: Option<f64>,
@@ -353,6 +393,8 @@ pub struct Recorder {
     send_lag: Histogram<u64>,
     first: Histogram<u64>,
     last: Histogram<u64>,
+    /// Scheduled → last post, of the commands that got every expected answer.
+    all: Histogram<u64>,
     ring: Ring,
     intervals: VecDeque<IntervalAcc>,
     base_interval: u64,
@@ -364,6 +406,8 @@ pub struct Recorder {
     record_error: Option<std::io::Error>,
     status_counts: Vec<u64>,
     error_counts: [u64; 8],
+    /// Failed expectations by [`ExpectKind`].
+    expect_counts: [u64; ExpectKind::ALL.len()],
     /// The unfinished ring front and since when it has blocked the ring (µs from start).
     front_wait: Option<(u64, u64)>,
 }
@@ -378,6 +422,7 @@ impl Recorder {
             send_lag: precise_hist(),
             first: precise_hist(),
             last: precise_hist(),
+            all: precise_hist(),
             ring: Ring::default(),
             intervals: VecDeque::new(),
             base_interval: 0,
@@ -390,6 +435,7 @@ impl Recorder {
             front_wait: None,
             status_counts: vec![0; STATUS_SLOTS],
             error_counts: [0; 8],
+            expect_counts: [0; ExpectKind::ALL.len()],
             cfg,
         };
         for name in r.cfg.commands.clone() {
@@ -514,13 +560,27 @@ impl Recorder {
         let (status, err, is_error) = match d.outcome {
             Outcome::Status(code) => {
                 self.status_counts[usize::from(code).min(STATUS_SLOTS - 1)] += 1;
-                (code, 0, !(200..400).contains(&code))
+                // A request counts one error: its status when that is one, else a failed check.
+                let status_error = !(200..400).contains(&code);
+                let check = match d.findings {
+                    _ if status_error => None,
+                    Findings { capture_failed: true, .. } => Some(ErrorKind::CaptureFailed),
+                    Findings { failed_expectations: 1.., .. } => Some(ErrorKind::ExpectFailed),
+                    _ => None,
+                };
+                if let Some(kind) = check {
+                    self.error_counts[usize::from(kind.code())] += 1;
+                }
+                (code, check.map_or(0, ErrorKind::code), status_error || check.is_some())
             }
             Outcome::Error(kind) => {
                 self.error_counts[usize::from(kind.code())] += 1;
                 (0, kind.code(), true)
             }
         };
+        for kind in ExpectKind::in_mask(d.findings.failed_expectations) {
+            self.expect_counts[kind as usize] += 1;
+        }
         rec_us(&mut self.send_lag, d.sent_ns.saturating_sub(d.sched_ns) / 1000);
         self.live.sent.fetch_add(1, Ordering::Relaxed);
         if is_error {
@@ -557,11 +617,12 @@ impl Recorder {
         slot.ack_delta_us = u32::try_from(ack_us).unwrap_or(u32::MAX);
         slot.status = status;
         slot.err = err;
-        slot.flags |= DONE | if d.expects_response { EXPECTS } else { 0 };
+        let expected = d.expected_answers.min(EXPECTED_MASK);
+        slot.flags |= DONE | if expected > 0 { EXPECTS | (expected << EXPECTED_SHIFT) } else { 0 };
         slot.cmd = cmd;
         slot.scen = scen as u8;
-        if d.expects_response && slot.acked_ok() && slot.n_resp == 0 {
-            live.awaiting_first.fetch_add(1, Ordering::Relaxed);
+        if slot.owed_answers() && slot.n_resp < slot.expected() {
+            live.awaiting_answers.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -579,8 +640,8 @@ impl Recorder {
         slot.n_resp = slot.n_resp.saturating_add(1);
         slot.first_10us = slot.first_10us.min(at);
         slot.last_10us = slot.last_10us.max(at);
-        if slot.n_resp == 1 && slot.flags & (DONE | EXPECTS) == DONE | EXPECTS && slot.acked_ok() {
-            live.awaiting_first.fetch_sub(1, Ordering::Relaxed);
+        if slot.owed_answers() && slot.n_resp == slot.expected() {
+            live.awaiting_answers.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -654,24 +715,40 @@ impl Recorder {
         } else {
             (None, None)
         };
+        // With more answers than expected, "all in" is the last of them: the slot keeps only
+        // the first and the last arrival.
+        let complete = slot.owed_answers() && slot.n_resp >= slot.expected();
         if let (Some(f), Some(l)) = (first_us, last_us) {
             rec_us(&mut self.first, f);
             rec_us(&mut self.last, l);
+            if complete {
+                rec_us(&mut self.all, l);
+            }
             for acc in [&mut self.commands[cmd].1, &mut self.scenarios[scen].1] {
                 rec_us(&mut acc.first, f);
                 rec_us(&mut acc.last, l);
+                if complete {
+                    rec_us(&mut acc.all, l);
+                }
                 acc.responses += u64::from(slot.n_resp);
             }
             if let Some(i) = self.interval(slot.sched_us * 1000) {
                 rec_us(&mut i.e2e, f);
             }
         }
-        if done && slot.flags & EXPECTS != 0 && slot.acked_ok() && slot.n_resp == 0 {
-            self.counters.lost += 1;
-            self.commands[cmd].1.lost += 1;
-            self.scenarios[scen].1.lost += 1;
-            self.live.lost.fetch_add(1, Ordering::Relaxed);
-            self.live.awaiting_first.fetch_sub(1, Ordering::Relaxed);
+        if slot.owed_answers() && !complete {
+            let lost = slot.n_resp == 0;
+            for acc in [&mut self.commands[cmd].1, &mut self.scenarios[scen].1] {
+                *if lost { &mut acc.lost } else { &mut acc.incomplete } += 1;
+            }
+            if lost {
+                self.counters.lost += 1;
+                self.live.lost.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.counters.incomplete += 1;
+                self.live.incomplete.fetch_add(1, Ordering::Relaxed);
+            }
+            self.live.awaiting_answers.fetch_sub(1, Ordering::Relaxed);
         }
         if self.record.is_some() && done {
             let start_ms = self.cfg.start_epoch_ms as f64;
@@ -687,6 +764,7 @@ impl Recorder {
                 ack_ms: ms(u64::from(slot.ack_delta_us)),
                 service_ms: ms(u64::from(slot.ack_delta_us.saturating_sub(slot.sent_delta_us))),
                 responses: slot.n_resp,
+                expected_answers: slot.expected(),
                 first_response_ms: first_us.map(ms),
                 last_response_ms: last_us.map(ms),
             };
@@ -716,6 +794,9 @@ impl Recorder {
                 self.counters.errors.insert(kind.as_str().to_owned(), *n);
             }
         }
+        for (kind, n) in ExpectKind::ALL.iter().zip(self.expect_counts).filter(|(_, n)| *n > 0) {
+            self.counters.failed_expectations.insert(kind.as_str().to_owned(), n);
+        }
     }
 
     fn finish(mut self, f: Finish) {
@@ -742,6 +823,7 @@ impl Recorder {
                 service_time: LatencySummary::from_histogram(&self.service),
                 first_response: LatencySummary::from_histogram(&self.first),
                 last_response: LatencySummary::from_histogram(&self.last),
+                all_answers: LatencySummary::from_histogram(&self.all),
                 send_lag: LatencySummary::from_histogram(&self.send_lag),
             },
             by_command: breakdown(&self.commands),
@@ -757,6 +839,19 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `--record-requests` file in memory.
+    struct Shared(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
 
     fn cfg(window: Duration) -> RecorderConfig {
         RecorderConfig {
@@ -780,7 +875,8 @@ mod tests {
             outcome,
             cmd: CmdRef::Known(0),
             scen: 0,
-            expects_response: true,
+            expected_answers: 1,
+            findings: Findings::default(),
         })
     }
 
@@ -834,6 +930,107 @@ mod tests {
         assert_eq!(out.time_series.points[0].requests, 4);
     }
 
+    fn expecting(seq: u64, sched_ms: u64, status: u16, expected: u8) -> Event {
+        let Event::Done(d) = done(seq, sched_ms, 5, Outcome::Status(status)) else { unreachable!() };
+        Event::Done(Done { expected_answers: expected, ..d })
+    }
+
+    fn answer(seq: u64, at_ms: u64) -> Event {
+        Event::Response { seq, at_ns: at_ms * 1_000_000 }
+    }
+
+    #[tokio::test]
+    async fn answers_are_counted_against_what_each_command_expects() {
+        let live = Arc::new(Live::default());
+        let mut rec = Recorder::new(cfg(Duration::from_secs(60)), Arc::clone(&live), None);
+        let events = vec![
+            // 0: two expected, two came (one before the ack was recorded): complete.
+            answer(0, 20),
+            expecting(0, 10, 200, 2),
+            answer(0, 40),
+            // 1: two expected, one came: incomplete.
+            expecting(1, 10, 200, 2),
+            answer(1, 30),
+            // 2: two expected, none came: lost, not incomplete.
+            expecting(2, 10, 200, 2),
+            // 3: two expected, three came: complete; all answers in at the last one.
+            expecting(3, 10, 200, 2),
+            answer(3, 20),
+            answer(3, 30),
+            answer(3, 90),
+            // 4: one expected (the default), one came.
+            expecting(4, 10, 200, 1),
+            answer(4, 15),
+            // 5: refused by the bot: owed nothing, neither lost nor incomplete.
+            expecting(5, 10, 503, 2),
+            // 6: no answer expected (no response_url at the receiver): never owed.
+            expecting(6, 10, 200, 0),
+            answer(6, 50),
+        ];
+        for e in events {
+            rec.handle(e);
+        }
+        assert_eq!(live.awaiting_answers.load(Ordering::Relaxed), 2, "requests 1 and 2 still wait");
+        let (reply, out) = oneshot::channel();
+        rec.finish(Finish { test_duration: Duration::from_secs(1), reply });
+        let out = out.await.unwrap();
+        let c = &out.counters;
+        assert_eq!((c.requests, c.responses, c.lost, c.incomplete), (7, 8, 1, 1));
+        assert_eq!(live.awaiting_answers.load(Ordering::Relaxed), 0, "finalizing settles every wait");
+        assert_eq!((live.lost.load(Ordering::Relaxed), live.incomplete.load(Ordering::Relaxed)), (1, 1));
+        let all = out.summaries.all_answers;
+        assert_eq!(all.count, 3, "requests 0, 3 and 4: {all:?}");
+        assert!((all.min - 5.0).abs() < 0.1 && (all.max - 80.0).abs() < 0.1, "{all:?}");
+        assert_eq!(out.summaries.first_response.count, 5, "the first answer is summarised as before");
+        let echo = &out.by_command["/echo"];
+        assert_eq!((echo.lost, echo.incomplete, echo.all_answers.count), (1, 1, 3));
+        assert_eq!(out.by_scenario["echo"].incomplete, 1);
+    }
+
+    #[tokio::test]
+    async fn failed_checks_count_one_error_per_request_and_expectations_by_kind() {
+        let checked = |seq: u64, status: u16, findings: Findings| {
+            let Event::Done(d) = done(seq, 10, 5, Outcome::Status(status)) else { unreachable!() };
+            Event::Done(Done { findings, expected_answers: 0, ..d })
+        };
+        let status_and_equals = ExpectKind::StatusCode.bit() | ExpectKind::Equals.bit();
+        let buf = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let rec = Recorder::new(cfg(Duration::from_secs(60)), Arc::default(), Some(Box::new(Shared(buf.clone()))));
+        let out = finish(
+            rec,
+            vec![
+                checked(0, 200, Findings { capture_failed: true, failed_expectations: 0 }),
+                checked(1, 200, Findings { capture_failed: false, failed_expectations: status_and_equals }),
+                // Already an error for its status: not counted twice.
+                checked(2, 500, Findings { capture_failed: false, failed_expectations: ExpectKind::StatusCode.bit() }),
+                checked(3, 200, Findings::default()),
+            ],
+        )
+        .await;
+        let c = &out.counters;
+        assert_eq!(c.errors.get("capture_failed"), Some(&1));
+        assert_eq!(c.errors.get("expect_failed"), Some(&1));
+        assert_eq!(c.errors.get("status_5xx"), Some(&1));
+        assert_eq!(c.n_errors(), 3);
+        assert_eq!(c.failed_expectations.get("statusCode"), Some(&2));
+        assert_eq!(c.failed_expectations.get("equals"), Some(&1));
+        assert_eq!(c.failed_expectations.len(), 2);
+        assert_eq!(out.summaries.ack.count, 4, "a failed check keeps the request's latency");
+        assert_eq!(out.by_command["/echo"].errors, 3);
+        let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        let errors: Vec<serde_json::Value> =
+            text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["error"].clone()).collect();
+        assert_eq!(
+            errors,
+            [
+                serde_json::json!("capture_failed"),
+                "expect_failed".into(),
+                serde_json::Value::Null,
+                serde_json::Value::Null
+            ]
+        );
+    }
+
     #[tokio::test]
     async fn status_codes_classify_errors() {
         let rec = Recorder::new(cfg(Duration::from_secs(60)), Arc::default(), None);
@@ -865,7 +1062,8 @@ mod tests {
                     outcome: Outcome::Status(200),
                     cmd: CmdRef::Name(format!("/c{i}").into()),
                     scen: 7,
-                    expects_response: false,
+                    expected_answers: 0,
+                    findings: Findings::default(),
                 })
             })
             .collect();
@@ -919,16 +1117,6 @@ mod tests {
     #[tokio::test]
     async fn records_one_ndjson_line_per_request() {
         let buf = Arc::new(std::sync::Mutex::new(Vec::new()));
-        struct Shared(Arc<std::sync::Mutex<Vec<u8>>>);
-        impl Write for Shared {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
         let rec = Recorder::new(cfg(Duration::from_secs(60)), Arc::default(), Some(Box::new(Shared(buf.clone()))));
         finish(
             rec,
@@ -946,6 +1134,7 @@ mod tests {
         assert_eq!(lines[0]["command"], "/echo");
         assert_eq!(lines[0]["ackStatus"], 200);
         assert_eq!(lines[0]["firstResponseMs"], 20.0);
+        assert_eq!(lines[0]["expectedAnswers"], 1);
         assert_eq!(lines[0]["scheduledMs"], 1_700_000_000_010.0);
         assert_eq!(lines[1]["error"], "connect");
         assert!(lines[1]["ackStatus"].is_null());

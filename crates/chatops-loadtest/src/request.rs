@@ -7,8 +7,9 @@
 //! the `response_url` field is replaced by the receiver URL for the request and the
 //! `command` field is known statically unless it is templated.
 
+use crate::inspect::Inspect;
 use crate::profile::vars::{Bindings, Vu};
-use crate::template::{Env, Template, TemplateError};
+use crate::template::{Env, Scope, Template, TemplateError};
 
 /// How the `response_url` field's value is rewritten for one request: the form-encoded
 /// receiver base (e.g. `http%3A%2F%2F127.0.0.1%3A4321%2Fhook%2F`) followed by the request id.
@@ -91,15 +92,20 @@ impl BodySpec {
         env: &dyn Env,
         vars: Option<&std::sync::Arc<Bindings>>,
     ) -> Result<BodySpec, TemplateError> {
+        BodySpec::from_text_in(src, env, Scope { vars, captured: &[] })
+    }
+
+    /// [`BodySpec::from_text`] with variables and captured values in scope.
+    pub fn from_text_in(src: &str, env: &dyn Env, scope: Scope<'_>) -> Result<BodySpec, TemplateError> {
         if let Some(parts) = split_form(src) {
             let fields = parts
                 .into_iter()
-                .map(|(k, v)| Ok(FormField::new(k, Template::compile_with(v, env, vars)?, false)))
+                .map(|(k, v)| Ok(FormField::new(k, Template::compile_in(v, env, scope)?, false)))
                 .collect::<Result<Vec<_>, TemplateError>>()?;
             return Ok(BodySpec::Form(fields));
         }
         // Not a form: still a template, compiled whole (this also reports template errors).
-        Ok(BodySpec::Raw(Template::compile_with(src, env, vars)?))
+        Ok(BodySpec::Raw(Template::compile_in(src, env, scope)?))
     }
 
     /// What `beforeRequest: generateSlackSignature` sends when the step has no body: an
@@ -126,6 +132,11 @@ impl BodySpec {
 
     pub fn is_form(&self) -> bool {
         matches!(self, BodySpec::Form(_))
+    }
+
+    /// The body has a `response_url` field, so the bot can answer it at the receiver.
+    pub fn has_response_url(&self) -> bool {
+        matches!(self, BodySpec::Form(fields) if fields.iter().any(|f| f.role == Role::ResponseUrl))
     }
 
     /// The command of every request of this body, when the profile fixes it.
@@ -210,6 +221,11 @@ pub struct RequestSpec {
     pub label: String,
     /// The step sets its own Content-Type; otherwise form bodies get the form type.
     pub has_content_type: bool,
+    /// Posts the bot should make to the request's `response_url` (`expectAnswers`, 1 by
+    /// default; 0 expects none, so the command is never lost or incomplete).
+    pub expect_answers: u8,
+    /// The step's `capture` and `expect`: only then is the answer's head and body kept.
+    pub inspect: Option<std::sync::Arc<Inspect>>,
 }
 
 impl RequestSpec {
@@ -222,7 +238,7 @@ impl RequestSpec {
         label: String,
     ) -> Self {
         let has_content_type = headers.iter().any(|(h, _)| h == hyper::header::CONTENT_TYPE);
-        RequestSpec { method, url, headers, body, command, label, has_content_type }
+        RequestSpec { method, url, headers, body, command, label, has_content_type, expect_answers: 1, inspect: None }
     }
 
     pub fn command_name(&self) -> Option<&str> {

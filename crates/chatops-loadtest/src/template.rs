@@ -9,8 +9,10 @@
 //!
 //! `{{ name }}` reads a `config.variables` name or a payload field, when the profile gives a
 //! [`Bindings`]: a constant is folded in at compile time, a list value or a payload column
-//! is read per virtual user ([`Template::render_vu_into`]). Anything else inside `{{ }}`
-//! (captures, JavaScript) is refused with its text.
+//! is read per virtual user ([`Template::render_vu_into`]). It also reads a value an
+//! earlier step of the same flow captured from its answer (`capture: … as: name`), when
+//! the [`Scope`] it compiles in names it; until a step has captured it, it renders empty.
+//! Anything else inside `{{ }}` (JavaScript, names not defined) is refused with its text.
 
 use std::sync::Arc;
 
@@ -35,7 +37,7 @@ pub enum TemplateError {
     #[error("bad arguments in `{{{{ {0} }}}}`: {1}")]
     BadArguments(String, &'static str),
     #[error(
-        "`{{{{ {0} }}}}` is neither a config.variables name nor a payload field (defined: {1}); or use $randomNumber(a, b), $randomString(n), $uuid, $env.NAME"
+        "`{{{{ {0} }}}}` is neither a config.variables name, a payload field nor a value captured by an earlier step (defined: {1}); or use $randomNumber(a, b), $randomString(n), $uuid, $env.NAME"
     )]
     UnknownVariable(String, String),
     #[error("environment variable `{0}` is not set")]
@@ -82,6 +84,18 @@ enum Piece {
         slot: usize,
         from: Arc<Bindings>,
     },
+    /// A value the user's flow captured from an earlier answer.
+    Captured {
+        slot: usize,
+    },
+}
+
+/// The names a `{{ name }}` may read when a template compiles: the profile's variables and
+/// payload fields, and the values earlier steps of the flow capture (name, capture slot).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope<'a> {
+    pub vars: Option<&'a Arc<Bindings>>,
+    pub captured: &'a [(String, usize)],
 }
 
 /// A compiled template.
@@ -106,6 +120,11 @@ impl Template {
 
     /// Compiles with the profile's variables and payload fields in scope.
     pub fn compile_with(src: &str, env: &dyn Env, vars: Option<&Arc<Bindings>>) -> Result<Self, TemplateError> {
+        Template::compile_in(src, env, Scope { vars, captured: &[] })
+    }
+
+    /// Compiles with variables, payload fields and captured values in scope.
+    pub fn compile_in(src: &str, env: &dyn Env, scope: Scope<'_>) -> Result<Self, TemplateError> {
         if src.len() > MAX_TEMPLATE_LEN {
             return Err(TemplateError::TooLong);
         }
@@ -122,7 +141,7 @@ impl Template {
                 return Err(TemplateError::TooManyExpressions);
             }
             let expr = after[..close].trim();
-            match compile_expr(expr, env, vars)? {
+            match compile_expr(expr, env, scope)? {
                 Piece::Lit(s) => lit.push_str(&s),
                 piece => {
                     if !lit.is_empty() {
@@ -144,7 +163,7 @@ impl Template {
                 Piece::RandomNumber { .. } => 20,
                 Piece::RandomString(n) => *n,
                 Piece::Uuid => 36,
-                Piece::Var { .. } => 16,
+                Piece::Var { .. } | Piece::Captured { .. } => 16,
             })
             .sum();
         Ok(Template { pieces, size_hint })
@@ -189,6 +208,11 @@ impl Template {
                     };
                     out.push_str(from.value(*slot, vu));
                 }
+                Piece::Captured { slot } => {
+                    if let Some(v) = vu.and_then(|v| v.captured(*slot)) {
+                        out.push_str(v);
+                    }
+                }
                 Piece::Lit(s) => out.push_str(s),
                 Piece::RandomNumber { lo, hi } => {
                     use std::fmt::Write;
@@ -210,14 +234,18 @@ impl Template {
     }
 }
 
-fn compile_expr(expr: &str, env: &dyn Env, vars: Option<&Arc<Bindings>>) -> Result<Piece, TemplateError> {
+fn compile_expr(expr: &str, env: &dyn Env, scope: Scope<'_>) -> Result<Piece, TemplateError> {
     let unknown = || TemplateError::Unknown(expr.chars().take(80).collect());
-    if let Some(b) = vars.filter(|b| !b.is_empty())
-        && !expr.starts_with('$')
-    {
-        let Some(slot) = b.slot(expr) else {
-            let names = b.names().iter().take(20).map(String::as_str).collect::<Vec<_>>().join(", ");
-            return Err(TemplateError::UnknownVariable(expr.chars().take(80).collect(), names));
+    let vars = scope.vars.filter(|b| !b.is_empty());
+    if !expr.starts_with('$') && (vars.is_some() || !scope.captured.is_empty()) {
+        if let Some((_, slot)) = scope.captured.iter().find(|(name, _)| name == expr) {
+            return Ok(Piece::Captured { slot: *slot });
+        }
+        let Some((b, slot)) = vars.and_then(|b| Some((b, b.slot(expr)?))) else {
+            let defined = vars.map(|b| b.names()).unwrap_or_default().iter();
+            let names: Vec<&str> =
+                defined.chain(scope.captured.iter().map(|(n, _)| n)).take(20).map(String::as_str).collect();
+            return Err(TemplateError::UnknownVariable(expr.chars().take(80).collect(), names.join(", ")));
         };
         return Ok(match b.constant(slot) {
             Some(v) => Piece::Lit(v.into()),
@@ -399,6 +427,38 @@ mod tests {
         assert!(err.to_string().contains("config.variables"), "{err}");
         assert!(matches!(compile("{{ color }}"), Err(TemplateError::Unknown(_))), "no bindings, no variables");
         assert!(Template::compile_with("{{ $uuid }}-{{ color }}", &env(), Some(&b)).is_ok());
+    }
+
+    #[test]
+    fn captured_values_render_per_user_once_captured() {
+        let captured = [("pet_id".to_owned(), 1usize)];
+        let scope = Scope { vars: None, captured: &captured };
+        let t = Template::compile_in("/pets/{{ pet_id }}?x={{ $randomNumber(1, 1) }}", &env(), scope).unwrap();
+        assert!(t.as_static().is_none(), "a captured value is per user");
+        let mut vu = Vu::without_bindings();
+        let mut out = String::new();
+        t.render_vu_into(Some(&vu), &mut out);
+        assert_eq!(out, "/pets/?x=1", "nothing captured yet: empty");
+        vu.set_captured(1, "p-42".into());
+        out.clear();
+        t.render_vu_into(Some(&vu), &mut out);
+        assert_eq!(out, "/pets/p-42?x=1");
+        // Captured names and variables share the error message's list of what is defined.
+        let b = bindings();
+        let err =
+            Template::compile_in("{{ nope }}", &env(), Scope { vars: Some(&b), captured: &captured }).unwrap_err();
+        assert!(
+            matches!(&err, TemplateError::UnknownVariable(n, d) if n == "nope" && d == "color, team, pet_id"),
+            "{err}"
+        );
+        let err = Template::compile_in("{{ nope }}", &env(), scope).unwrap_err();
+        assert!(err.to_string().contains("captured by an earlier step"), "{err}");
+        // A capture and a variable side by side.
+        let t = Template::compile_in("{{ team }}/{{ pet_id }}", &env(), Scope { vars: Some(&b), captured: &captured })
+            .unwrap();
+        out.clear();
+        t.render_vu_into(Some(&vu), &mut out);
+        assert_eq!(out, "T1/p-42");
     }
 
     #[test]

@@ -1,15 +1,28 @@
 //! From the raw YAML shape to a checked [`Profile`](super::Profile): durations, compiled
 //! templates and request specs, parsed `ensure` conditions, loops unrolled, variables and
-//! payload files loaded, each error with its line.
+//! payload files loaded, captures and expectations compiled, each error with its line.
+//!
+//! Captured names are scoped like the flow runs: a `{{ name }}` may read a value that an
+//! earlier step of the same scenario captures (or, in `expect: equals`, the same step),
+//! never one captured later or in another scenario.
 
 use std::sync::Arc;
 
 use super::raw::*;
 use super::vars::{Bindings, Order, PayloadSpec};
 use super::*;
+use crate::inspect::{Capture, CaptureSource, ContentType, Expectation, Inspect};
+use crate::jsonpath::JsonPath;
+use crate::template::Scope;
 
 /// Deepest nesting of `loop`s.
 const MAX_LOOP_DEPTH: usize = 8;
+/// Most distinct captured names in a profile.
+const MAX_CAPTURE_NAMES: usize = 256;
+/// Most captures, and most expectations, of one request.
+const MAX_CHECKS: usize = 32;
+/// Slack accepts at most this many posts per `response_url`.
+const MAX_EXPECT_ANSWERS: u64 = 5;
 
 pub(super) struct Builder<'a> {
     pub(super) source_name: &'a str,
@@ -18,6 +31,13 @@ pub(super) struct Builder<'a> {
     /// The profile file's folder, for payload paths; None for a built-in or in-memory text.
     pub(super) base_dir: Option<&'a Path>,
     pub(super) vars: Option<Arc<Bindings>>,
+    /// Every name any step captures into; its index is its capture slot.
+    pub(super) capture_names: Vec<String>,
+    /// The captured names the step being built may read (name, slot).
+    pub(super) in_scope: Vec<(String, usize)>,
+    /// Every `as:` name of the profile, read before any step is built, so that a name used
+    /// too early is reported as such rather than as unknown.
+    pub(super) declared_captures: Vec<String>,
 }
 
 impl Builder<'_> {
@@ -33,8 +53,31 @@ impl Builder<'_> {
     }
 
     pub(super) fn template(&self, s: &Spanned<String>, what: &str) -> Result<Template, ProfileError> {
-        Template::compile_with(&s.value, self.env, self.vars.as_ref())
-            .or_else(|e| self.err(s.referenced.line(), format!("{what}: {e}")))
+        self.compile(&s.value, s.referenced.line(), what)
+    }
+
+    fn scope(&self) -> Scope<'_> {
+        Scope { vars: self.vars.as_ref(), captured: &self.in_scope }
+    }
+
+    /// Compiles a template of a flow step, in the step's scope.
+    fn compile(&self, src: &str, line: u64, what: &str) -> Result<Template, ProfileError> {
+        Template::compile_in(src, self.env, self.scope()).or_else(|e| self.err(line, self.template_error(what, &e)))
+    }
+
+    /// A template error, saying so when the name is captured, just not before this step.
+    fn template_error(&self, what: &str, e: &crate::template::TemplateError) -> String {
+        use crate::template::TemplateError::{Unknown, UnknownVariable};
+        if let Unknown(name) | UnknownVariable(name, _) = e
+            && self.declared_captures.contains(name)
+            && !self.in_scope.iter().any(|(n, _)| n == name)
+        {
+            return format!(
+                "{what}: `{{{{ {name} }}}}` is captured, but not by an earlier step of this scenario: a captured value \
+                 can be used only after the step that captures it"
+            );
+        }
+        format!("{what}: {e}")
     }
 
     pub(super) fn build(mut self, raw: RawProfile) -> Result<Profile, ProfileError> {
@@ -96,6 +139,9 @@ impl Builder<'_> {
         if raw.scenarios.len() > MAX_SCENARIOS {
             return self.err(raw.scenarios[MAX_SCENARIOS].referenced.line(), "too many scenarios");
         }
+        for s in &raw.scenarios {
+            declared_captures(&s.value.flow, 0, &mut self.declared_captures);
+        }
         let mut scenarios = Vec::with_capacity(raw.scenarios.len());
         for (i, s) in raw.scenarios.iter().enumerate() {
             scenarios.push(self.scenario(i, s)?);
@@ -132,7 +178,8 @@ impl Builder<'_> {
                     self.note("plugin metrics-by-endpoint accepted: per-command breakdowns are always kept".into());
                 }
                 ("expect", _) => self.note(format!(
-                    "warning: plugin expect (line {line}) is not applied yet: answers are counted, not checked"
+                    "plugin expect (line {line}) accepted: a request's `expect` is checked whether the plugin is \
+                     listed or not"
                 )),
                 (other, _) => self.note(format!(
                     "warning: plugin {other} (line {line}) ignored: Artillery plugins do not run in chatops loadtest"
@@ -322,6 +369,8 @@ impl Builder<'_> {
             return self.err(s.referenced.line(), format!("scenario `{name}` has an empty flow"));
         }
         let mut flow = Vec::new();
+        // Captured values belong to one user's flow: a scenario starts with none.
+        self.in_scope.clear();
         self.steps(&name, &s.value.flow, 0, &mut flow)?;
         if flow.is_empty() {
             return self
@@ -452,15 +501,6 @@ impl Builder<'_> {
             return self
                 .err(q.referenced.line(), "`qs:` is not supported: write the query string in `url` (`/path?a=1`)");
         }
-        for (key, present) in [("capture", &r.capture), ("expect", &r.expect)] {
-            if let Some(v) = present {
-                self.note(format!(
-                    "warning: `{key}` (line {}) is not applied yet: the request is sent, its answer is not {}",
-                    v.referenced.line(),
-                    if key == "capture" { "captured" } else { "checked" }
-                ));
-            }
-        }
         let url = self.template(&r.url, "url")?;
         let mut sign_default_body = false;
         if let Some(b) = &r.before_request {
@@ -491,8 +531,7 @@ impl Builder<'_> {
             let line = value.referenced.line();
             let header = hyper::header::HeaderName::from_bytes(name.as_bytes())
                 .or_else(|_| self.err(line, format!("`{name}` is not a valid header name")))?;
-            let tpl = Template::compile_with(&value.value.0, self.env, self.vars.as_ref())
-                .or_else(|e| self.err(line, format!("header {name}: {e}")))?;
+            let tpl = self.compile(&value.value.0, line, &format!("header {name}"))?;
             if let Some(v) = tpl.as_static()
                 && hyper::header::HeaderValue::from_str(v).is_err()
             {
@@ -502,13 +541,12 @@ impl Builder<'_> {
         }
         let body = match (&r.body, &r.form) {
             (Some(_), Some(f)) => return self.err(f.referenced.line(), "a request takes `body` or `form`, not both"),
-            (Some(b), None) if !b.value.is_empty() => BodySpec::from_text_with(&b.value, self.env, self.vars.as_ref())
-                .or_else(|e| self.err(b.referenced.line(), format!("body: {e}")))?,
+            (Some(b), None) if !b.value.is_empty() => BodySpec::from_text_in(&b.value, self.env, self.scope())
+                .or_else(|e| self.err(b.referenced.line(), self.template_error("body", &e)))?,
             (None, Some(f)) => {
                 let mut fields = Vec::new();
                 for (k, v) in &f.value {
-                    let value = Template::compile_with(&v.value.0, self.env, self.vars.as_ref())
-                        .or_else(|e| self.err(v.referenced.line(), format!("form field {k}: {e}")))?;
+                    let value = self.compile(&v.value.0, v.referenced.line(), &format!("form field {k}"))?;
                     fields.push(FormField::new(k, value, true));
                 }
                 BodySpec::Form(fields)
@@ -518,6 +556,220 @@ impl Builder<'_> {
         };
         let label = r.name.clone().unwrap_or_else(|| format!("{method} {}", r.url.value));
         let command = body.command_key().unwrap_or(CommandKey::Static(label.clone()));
-        Ok(RequestSpec::new(method, url, headers, body, command, label))
+        let expect_answers = match &r.expect_answers {
+            None => 1,
+            Some(n) if n.value > MAX_EXPECT_ANSWERS => {
+                return self.err(
+                    n.referenced.line(),
+                    format!(
+                        "expectAnswers {} is more than {MAX_EXPECT_ANSWERS} (Slack takes at most 5 posts per \
+                         response_url)",
+                        n.value
+                    ),
+                );
+            }
+            Some(n) => {
+                if !body.has_response_url() && n.value > 0 {
+                    self.note(format!(
+                        "expectAnswers (line {}) on a request without a response_url field: the bot cannot answer \
+                         it, so no answer is expected",
+                        n.referenced.line()
+                    ));
+                }
+                n.value as u8
+            }
+        };
+        // After the request's own templates: a step cannot send what its answer captures.
+        let inspect = self.inspect(r)?;
+        let mut spec = RequestSpec::new(method, url, headers, body, command, label);
+        spec.expect_answers = expect_answers;
+        spec.inspect = inspect.map(Arc::new);
+        Ok(spec)
+    }
+
+    /// `capture` and `expect` of a request; the captured names come into scope for the
+    /// expectations and the later steps.
+    fn inspect(&mut self, r: &RawRequest) -> Result<Option<Inspect>, ProfileError> {
+        let mut inspect = Inspect::default();
+        if let Some(captures) = &r.capture {
+            let key_line = captures.referenced.line();
+            if captures.value.0.len() > MAX_CHECKS {
+                return self.err(key_line, format!("more than {MAX_CHECKS} captures in one request"));
+            }
+            for c in &captures.value.0 {
+                let line = match c.referenced.line() {
+                    0 => key_line,
+                    l => l,
+                };
+                inspect.captures.push(self.capture(&c.value, line)?);
+            }
+        }
+        if let Some(expectations) = &r.expect {
+            let key_line = expectations.referenced.line();
+            if expectations.value.0.len() > MAX_CHECKS {
+                return self.err(key_line, format!("more than {MAX_CHECKS} expectations in one request"));
+            }
+            for e in &expectations.value.0 {
+                let line = match e.referenced.line() {
+                    0 => key_line,
+                    l => l,
+                };
+                self.expectations(&e.value, line, &mut inspect.expectations)?;
+            }
+        }
+        Ok((!inspect.is_empty()).then_some(inspect))
+    }
+
+    fn capture(&mut self, c: &RawCapture, line: u64) -> Result<Capture, ProfileError> {
+        let other = [
+            ("regexp", c.regexp.as_ref()),
+            ("group", c.group.as_ref()),
+            ("flags", c.flags.as_ref()),
+            ("xpath", c.xpath.as_ref()),
+            ("selector", c.selector.as_ref()),
+            ("attr", c.attr.as_ref()),
+            ("index", c.index.as_ref()),
+            ("transform", c.transform.as_ref()),
+        ];
+        if let Some((key, v)) = other.iter().find_map(|(k, v)| v.map(|v| (k, v))) {
+            return self.err(
+                v.referenced.line(),
+                format!("capture `{key}` is not supported: capture with `json: \"$.path\"` or `header: name`"),
+            );
+        }
+        let source = match (&c.json, &c.header) {
+            (Some(j), None) => CaptureSource::Json(
+                JsonPath::parse(&j.value).or_else(|e| self.err(j.referenced.line(), format!("capture json: {e}")))?,
+            ),
+            (None, Some(h)) => {
+                CaptureSource::Header(hyper::header::HeaderName::from_bytes(h.value.trim().as_bytes()).or_else(
+                    |_| self.err(h.referenced.line(), format!("capture header `{}` is not a header name", h.value)),
+                )?)
+            }
+            (Some(_), Some(h)) => return self.err(h.referenced.line(), "a capture takes `json` or `header`, not both"),
+            (None, None) => return self.err(line, "a capture needs `json: \"$.path\"` or `header: name`"),
+        };
+        let Some(name) = &c.name else {
+            return self.err(line, "a capture needs `as: name`: the name later steps read as {{ name }}");
+        };
+        let name_line = name.referenced.line();
+        let name = name.value.as_str();
+        if !vars::is_name(name) {
+            return self
+                .err(name_line, format!("capture `as: {name}` is not a usable name (letters, digits, `_`, `-`, `.`)"));
+        }
+        if self.vars.as_ref().is_some_and(|b| b.slot(name).is_some()) {
+            return self
+                .err(name_line, format!("capture `as: {name}` is already a config.variables name or payload field"));
+        }
+        let slot = match self.capture_names.iter().position(|n| n == name) {
+            Some(i) => i,
+            None if self.capture_names.len() >= MAX_CAPTURE_NAMES => {
+                return self.err(name_line, format!("more than {MAX_CAPTURE_NAMES} captured names"));
+            }
+            None => {
+                self.capture_names.push(name.to_owned());
+                self.capture_names.len() - 1
+            }
+        };
+        if !self.in_scope.iter().any(|(n, _)| n == name) {
+            self.in_scope.push((name.to_owned(), slot));
+        }
+        Ok(Capture { source, slot, strict: c.strict.unwrap_or(true) })
+    }
+
+    fn expectations(&self, e: &RawExpectation, line: u64, out: &mut Vec<Expectation>) -> Result<(), ProfileError> {
+        let other = [
+            ("notStatusCode", e.not_status_code.as_ref()),
+            ("notHasProperty", e.not_has_property.as_ref()),
+            ("hasHeader", e.has_header.as_ref()),
+            ("headerEquals", e.header_equals.as_ref()),
+            ("matchesRegexp", e.matches_regexp.as_ref()),
+            ("cdnHit", e.cdn_hit.as_ref()),
+        ];
+        if let Some((key, v)) = other.iter().find_map(|(k, v)| v.map(|v| (k, v))) {
+            return self.err(
+                v.referenced.line(),
+                format!("expect `{key}` is not supported (supported: statusCode, contentType, hasProperty, equals)"),
+            );
+        }
+        let before = out.len();
+        if let Some(codes) = &e.status_code {
+            let l = codes.referenced.line();
+            let values = match &codes.value {
+                RawVariable::One(v) => std::slice::from_ref(v),
+                RawVariable::Many(vs) => vs.as_slice(),
+            };
+            if values.is_empty() || values.len() > 100 {
+                return self.err(l, "expect statusCode takes a status code or a list of 1 to 100 of them");
+            }
+            let mut parsed = Vec::with_capacity(values.len());
+            for v in values {
+                match v.0.trim().parse::<u16>() {
+                    Ok(c) if (100..=599).contains(&c) => parsed.push(c),
+                    _ => return self.err(l, format!("expect statusCode `{}` is not an HTTP status (100-599)", v.0)),
+                }
+            }
+            out.push(Expectation::StatusCode(parsed));
+        }
+        if let Some(t) = &e.content_type {
+            let l = t.referenced.line();
+            let want = t.value.trim();
+            let parsed = if want.eq_ignore_ascii_case("json") {
+                ContentType::Json
+            } else if !want.is_empty() && hyper::header::HeaderValue::from_str(want).is_ok() && want.len() <= 256 {
+                ContentType::Exactly(want.to_ascii_lowercase())
+            } else {
+                return self.err(l, format!("expect contentType `{want}` is not a media type (or `json`)"));
+            };
+            out.push(Expectation::ContentType(parsed));
+        }
+        if let Some(p) = &e.has_property {
+            let l = p.referenced.line();
+            if p.value.contains("{{") {
+                return self.err(l, "expect hasProperty takes a property path, not a template");
+            }
+            let path =
+                JsonPath::parse_property(&p.value).or_else(|e| self.err(l, format!("expect hasProperty: {e}")))?;
+            out.push(Expectation::HasProperty(path));
+        }
+        if let Some(values) = &e.equals {
+            let l = values.referenced.line();
+            let RawVariable::Many(vs) = &values.value else {
+                return self.err(l, "expect equals takes a list of at least two values to compare");
+            };
+            if vs.len() < 2 || vs.len() > 16 {
+                return self.err(l, "expect equals takes a list of 2 to 16 values to compare");
+            }
+            let templates = vs.iter().map(|v| self.compile(&v.0, l, "expect equals")).collect::<Result<Vec<_>, _>>()?;
+            out.push(Expectation::Equals(templates));
+        }
+        if out.len() == before {
+            return self.err(line, "an empty expectation: use statusCode, contentType, hasProperty or equals");
+        }
+        Ok(())
+    }
+}
+
+/// The `as:` names of a flow's captures, loops included (bounded like the loops themselves).
+fn declared_captures(steps: &[Spanned<RawStep>], depth: usize, out: &mut Vec<String>) {
+    if depth > MAX_LOOP_DEPTH {
+        return;
+    }
+    for step in steps {
+        let r = &step.value;
+        for req in [&r.get, &r.post, &r.put, &r.patch, &r.delete].into_iter().flatten() {
+            for c in req.capture.iter().flat_map(|c| &c.value.0) {
+                if let Some(name) = &c.value.name
+                    && out.len() < MAX_CAPTURE_NAMES
+                    && !out.contains(&name.value)
+                {
+                    out.push(name.value.clone());
+                }
+            }
+        }
+        if let Some(inner) = &r.loop_steps {
+            declared_captures(inner, depth + 1, out);
+        }
     }
 }

@@ -1,11 +1,13 @@
 //! What real Artillery configs contain, key by key: `engines`, `plugins`, `variables`,
-//! `payload`, `json:`, `loop`/`count`, `think`, `capture`/`expect`. Each is accepted,
-//! accepted with a note, or refused with its line and what to use instead.
+//! `payload`, `json:`, `loop`/`count`, `think`, `capture`/`expect`, and our own
+//! `expectAnswers`. Each is accepted, accepted with a note, or refused with its line and
+//! what to use instead.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use super::*;
+use crate::inspect::{Answer, CaptureSource, ContentType, ExpectKind, Expectation};
 use crate::request::HookTarget;
 
 const HEAD: &str = "config:\n  target: http://127.0.0.1:1\n  phases:\n    - duration: 1\n      arrivalRate: 1\n";
@@ -72,7 +74,7 @@ fn plugins_are_warned_about_by_name_and_ensure_maps_to_ours() {
     for name in ["apdex", "publish-metrics"] {
         assert!(p.notes.iter().any(|n| n.starts_with("warning: plugin") && n.contains(name)), "{name}: {:?}", p.notes);
     }
-    assert!(p.notes.iter().any(|n| n.contains("plugin expect") && n.contains("not applied yet")), "{:?}", p.notes);
+    assert!(p.notes.iter().any(|n| n.contains("plugin expect") && n.contains("is checked")), "{:?}", p.notes);
     assert!(p.notes.iter().any(|n| n.contains("metrics-by-endpoint accepted")), "{:?}", p.notes);
     // An ensure plugin of another shape is a warning, not an error.
     let odd = parse(&with("  plugins:\n    ensure:\n      - p99\n", "")).unwrap();
@@ -207,16 +209,124 @@ fn json_bodies_and_other_request_shapes_are_refused_with_what_to_use() {
     refused(&with("", "          qs:\n            a: 1\n"), 12, &["qs:", "url"]);
 }
 
+/// Two steps: the first captures `pet_id` (JSON) and `trace` (a header) and checks its
+/// answer; the second sends both back.
+const CAPTURE_FLOW: &str = "          capture:\n            - json: \"$.pet['id']\"\n              as: pet_id\n            - header: X-Trace\n              as: trace\n              strict: false\n          expect:\n            - statusCode: [200, 201]\n            - contentType: json\n            - hasProperty: pet.tags[0]\n            - equals:\n                - \"{{ pet_id }}\"\n                - 42\n      - get:\n          url: \"/pets/{{ pet_id }}\"\n          headers:\n            X-Trace: \"{{ trace }}\"\n";
+
 #[test]
-fn capture_and_expect_are_accepted_with_a_warning() {
-    let req = "          capture:\n            - json: \"$.text\"\n              as: text\n          expect:\n            - statusCode: 200\n";
-    let mut yaml = with("", req);
-    yaml.push_str("      - post:\n          url: /slack/commands\n          expect:\n            - statusCode: 200\n");
-    let p = parse(&yaml).unwrap();
-    assert_eq!(requests(&p).len(), 2);
-    let warnings: Vec<_> = p.notes.iter().filter(|n| n.contains("not applied yet")).collect();
-    assert_eq!(warnings.len(), 3, "capture, and expect at two lines: {warnings:?}");
-    assert!(warnings.iter().any(|n| n.contains("`capture` (line 12)")), "{warnings:?}");
+fn capture_and_expect_compile_into_the_steps_checks() {
+    let p = parse(&with("", CAPTURE_FLOW)).unwrap();
+    assert!(!p.notes.iter().any(|n| n.contains("capture") || n.contains("expect")), "no warnings: {:?}", p.notes);
+    let steps = requests(&p);
+    let inspect = steps[0].inspect.as_ref().expect("the first step checks its answer");
+    let sources: Vec<String> = inspect
+        .captures
+        .iter()
+        .map(|c| match &c.source {
+            CaptureSource::Json(path) => format!("json {} -> {} strict {}", path.as_str(), c.slot, c.strict),
+            CaptureSource::Header(h) => format!("header {h} -> {} strict {}", c.slot, c.strict),
+        })
+        .collect();
+    assert_eq!(sources, ["json $.pet['id'] -> 0 strict true", "header x-trace -> 1 strict false"]);
+    let kinds: Vec<ExpectKind> = inspect.expectations.iter().map(Expectation::kind).collect();
+    assert_eq!(kinds, ExpectKind::ALL);
+    assert!(matches!(&inspect.expectations[0], Expectation::StatusCode(c) if c == &[200, 201]));
+    assert!(matches!(&inspect.expectations[1], Expectation::ContentType(ContentType::Json)));
+    assert!(steps[1].inspect.is_none(), "a step without capture/expect keeps nothing of its answer");
+    assert!(steps[1].url.as_static().is_none(), "the URL reads a captured value per user");
+
+    // What the first answer captures, the second request sends.
+    let mut vu = vars::Vu::without_bindings();
+    let mut headers = hyper::HeaderMap::new();
+    headers.insert("content-type", "application/json".parse().unwrap());
+    headers.insert("x-trace", "tr-9".parse().unwrap());
+    let body = br#"{"pet": {"id": 42, "tags": ["cat"]}}"#;
+    let findings = inspect.apply(&Answer { status: 201, headers: &headers, body }, Some(&mut vu));
+    assert_eq!(findings, Default::default(), "every expectation holds");
+    let mut url = String::new();
+    steps[1].url.render_vu_into(Some(&vu), &mut url);
+    assert_eq!(url, "/pets/42");
+    let mut trace = String::new();
+    steps[1].headers[0].1.render_vu_into(Some(&vu), &mut trace);
+    assert_eq!(trace, "tr-9");
+    // The single-map forms are read too.
+    let single = "          capture:\n            json: \"$.id\"\n            as: id\n          expect:\n            statusCode: 200\n";
+    let p = parse(&with("", single)).unwrap();
+    let inspect = requests(&p)[0].inspect.clone().unwrap();
+    assert_eq!((inspect.captures.len(), inspect.expectations.len()), (1, 1));
+}
+
+#[test]
+fn captured_names_are_scoped_to_later_steps_of_their_scenario() {
+    // Used before it is captured: in the capturing request itself, or in another scenario.
+    let own = "          body: \"command=%2Fecho&text={{ id }}\"\n          capture:\n            - json: \"$.id\"\n              as: id\n";
+    refused(&with("", own), 11, &["`{{ id }}` is captured, but not by an earlier step"]);
+    let other = format!(
+        "{}  - name: t\n    flow:\n      - get:\n          url: \"/x/{{{{ id }}}}\"\n",
+        with("", "          capture:\n            - json: \"$.id\"\n              as: id\n")
+    );
+    refused(&other, 17, &["captured, but not by an earlier step"]);
+    // A name that nothing captures and nothing defines.
+    let unknown = "          capture:\n            - json: \"$.id\"\n              as: id\n      - get:\n          url: \"/x/{{ nope }}\"\n";
+    refused(&with("", unknown), 15, &["nope", "captured by an earlier step", "defined: id"]);
+    // Inside a loop, a value captured by an earlier step of the body is in scope after it.
+    let looped = "scenarios:\n  - flow:\n      - loop:\n          - get:\n              url: /a\n              capture:\n                json: \"$.n\"\n                as: n\n          - get:\n              url: \"/b/{{ n }}\"\n        count: 2\n      - get:\n          url: \"/c/{{ n }}\"\n";
+    let p = parse(&format!("{HEAD}{looped}")).unwrap();
+    assert_eq!(p.scenarios[0].flow.len(), 5);
+}
+
+#[test]
+fn bad_captures_and_expectations_are_refused_with_their_line() {
+    let capture = |body: &str| with("", &format!("          capture:\n            - {body}"));
+    refused(&capture("json: \"$..id\"\n              as: id\n"), 12, &["capture json", "recursive descent", "$..id"]);
+    refused(&capture("json: \"id\"\n              as: id\n"), 12, &["must start with `$`"]);
+    refused(&capture("json: \"$.id\"\n"), 12, &["needs `as: name`"]);
+    refused(&capture("as: id\n"), 12, &["needs `json"]);
+    refused(&capture("json: \"$.a\"\n              header: x\n              as: id\n"), 13, &["not both"]);
+    refused(&capture("regexp: \"id=(\\\\d+)\"\n              as: id\n"), 12, &["`regexp` is not supported", "json"]);
+    refused(&capture("xpath: \"//a\"\n              as: id\n"), 12, &["`xpath` is not supported"]);
+    refused(&capture("header: \"bad header\"\n              as: id\n"), 12, &["not a header name"]);
+    refused(&capture("json: \"$.a\"\n              as: \"has space\"\n"), 13, &["not a usable name"]);
+    refused(&capture("json: \"$.a\"\n              as: id\n              from: x\n"), 14, &["from"]);
+    refused(
+        &with("  variables:\n    id: 1\n", "          capture:\n            - json: \"$.a\"\n              as: id\n"),
+        15,
+        &["already a config.variables name"],
+    );
+    let many: String = (0..33).map(|i| format!("            - json: \"$.a\"\n              as: c{i}\n")).collect();
+    refused(&with("", &format!("          capture:\n{many}")), 12, &["more than 32 captures"]);
+
+    let expect = |body: &str| with("", &format!("          expect:\n            - {body}\n"));
+    refused(&expect("statusCode: 99"), 12, &["statusCode `99`", "100-599"]);
+    refused(&expect("statusCode: [200, abc]"), 12, &["statusCode `abc`"]);
+    refused(&expect("statusCode: []"), 12, &["statusCode"]);
+    refused(&expect("contentType: \"\""), 12, &["contentType", "media type"]);
+    refused(&expect("hasProperty: \"a[*]\""), 12, &["hasProperty", "wildcard"]);
+    refused(&expect("hasProperty: \"{{ x }}\""), 12, &["not a template"]);
+    refused(&expect("equals: x"), 12, &["at least two values"]);
+    refused(&expect("equals: [x]"), 12, &["2 to 16 values"]);
+    refused(&expect("equals: [\"{{ nope }}\", x]"), 12, &["nope"]);
+    refused(&expect("matchesRegexp: \"^a\""), 12, &["`matchesRegexp` is not supported", "statusCode"]);
+    refused(&expect("hasHeader: x-a"), 12, &["`hasHeader` is not supported"]);
+    refused(&expect("statuscode: 200"), 12, &["statuscode"]);
+    refused(&with("", "          expect:\n            - {}\n"), 12, &["empty expectation"]);
+}
+
+#[test]
+fn expect_answers_sets_the_answers_a_command_waits_for() {
+    let slack = "          body: \"command=%2Fdeploy&response_url=https%3A%2F%2Fhooks.slack.com%2Fx\"\n";
+    let p = parse(&with("", &format!("{slack}          expectAnswers: 3\n"))).unwrap();
+    assert_eq!(requests(&p)[0].expect_answers, 3);
+    let p = parse(&with("", slack)).unwrap();
+    assert_eq!(requests(&p)[0].expect_answers, 1, "one answer unless the profile says otherwise");
+    let p = parse(&with("", &format!("{slack}          expectAnswers: 0\n"))).unwrap();
+    assert_eq!(requests(&p)[0].expect_answers, 0);
+    refused(&with("", &format!("{slack}          expectAnswers: 6\n")), 12, &["expectAnswers 6", "at most 5"]);
+    refused(&with("", &format!("{slack}          expectAnswers: -1\n")), 12, &["u64"]);
+    refused(&with("", &format!("{slack}          expectAnswers: two\n")), 12, &["u64"]);
+    // Without a response_url the bot has nowhere to answer: said once, not an error.
+    let p = parse(&with("", "          body: \"command=%2Fecho\"\n          expectAnswers: 2\n")).unwrap();
+    assert!(p.notes.iter().any(|n| n.contains("expectAnswers (line 12)") && n.contains("no answer")), "{:?}", p.notes);
 }
 
 #[test]

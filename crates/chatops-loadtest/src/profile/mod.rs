@@ -215,7 +215,17 @@ impl Profile {
         let raw: RawProfile = serde_saphyr::from_str_with_options(text, yaml_options()).map_err(|e| {
             ProfileError::Yaml { source_name: source_name.to_owned(), message: one_line(&e.to_string()) }
         })?;
-        Builder { source_name, env, notes: Vec::new(), base_dir, vars: None }.build(raw)
+        Builder {
+            source_name,
+            env,
+            notes: Vec::new(),
+            base_dir,
+            vars: None,
+            capture_names: Vec::new(),
+            in_scope: Vec::new(),
+            declared_captures: Vec::new(),
+        }
+        .build(raw)
     }
 
     /// Applies `--rate-scale` and `--duration-scale`. Counts (`arrivalCount`) scale with
@@ -480,6 +490,23 @@ scenarios:
         assert!(parse(&deep).is_err());
         let huge = format!("config:\n  target: \"{}\"\n", "a".repeat(MAX_PROFILE_BYTES));
         assert!(matches!(parse(&huge), Err(ProfileError::TooLarge(_))));
+    }
+
+    /// Each built-in command's handler (crates/chatops-service/src/handlers/ and the
+    /// default config's `answers`) posts this many times; the profiles wait for all of them.
+    #[test]
+    fn builtin_profiles_expect_every_answer_their_commands_post() {
+        let want = HashMap::from([("/echo", 2u8), ("/status", 1), ("/deploy", 3), ("/build", 2)]);
+        for b in BUILTIN {
+            let p = Profile::parse(b.yaml, b.name, &HashMap::<String, String>::new()).unwrap();
+            for s in &p.scenarios {
+                for step in &s.flow {
+                    let Step::Request(r) = step else { continue };
+                    let cmd = r.command_name().unwrap();
+                    assert_eq!(Some(&r.expect_answers), want.get(cmd), "{}: {cmd}", b.name);
+                }
+            }
+        }
     }
 
     #[test]

@@ -243,11 +243,13 @@ pub(super) struct RawScenario {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct RawStep {
-    pub(super) get: Option<RawRequest>,
-    pub(super) post: Option<RawRequest>,
-    pub(super) put: Option<RawRequest>,
-    pub(super) patch: Option<RawRequest>,
-    pub(super) delete: Option<RawRequest>,
+    // Boxed: a request's raw shape is large, and a `loop` nests steps, so inline requests
+    // made each level of a nested loop's deserialisation a deep stack frame.
+    pub(super) get: Option<Box<RawRequest>>,
+    pub(super) post: Option<Box<RawRequest>>,
+    pub(super) put: Option<Box<RawRequest>>,
+    pub(super) patch: Option<Box<RawRequest>>,
+    pub(super) delete: Option<Box<RawRequest>>,
     pub(super) think: Option<RawDuration>,
     #[serde(rename = "loop")]
     pub(super) loop_steps: Option<Vec<Spanned<RawStep>>>,
@@ -272,9 +274,106 @@ pub(super) struct RawRequest {
     pub(super) json: Option<Spanned<IgnoredAny>>,
     pub(super) form_data: Option<Spanned<IgnoredAny>>,
     pub(super) qs: Option<Spanned<IgnoredAny>>,
-    /// Accepted with a warning: not applied yet.
-    pub(super) capture: Option<Spanned<IgnoredAny>>,
-    pub(super) expect: Option<Spanned<IgnoredAny>>,
+    pub(super) capture: Option<Spanned<RawCaptures>>,
+    pub(super) expect: Option<Spanned<RawExpectations>>,
+    /// Ours: posts the bot should make to the request's `response_url`.
+    pub(super) expect_answers: Option<Spanned<u64>>,
+}
+
+/// `capture:`, one capture or a list of them. The single form has no line of its own;
+/// the builder falls back to the key's.
+pub(super) struct RawCaptures(pub(super) Vec<Spanned<RawCapture>>);
+
+impl<'de> Deserialize<'de> for RawCaptures {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawCaptures;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a capture (json or header, with as) or a list of them")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawCaptures, A::Error> {
+                let one = RawCapture::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawCaptures(vec![unplaced(one)]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawCaptures, A::Error> {
+                let mut out = Vec::new();
+                while let Some(c) = seq.next_element::<Spanned<RawCapture>>()? {
+                    out.push(c);
+                }
+                Ok(RawCaptures(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn unplaced<T>(value: T) -> Spanned<T> {
+    Spanned::new(value, serde_saphyr::Location::UNKNOWN, serde_saphyr::Location::UNKNOWN)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCapture {
+    pub(super) json: Option<Spanned<String>>,
+    pub(super) header: Option<Spanned<String>>,
+    #[serde(rename = "as")]
+    pub(super) name: Option<Spanned<String>>,
+    pub(super) strict: Option<bool>,
+    /// Artillery's other sources and their options: refused with what is supported.
+    pub(super) regexp: Option<Spanned<IgnoredAny>>,
+    pub(super) group: Option<Spanned<IgnoredAny>>,
+    pub(super) flags: Option<Spanned<IgnoredAny>>,
+    pub(super) xpath: Option<Spanned<IgnoredAny>>,
+    pub(super) selector: Option<Spanned<IgnoredAny>>,
+    pub(super) attr: Option<Spanned<IgnoredAny>>,
+    pub(super) index: Option<Spanned<IgnoredAny>>,
+    pub(super) transform: Option<Spanned<IgnoredAny>>,
+}
+
+/// `expect:`, a list of expectations (each a one-key map, as artillery-plugin-expect
+/// writes them) or one map of them.
+pub(super) struct RawExpectations(pub(super) Vec<Spanned<RawExpectation>>);
+
+impl<'de> Deserialize<'de> for RawExpectations {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawExpectations;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of expectations (statusCode, contentType, hasProperty, equals)")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawExpectations, A::Error> {
+                let one = RawExpectation::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawExpectations(vec![unplaced(one)]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawExpectations, A::Error> {
+                let mut out = Vec::new();
+                while let Some(e) = seq.next_element::<Spanned<RawExpectation>>()? {
+                    out.push(e);
+                }
+                Ok(RawExpectations(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawExpectation {
+    /// A code or a list of codes.
+    pub(super) status_code: Option<Spanned<RawVariable>>,
+    pub(super) content_type: Option<Spanned<String>>,
+    pub(super) has_property: Option<Spanned<String>>,
+    pub(super) equals: Option<Spanned<RawVariable>>,
+    /// The plugin's other expectations: refused with the supported ones.
+    pub(super) not_status_code: Option<Spanned<IgnoredAny>>,
+    pub(super) not_has_property: Option<Spanned<IgnoredAny>>,
+    pub(super) has_header: Option<Spanned<IgnoredAny>>,
+    pub(super) header_equals: Option<Spanned<IgnoredAny>>,
+    pub(super) matches_regexp: Option<Spanned<IgnoredAny>>,
+    pub(super) cdn_hit: Option<Spanned<IgnoredAny>>,
 }
 
 #[derive(Deserialize)]

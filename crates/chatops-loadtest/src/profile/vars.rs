@@ -8,6 +8,9 @@
 //! path (a log file, a dump) fails at load time with its size instead of eating the
 //! generator's memory; with `order: sequence` user n gets row n mod rows, with `random`
 //! (Artillery's default) a random row.
+//!
+//! A [`Vu`] also carries the values its flow captured from answers (`capture: … as:
+//! name`), by capture slot, for the later requests of that flow.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -85,11 +88,33 @@ impl PartialEq for Bindings {
     }
 }
 
-/// One virtual user's draw: its number and its row of each payload.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One virtual user's draw: its number and its row of each payload, and what its flow has
+/// captured so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Vu {
     n: u64,
     rows: Vec<usize>,
+    captured: Vec<Option<Box<str>>>,
+}
+
+impl Vu {
+    /// A user of a profile without variables or payloads, for a flow that captures.
+    pub fn without_bindings() -> Vu {
+        Vu::default()
+    }
+
+    /// The value captured into `slot`, once a step has captured it.
+    pub fn captured(&self, slot: usize) -> Option<&str> {
+        self.captured.get(slot)?.as_deref()
+    }
+
+    /// Stores a captured value; a later capture into the same slot replaces it.
+    pub fn set_captured(&mut self, slot: usize, value: String) {
+        if self.captured.len() <= slot {
+            self.captured.resize(slot + 1, None);
+        }
+        self.captured[slot] = Some(value.into_boxed_str());
+    }
 }
 
 impl Bindings {
@@ -169,7 +194,7 @@ impl Bindings {
                 (Order::Random, len) => fastrand::usize(..len),
             })
             .collect();
-        Vu { n, rows }
+        Vu { n, rows, captured: Vec::new() }
     }
 
     /// A name's value for one user ("" for a slot or a user from other bindings).
@@ -186,7 +211,7 @@ impl Bindings {
 }
 
 /// Artillery names: identifiers, plus `-` and `.` which CSV headers often have.
-fn is_name(name: &str) -> bool {
+pub(crate) fn is_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
