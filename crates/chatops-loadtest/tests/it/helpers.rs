@@ -26,6 +26,9 @@ pub(crate) struct StubConfig {
     pub stall: Duration,
     /// Post to the command's response_url after each of these delays.
     pub answer_after: Vec<Duration>,
+    /// How many of `answer_after`'s posts a request makes, from its sequence number (the
+    /// `X-Request-Id` the generator sends); all of them when None.
+    pub answers_for: Option<fn(u64) -> usize>,
     /// Keep the first N requests' headers and bodies.
     pub capture: usize,
     /// Also post once to a response path that names no request.
@@ -93,7 +96,16 @@ async fn handle(State(st): State<Arc<StubState>>, headers: HeaderMap, body: Byte
     if let Ok(SlackForm::Command(cmd)) = SlashCommand::parse_form(&body) {
         st.commands.fetch_add(1, Ordering::SeqCst);
         let arrived = tokio::time::Instant::now();
-        for delay in st.cfg.answer_after.clone() {
+        let seq = headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|id| id.rsplit_once('-'))
+            .and_then(|(_, seq)| seq.parse::<u64>().ok());
+        let posts = match (st.cfg.answers_for, seq) {
+            (Some(f), Some(seq)) => f(seq),
+            _ => usize::MAX,
+        };
+        for delay in st.cfg.answer_after.iter().copied().take(posts) {
             let (client, url) = (st.client.clone(), cmd.response_url.clone());
             tokio::spawn(async move {
                 tokio::time::sleep_until(arrived + delay).await;

@@ -1,11 +1,13 @@
 //! The Artillery fixture `tests/fixtures/artillery-echo-light.yml` (engines, plugins,
 //! variables, a payload CSV, a loop with think) parses into the plan it describes and runs a
-//! short load against the verifying stub, every body carrying one payload row.
+//! short load against the verifying stub, every body carrying one payload row and every
+//! answer checked by the fixture's `expect`.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use chatops_loadtest::inspect::Expectation;
 use chatops_loadtest::profile::{Load, Profile, Step};
 use chatops_loadtest::schedule;
 
@@ -36,7 +38,7 @@ fn the_fixture_parses_into_the_plan_it_describes() {
     );
     let conds: Vec<_> = p.ensure.iter().map(|c| c.text.as_str()).collect();
     assert_eq!(conds, ["http.response_time.p95 <= 3000", "http.response_time.p99 <= 5000", "error_rate <= 1"]);
-    for needle in ["config.engines", "slack-processor.js", "plugin expect", "`expect` (line", "users.csv: 4 rows"] {
+    for needle in ["config.engines", "slack-processor.js", "plugin expect", "users.csv: 4 rows"] {
         assert!(p.notes.iter().any(|n| n.contains(needle)), "{needle}: {:?}", p.notes);
     }
     let vars = p.vars.as_ref().unwrap();
@@ -55,6 +57,8 @@ fn the_fixture_parses_into_the_plan_it_describes() {
     assert_eq!(shape, ["echo", "think", "echo", "think"], "loop count 2 unrolled");
     let Step::Request(echo) = &p.scenarios[0].flow[0] else { panic!() };
     assert_eq!(echo.command_name(), Some("/echo"));
+    let checks = echo.inspect.as_ref().expect("`expect: - statusCode: 200` is checked");
+    assert!(matches!(checks.expectations.as_slice(), [Expectation::StatusCode(c)] if c == &[200]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
