@@ -12,6 +12,7 @@ mod guardrails;
 mod hostile;
 mod ingress;
 mod limits;
+mod loadtest;
 mod not_queued;
 mod private_data;
 mod queue_options;
