@@ -533,7 +533,7 @@ async fn fire(
     conn: &mut Option<Conn>,
     slot: &WorkerSlot,
     step: &PlanStep,
-    mut vu: Option<&mut Vu>,
+    vu: Option<&mut Vu>,
     scen: u16,
     sched_ns: u64,
 ) -> (u64, bool) {
@@ -620,7 +620,7 @@ async fn fire(
     };
     let findings = match (&step.spec.inspect, &kept, outcome) {
         (Some(inspect), Some((headers, body)), Outcome::Status(status)) => {
-            inspect.apply(&Answer { status, headers, body }, vu.as_deref_mut())
+            inspect.apply(&Answer { status, headers, body }, vu)
         }
         _ => Findings::default(),
     };
