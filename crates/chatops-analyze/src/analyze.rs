@@ -8,8 +8,8 @@ use std::path::{Component, Path, PathBuf};
 use chatops_core::results::{LoadTestResults, RESULTS_SCHEMA_VERSION};
 
 use crate::aggregate::{Aggregator, MAX_KEYS, OTHER_KEY, WindowNs};
-use crate::artillery::{self, KindProbe};
 use crate::args::AnalyzeArgs;
+use crate::artillery::{self, KindProbe};
 use crate::error::{AnalyzeError, ResultsError};
 use crate::input::{self, Input, MAX_LINE_BYTES};
 use crate::join::Joiner;

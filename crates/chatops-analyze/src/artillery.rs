@@ -1,7 +1,7 @@
 //! Artillery's results file (`artillery run --output out.json config.yml`, Artillery 2.x) read
 //! as a [`LoadTestResults`], so `analyze --from-results`, `report` and `compare` take it as
-//! they take ours. It is recognised by its content ([`looks_like_artillery`]: a top level with
-//! `aggregate` and `intermediate`, no `schemaVersion`), never by its name.
+//! they take ours. It is recognised by its content (a top level with `aggregate` and
+//! `intermediate`, no `schemaVersion`), never by its name.
 //!
 //! Artillery measures less than `chatops loadtest`, and the conversion says so rather than
 //! filling gaps: `http.response_time` becomes the ack latency (and the service time, which it
@@ -96,10 +96,8 @@ pub(crate) fn looks_like_artillery(p: &KindProbe) -> bool {
 /// Parses and converts Artillery's `--output` JSON.
 pub fn from_slice(bytes: &[u8]) -> Result<LoadTestResults, ArtilleryError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let report: Report = serde_path_to_error::deserialize(&mut de).map_err(|e| ArtilleryError::Shape {
-        path: e.path().to_string(),
-        message: e.inner().to_string(),
-    })?;
+    let report: Report = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| ArtilleryError::Shape { path: e.path().to_string(), message: e.inner().to_string() })?;
     de.end().map_err(|e| ArtilleryError::Invalid(format!("trailing data after the JSON: {e}")))?;
     convert(&report)
 }
@@ -467,7 +465,8 @@ fn time_series(periods: &[Period], start_ms: i64) -> Result<(TimeSeries, usize),
     for (at, i) in starts {
         let p = &periods[i];
         let tally = p.counters.as_ref().map(Tally::of).unwrap_or_default();
-        let ack = latency(p.summaries.get("http.response_time"), &format!("intermediate[{i}].summaries.http.response_time"))?;
+        let ack =
+            latency(p.summaries.get("http.response_time"), &format!("intermediate[{i}].summaries.http.response_time"))?;
         let achieved_rate = match p.rates.get("http.request_rate") {
             Some(r) if r.is_finite() && *r >= 0.0 => *r,
             _ => tally.requests as f64 / (interval_ms as f64 / 1000.0),
@@ -560,7 +559,10 @@ mod tests {
         let r = convert_json(&sample()).unwrap();
         let s = &r.summaries;
         let a = s.ack;
-        assert_eq!((a.count, a.min, a.mean, a.p50, a.p90, a.p95, a.p99, a.p999, a.max), (22, 1.05, 2.1, 2.1, 9.5, 9.5, 30.2, 30.2, 60.4));
+        assert_eq!(
+            (a.count, a.min, a.mean, a.p50, a.p90, a.p95, a.p99, a.p999, a.max),
+            (22, 1.05, 2.1, 2.1, 9.5, 9.5, 30.2, 30.2, 60.4)
+        );
         assert_eq!(s.service_time, a, "Artillery times from the actual send: the same figure");
         for e2e in [s.first_response, s.last_response, s.send_lag] {
             assert_eq!(e2e.count, 0, "not measured");
@@ -584,10 +586,7 @@ mod tests {
         let got: Vec<(u64, u64, u64, f64, f64, f64)> =
             ts.points.iter().map(|p| (p.offset_ms, p.requests, p.errors, p.ack_p50, p.ack_p95, p.ack_p99)).collect();
         // The first period began (clock-aligned) before the first counter: it starts at 0.
-        assert_eq!(
-            got,
-            [(0, 6, 0, 1.0, 2.0, 3.0), (6_000, 14, 2, 3.0, 10.0, 31.0), (16_000, 4, 2, 2.0, 4.0, 5.0)]
-        );
+        assert_eq!(got, [(0, 6, 0, 1.0, 2.0, 3.0), (6_000, 14, 2, 3.0, 10.0, 31.0), (16_000, 4, 2, 2.0, 4.0, 5.0)]);
         assert!(ts.points.iter().all(|p| p.achieved_rate == 3.0 && p.e2e_p99 == 0.0 && p.target_rate == 0.0));
     }
 
@@ -626,7 +625,8 @@ mod tests {
 
     #[test]
     fn missing_parts_and_impossible_values_are_clear_errors() {
-        let cases: [(&str, fn(&mut serde_json::Value)); 7] = [
+        type Edit = fn(&mut serde_json::Value);
+        let cases: [(&str, Edit); 7] = [
             ("no `intermediate`", |v| drop(v.as_object_mut().unwrap().remove("intermediate"))),
             ("no `aggregate`", |v| drop(v.as_object_mut().unwrap().remove("aggregate"))),
             ("`aggregate` has no `counters`", |v| drop(v["aggregate"].as_object_mut().unwrap().remove("counters"))),

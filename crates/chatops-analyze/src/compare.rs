@@ -28,8 +28,8 @@ use chatops_core::stats::LatencySummary;
 use serde::{Deserialize, Serialize};
 
 use crate::analyze::{MAX_RESULTS_BYTES, default_metrics_path, parse_results, write_json};
-use crate::artillery::{self, KindProbe};
 use crate::args::CompareArgs;
+use crate::artillery::{self, KindProbe};
 use crate::error::{CompareError, ResultsError};
 use crate::metric::Metric;
 use crate::summary::{METRICS_KIND, MetricsSummary};

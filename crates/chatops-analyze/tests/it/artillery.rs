@@ -109,7 +109,10 @@ fn the_same_artillery_run_twice_passes_and_a_slower_one_regresses() {
     for name in ["lost", "e2e_first_response.p95", "e2e_last_response.p99"] {
         assert_eq!(figure(name).verdict, Verdict::NotApplicable, "{name}: not measured by Artillery");
     }
-    assert_eq!(figure("ack.p95").baseline, Some(f64_at(&fixture_json(RUN), "/aggregate/summaries/http.response_time/p95")));
+    assert_eq!(
+        figure("ack.p95").baseline,
+        Some(f64_at(&fixture_json(RUN), "/aggregate/summaries/http.response_time/p95"))
+    );
     assert!(table.contains("REGRESSION"), "{table}");
 }
 
@@ -138,7 +141,8 @@ fn malformed_truncated_oversized_and_wrong_typed_files_are_clear_errors() {
         serde_json::to_vec(&v).unwrap()
     };
     let truncated = write(d, "cut.json", &real[..real.len() / 2]);
-    let wrong_type = write(d, "wrong.json", &edited(&|v| v["aggregate"]["summaries"]["http.response_time"]["p99"] = "slow".into()));
+    let wrong_type =
+        write(d, "wrong.json", &edited(&|v| v["aggregate"]["summaries"]["http.response_time"]["p99"] = "slow".into()));
     let no_intermediate = write(d, "half.json", &edited(&|v| drop(v.as_object_mut().unwrap().remove("intermediate"))));
     let not_an_object = write(d, "list.json", b"[1, 2, 3]");
     let neither = write(d, "other.json", br#"{"something": "else"}"#);
