@@ -9,6 +9,7 @@ use chatops_core::results::{LoadTestResults, RESULTS_SCHEMA_VERSION};
 
 use crate::aggregate::{Aggregator, MAX_KEYS, OTHER_KEY, WindowNs};
 use crate::args::AnalyzeArgs;
+use crate::artillery::{self, KindProbe};
 use crate::error::{AnalyzeError, ResultsError};
 use crate::input::{self, Input, MAX_LINE_BYTES};
 use crate::join::Joiner;
@@ -16,8 +17,8 @@ use crate::parallel;
 use crate::summary::{METRICS_KIND, METRICS_SCHEMA_VERSION, MetricsSummary, WindowInfo, WindowSource, read_capped};
 use crate::table;
 
-/// Largest results file read.
-const MAX_RESULTS_BYTES: u64 = 256 << 20;
+/// Largest results file read (ours or Artillery's).
+pub const MAX_RESULTS_BYTES: u64 = 256 << 20;
 
 /// What a successful `chatops analyze` produced.
 #[derive(Debug, Clone)]
@@ -67,7 +68,19 @@ pub fn run_analyze_to(args: &AnalyzeArgs, out: &mut dyn Write) -> Result<Analyze
         paths.push(inside_results_dir(dir, log, "test.botLog")?);
     }
     if paths.is_empty() {
-        return Err(AnalyzeError::NoInput);
+        return Err(match (&results, &args.from_results) {
+            (Some(r), Some(path)) if artillery::is_artillery(r) => {
+                AnalyzeError::NoInputBesideArtillery { path: path.clone() }
+            }
+            _ => AnalyzeError::NoInput,
+        });
+    }
+    if let Some(r) = results.as_ref().filter(|r| artillery::is_artillery(r)) {
+        notes.push(format!(
+            "window from Artillery's results: firstCounterAt .. lastCounterAt ({} ms) + the buffer, by the clock \
+             of the machine that ran Artillery",
+            r.test.duration_ms
+        ));
     }
     let inputs = input::expand_inputs(&paths)?;
 
@@ -211,19 +224,32 @@ pub fn default_metrics_path(results: &Path) -> PathBuf {
     results.with_file_name(format!("{stem}.metrics.json"))
 }
 
-/// Reads a load-test results file, refusing a newer schema instead of misreading it.
+/// Reads a load-test results file: ours (refusing a newer schema instead of misreading it) or
+/// Artillery's `--output` JSON, told apart by their content and converted by [`artillery`].
 pub fn read_results(path: &Path) -> Result<LoadTestResults, ResultsError> {
     let bytes = read_capped(path, MAX_RESULTS_BYTES)?;
+    parse_results(&bytes)
+}
+
+/// [`read_results`] on bytes already read.
+pub fn parse_results(bytes: &[u8]) -> Result<LoadTestResults, ResultsError> {
+    let probe: KindProbe = serde_json::from_slice(bytes).map_err(ResultsError::from_json)?;
+    if artillery::looks_like_artillery(&probe) {
+        return Ok(artillery::from_slice(bytes)?);
+    }
+    if probe.schema_version.is_none() {
+        return Err(ResultsError::UnknownKind);
+    }
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Probe {
         schema_version: u32,
     }
-    let probe: Probe = serde_json::from_slice(&bytes)?;
+    let probe: Probe = serde_json::from_slice(bytes)?;
     if probe.schema_version > RESULTS_SCHEMA_VERSION {
         return Err(ResultsError::NewerSchema { found: probe.schema_version, supported: RESULTS_SCHEMA_VERSION });
     }
-    Ok(serde_json::from_slice(&bytes)?)
+    Ok(serde_json::from_slice(bytes)?)
 }
 
 /// Writes pretty JSON through a temporary file and a rename, so a reader never sees half a file.

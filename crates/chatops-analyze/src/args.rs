@@ -19,7 +19,9 @@ pub struct AnalyzeArgs {
 
     /// Window = the load test's start .. end + --buffer, from its results file. Without INPUTs,
     /// reads the bot log the results name (`test.botLog`, relative to the results file), and
-    /// joins with their requests file (`test.requestsFile`) unless --requests is given.
+    /// joins with their requests file (`test.requestsFile`) unless --requests is given. Also
+    /// takes Artillery's `--output` JSON (window: firstCounterAt .. lastCounterAt; give the
+    /// bot's log as INPUT, Artillery's file names none).
     #[arg(long, value_name = "RESULTS_JSON")]
     pub from_results: Option<PathBuf>,
 
@@ -70,12 +72,13 @@ pub struct AnalyzeArgs {
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_help = "Exit status: 0 when no figure got worse beyond the tolerance, 1 on a regression, 2 on error.")]
 pub struct CompareArgs {
-    /// Baseline: a load-test results file (its X.metrics.json beside it adds per-stage
-    /// figures) or a metrics summary.
+    /// Baseline: a load-test results file, ours or Artillery's `--output` JSON (its
+    /// X.metrics.json beside it adds per-stage figures), or a metrics summary.
     #[arg(value_name = "BASELINE")]
     pub baseline: PathBuf,
 
-    /// Candidate, of the same kind as the baseline.
+    /// Candidate, of the same kind as the baseline (a results file of either tool, or a metrics
+    /// summary).
     #[arg(value_name = "CANDIDATE")]
     pub candidate: PathBuf,
 

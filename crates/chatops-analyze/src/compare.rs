@@ -14,8 +14,10 @@
 //!   *n/a* and never fails the verdict.
 //! - the verdict is `regression` (exit 1) when any figure is worse, else `pass` (exit 0).
 //!
-//! Inputs are two load-test results files (the `X.metrics.json` beside each adds the server
-//! figures when both exist) or two metrics summaries.
+//! Inputs are two load-test results files (ours or Artillery's `--output` JSON, in any mix; the
+//! `X.metrics.json` beside each adds the server figures when both exist) or two metrics
+//! summaries. Artillery measures no E2E latency and no lost commands: those figures are *n/a*
+//! when either side is Artillery's.
 
 use std::io::Write;
 use std::path::Path;
@@ -25,8 +27,9 @@ use chatops_core::results::LoadTestResults;
 use chatops_core::stats::LatencySummary;
 use serde::{Deserialize, Serialize};
 
-use crate::analyze::{default_metrics_path, read_results, write_json};
+use crate::analyze::{MAX_RESULTS_BYTES, default_metrics_path, parse_results, write_json};
 use crate::args::CompareArgs;
+use crate::artillery::{self, KindProbe};
 use crate::error::{CompareError, ResultsError};
 use crate::metric::Metric;
 use crate::summary::{METRICS_KIND, MetricsSummary};
@@ -92,28 +95,21 @@ impl Run {
         self
     }
 
-    /// Reads a results file (with the `X.metrics.json` beside it, when present) or a
-    /// metrics summary, telling them apart by their content.
+    /// Reads a results file (ours or Artillery's `--output` JSON, with the `X.metrics.json`
+    /// beside it, when present) or a metrics summary, telling them apart by their content.
     pub fn load(path: &Path) -> Result<Self, CompareError> {
         let label = path.display().to_string();
         let read_err = |source| CompareError::Read { path: path.to_path_buf(), source };
-        let bytes = crate::summary::read_capped(path, 256 << 20).map_err(read_err)?;
-        #[derive(Deserialize)]
-        struct Probe {
-            #[serde(default)]
-            kind: Option<String>,
-            #[serde(default)]
-            test: Option<serde::de::IgnoredAny>,
-        }
-        let probe: Probe = serde_json::from_slice(&bytes).map_err(|e| read_err(ResultsError::Json(e)))?;
+        let bytes = crate::summary::read_capped(path, MAX_RESULTS_BYTES).map_err(read_err)?;
+        let probe: KindProbe = serde_json::from_slice(&bytes).map_err(|e| read_err(ResultsError::from_json(e)))?;
         if probe.kind.as_deref() == Some(METRICS_KIND) {
             let m = MetricsSummary::read(path).map_err(read_err)?;
             return Ok(Self::from_metrics(label, m));
         }
-        if probe.test.is_none() {
+        if probe.test.is_none() && !artillery::looks_like_artillery(&probe) {
             return Err(CompareError::UnknownFile { path: path.to_path_buf() });
         }
-        let run = Self::from_results(label, read_results(path).map_err(read_err)?);
+        let run = Self::from_results(label, parse_results(&bytes).map_err(read_err)?);
         let metrics_path = default_metrics_path(path);
         if !metrics_path.is_file() {
             return Ok(run);
@@ -350,15 +346,9 @@ fn compare_results(rules: &Rules, b: &LoadTestResults, c: &LoadTestResults, out:
         Some(b.counters.error_rate() * 100.0),
         Some(c.counters.error_rate() * 100.0),
     ));
-    out.push(figure(
-        rules,
-        "lost".into(),
-        "count",
-        Better::Lower,
-        0.0,
-        Some(b.counters.lost as f64),
-        Some(c.counters.lost as f64),
-    ));
+    // Artillery never sees the answers, so it has no lost commands to count (not zero).
+    let lost = |r: &LoadTestResults| (!artillery::is_artillery(r)).then_some(r.counters.lost as f64);
+    out.push(figure(rules, "lost".into(), "count", Better::Lower, 0.0, lost(b), lost(c)));
     for (name, bs, cs) in [
         ("ack", &b.summaries.ack, &c.summaries.ack),
         ("e2e_first_response", &b.summaries.first_response, &c.summaries.first_response),

@@ -4,6 +4,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::artillery::ArtilleryError;
+
 /// Why `chatops analyze` could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyzeError {
@@ -35,6 +37,11 @@ pub enum AnalyzeError {
     Stdout(#[source] io::Error),
     #[error("no input: give log files, folders or `-`, or --from-results with a results file naming the bot log")]
     NoInput,
+    #[error(
+        "no input: {path} is Artillery's results, which name no bot log; give the bot's log files or folders as \
+         well (`chatops analyze --from-results {path} BOT_LOG`)"
+    )]
+    NoInputBesideArtillery { path: PathBuf },
     #[error("invalid arguments: {0}")]
     Args(String),
     #[error(
@@ -51,10 +58,27 @@ pub enum ResultsError {
     Io(#[from] io::Error),
     #[error("not valid JSON of the expected shape")]
     Json(#[from] serde_json::Error),
+    #[error("the JSON ends before it is complete: the file is truncated (or still being written)")]
+    Truncated(#[source] serde_json::Error),
+    #[error(
+        "neither a chatops results file (`schemaVersion`, `test`) nor Artillery's `--output` JSON (`aggregate`, \
+         `intermediate`)"
+    )]
+    UnknownKind,
+    #[error(transparent)]
+    Artillery(#[from] ArtilleryError),
     #[error("schema version {found} is newer than this tool understands ({supported}); upgrade chatops")]
     NewerSchema { found: u32, supported: u32 },
-    #[error("file is larger than {max} bytes")]
+    #[error("file is larger than the {} MiB limit ({max} bytes); refusing to read it", max >> 20)]
     TooLarge { max: u64 },
+}
+
+impl ResultsError {
+    /// A JSON error, telling a file that ends early (truncated, or read while being written)
+    /// from one that is malformed.
+    pub fn from_json(e: serde_json::Error) -> Self {
+        if e.is_eof() { Self::Truncated(e) } else { Self::Json(e) }
+    }
 }
 
 /// Why `chatops compare` could not run.
@@ -66,7 +90,9 @@ pub enum CompareError {
         #[source]
         source: ResultsError,
     },
-    #[error("{path} is neither a load-test results file nor a metrics summary")]
+    #[error(
+        "{path} is neither a load-test results file (chatops' or Artillery's `--output` JSON) nor a metrics summary"
+    )]
     UnknownFile { path: PathBuf },
     #[error("cannot compare a results file with a metrics summary: give two of the same kind")]
     MixedKinds,

@@ -26,6 +26,7 @@
 pub mod aggregate;
 pub mod analyze;
 pub mod args;
+pub mod artillery;
 pub mod compare;
 pub mod dist;
 pub mod error;

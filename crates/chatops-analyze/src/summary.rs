@@ -94,6 +94,11 @@ struct VersionProbe {
 pub(crate) fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, ResultsError> {
     use std::io::Read;
     let f = std::fs::File::open(path)?;
+    // The length first, so an oversized file is refused without reading it; the capped read
+    // below still guards files that grow and pipes.
+    if f.metadata()?.len() > max {
+        return Err(ResultsError::TooLarge { max });
+    }
     let mut bytes = Vec::new();
     f.take(max + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {

@@ -11,7 +11,8 @@ use chatops_analyze::args::Percent;
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_help = "Exit status: 0 when the report was written (whatever the test's verdict), 2 on error.")]
 pub struct ReportArgs {
-    /// The load-test results file (`chatops loadtest` writes results/test-*.json).
+    /// The load-test results file (`chatops loadtest` writes results/test-*.json), or
+    /// Artillery's (`artillery run --output out.json`; it has no E2E figures).
     #[arg(value_name = "RESULTS_JSON")]
     pub results: PathBuf,
 

@@ -4,6 +4,7 @@
 //! absent, and the caller says so in words instead of drawing an empty frame.
 
 use chatops_analyze::Metric;
+use chatops_analyze::artillery::is_artillery;
 use chatops_analyze::summary::{E2eBreakdown, JoinBreakdown, MetricsSummary};
 use chatops_core::Segment as SegmentKind;
 use chatops_core::results::LoadTestResults;
@@ -108,26 +109,46 @@ pub(crate) fn ack_over_time(r: &LoadTestResults) -> Option<Chart> {
     three_lines("chart-ack-latency", "Ack latency over time", r, "ack", |p| [p.ack_p50, p.ack_p95, p.ack_p99])
 }
 
-/// Client-observed E2E latency (scheduled send → first response) per interval.
+/// Client-observed E2E latency (scheduled send → first response) per interval; none for
+/// Artillery's results, which have no E2E figures to draw (not a line at zero).
 pub(crate) fn e2e_over_time(r: &LoadTestResults) -> Option<Chart> {
+    if is_artillery(r) {
+        return None;
+    }
     three_lines("chart-e2e-latency", "E2E latency (first response) over time", r, "E2E", |p| {
         [p.e2e_p50, p.e2e_p95, p.e2e_p99]
     })
 }
 
-/// Target and achieved request rate per interval.
+/// What the E2E chart's place says when there is no chart.
+pub(crate) fn no_e2e_series(r: &LoadTestResults) -> &'static str {
+    if is_artillery(r) {
+        "Not measured: Artillery does not receive the bot's response_url posts."
+    } else {
+        "No time series in the results."
+    }
+}
+
+/// The rate chart's title: Artillery's results record no target rate.
+pub(crate) fn rate_title(r: &LoadTestResults) -> &'static str {
+    if is_artillery(r) { "Achieved request rate" } else { "Target vs achieved request rate" }
+}
+
+/// Target and achieved request rate per interval (Artillery's results record no target).
 pub(crate) fn rate_over_time(r: &LoadTestResults) -> Option<Chart> {
     let pts = &r.time_series.points;
     if pts.is_empty() {
         return None;
     }
+    let artillery = is_artillery(r);
     let target = pts.iter().map(|p| (point_x(p.offset_ms), p.target_rate)).collect();
     let achieved = pts.iter().map(|p| (point_x(p.offset_ms), p.achieved_rate)).collect();
     let tips = pts
         .iter()
         .map(|p| {
-            (
-                point_x(p.offset_ms),
+            let text = if artillery {
+                format!("{} · achieved {} · {} errors", secs(p.offset_ms), rate(p.achieved_rate), count(p.errors))
+            } else {
                 format!(
                     "{} · target {} · achieved {} · {} errors · {} dropped",
                     secs(p.offset_ms),
@@ -135,20 +156,25 @@ pub(crate) fn rate_over_time(r: &LoadTestResults) -> Option<Chart> {
                     rate(p.achieved_rate),
                     count(p.errors),
                     count(p.dropped)
-                ),
-            )
+                )
+            };
+            (point_x(p.offset_ms), text)
         })
         .collect();
     Some(svg::line_chart(&LineChart {
         id: "chart-rate".into(),
-        title: "Target vs achieved request rate".into(),
+        title: rate_title(r).into(),
         y_unit: "/s".into(),
         x_label: "seconds since start".into(),
         // Target last, so its dashes stay visible where the achieved rate matches it.
-        series: vec![
-            Series { name: "achieved".into(), color: ACHIEVED, dashed: false, points: achieved },
-            Series { name: "target".into(), color: TARGET, dashed: true, points: target },
-        ],
+        series: if artillery {
+            vec![Series { name: "achieved".into(), color: ACHIEVED, dashed: false, points: achieved }]
+        } else {
+            vec![
+                Series { name: "achieved".into(), color: ACHIEVED, dashed: false, points: achieved },
+                Series { name: "target".into(), color: TARGET, dashed: true, points: target },
+            ]
+        },
         tips,
         markers: phase_markers(r),
     }))

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use chatops_analyze::Metric;
+use chatops_analyze::artillery::is_artillery;
 use chatops_analyze::compare::{Comparison, Verdict};
 use chatops_analyze::summary::{Group, MetricsSummary, StageStats, WindowSource};
 use chatops_core::results::{Breakdown, LoadTestResults, ThresholdResult};
@@ -76,8 +77,18 @@ pub fn render_html(
     o
 }
 
+/// The run's badge (CSS class, word): Artillery's output keeps no `ensure` verdict, so such a
+/// run is not judged.
+pub(crate) fn verdict_word(r: &LoadTestResults) -> (&'static str, &'static str) {
+    match (is_artillery(r), r.passed) {
+        (true, _) => ("nodata", "NOT JUDGED"),
+        (false, true) => ("pass", "PASSED"),
+        (false, false) => ("fail", "FAILED"),
+    }
+}
+
 fn header(o: &mut String, r: &LoadTestResults, baseline: Option<&Comparison>) {
-    let (class, word) = if r.passed { ("pass", "PASSED") } else { ("fail", "FAILED") };
+    let (class, word) = verdict_word(r);
     let _ = write!(
         o,
         "<header class=\"top\"><h1>Load test report: {} <span class=\"badge {class}\" id=\"verdict\">{word}</span></h1>\
@@ -178,7 +189,14 @@ fn config(o: &mut String, r: &LoadTestResults) {
             ("end", esc(&instant(t.end_ms))),
             ("duration", format!("{} ({} ms)", esc(&duration(t.duration_ms)), t.duration_ms)),
             ("tool version", esc(&t.tool_version)),
-            ("environment", format!("{} · {} · {} CPUs", esc(&t.host), esc(&t.os), t.cpus)),
+            (
+                "environment",
+                if is_artillery(r) {
+                    "not recorded by Artillery".to_owned()
+                } else {
+                    format!("{} · {} · {} CPUs", esc(&t.host), esc(&t.os), t.cpus)
+                },
+            ),
             ("scaling", format!("rate ×{} · duration ×{}", raw(t.rate_scale), raw(t.duration_scale))),
             ("bot", if t.spawned { "spawned in-process (--spawn)".to_owned() } else { "external".to_owned() }),
             ("bot log", opt(&t.bot_log)),
@@ -187,6 +205,12 @@ fn config(o: &mut String, r: &LoadTestResults) {
         ],
     );
     o.push_str("<h3>Phases</h3>");
+    if r.phases.is_empty() && is_artillery(r) {
+        o.push_str("<p class=\"empty\">Artillery's output records no phases.</p>");
+        notes(o, &t.notes);
+        o.push_str("</section>\n");
+        return;
+    }
     table(
         o,
         "phases-table",
@@ -220,23 +244,36 @@ fn pick(s: &LatencySummary, v: f64) -> String {
 
 fn summary_cards(o: &mut String, r: &LoadTestResults) {
     let c = &r.counters;
+    // Artillery never sees the answers: no E2E, responses or lost, which is not "none".
+    let artillery = is_artillery(r);
+    let answers = |v: String| if artillery { "not measured".to_owned() } else { v };
     section(o, "summary", "Summary");
     o.push_str("<div class=\"cards\">");
     let e2e = &r.summaries.first_response;
-    stat(o, "card-e2e-p50", "hl", "E2E p50", &pick(e2e, e2e.p50));
-    stat(o, "card-e2e-p95", "hl", "E2E p95", &pick(e2e, e2e.p95));
-    stat(o, "card-e2e-p99", "hl", "E2E p99", &pick(e2e, e2e.p99));
+    stat(o, "card-e2e-p50", "hl", "E2E p50", &answers(pick(e2e, e2e.p50)));
+    stat(o, "card-e2e-p95", "hl", "E2E p95", &answers(pick(e2e, e2e.p95)));
+    stat(o, "card-e2e-p99", "hl", "E2E p99", &answers(pick(e2e, e2e.p99)));
     let errors = c.n_errors();
     stat(o, "card-throughput", "", "throughput (successful)", &r.throughput().map_or("n/a".into(), rate));
     stat(o, "card-requests", "", "requests sent", &count(c.requests));
     stat(o, "card-errors", if errors > 0 { "bad" } else { "" }, "errors", &count(errors));
     stat(o, "card-error-rate", if errors > 0 { "bad" } else { "" }, "error rate", &ratio_pct(c.error_rate()));
-    stat(o, "card-lost", if c.lost > 0 { "bad" } else { "" }, "lost (no response)", &count(c.lost));
+    stat(o, "card-lost", if c.lost > 0 { "bad" } else { "" }, "lost (no response)", &answers(count(c.lost)));
     let ack = &r.summaries.ack;
     stat(o, "card-ack-p95", "", "ack p95", &pick(ack, ack.p95));
     stat(o, "card-ack-p99", "", "ack p99", &pick(ack, ack.p99));
-    stat(o, "card-responses", "", "responses received", &count(c.responses));
-    stat(o, "card-dropped", if c.dropped > 0 { "bad" } else { "" }, "dropped (not sent)", &count(c.dropped));
+    stat(o, "card-responses", "", "responses received", &answers(count(c.responses)));
+    let dropped = if artillery { "n/a".to_owned() } else { count(c.dropped) };
+    stat(o, "card-dropped", if c.dropped > 0 { "bad" } else { "" }, "dropped (not sent)", &dropped);
+    if artillery {
+        o.push_str(
+            "</div>\n<p class=\"note\" id=\"artillery-note\">These are Artillery's results: ack = its \
+            <code>http.response_time</code>, timed from each request's actual send (so a stalled target can hide in \
+            it); Artillery does not receive the bot's <code>response_url</code> posts, so there are no E2E figures. \
+            Run <code>chatops loadtest</code> with the same file to measure what the Slack user sees.</p>\n</section>\n",
+        );
+        return;
+    }
     o.push_str(
         "</div>\n<p class=\"sub\">E2E = scheduled send → first <code>response_url</code> post at the load \
         generator's receiver, as Slack's user would see it; ack = scheduled send → HTTP answer. Both are measured \
@@ -256,7 +293,9 @@ fn latency_row(label: &str, s: &LatencySummary) -> Vec<String> {
 
 const LATENCY_HEAD: [&str; 9] = ["latency (ms)", "count", "min", "avg", "p50", "p90", "p95", "p99", "max"];
 
-fn breakdown_table(o: &mut String, id: &str, key: &str, map: &BTreeMap<String, Breakdown>) {
+/// `answers_measured` is false for Artillery's results, whose lost and responses columns were
+/// never measured.
+fn breakdown_table(o: &mut String, id: &str, key: &str, map: &BTreeMap<String, Breakdown>, answers_measured: bool) {
     table(
         o,
         id,
@@ -281,8 +320,8 @@ fn breakdown_table(o: &mut String, id: &str, key: &str, map: &BTreeMap<String, B
                 esc(k),
                 count(b.requests),
                 count(b.errors),
-                count(b.lost),
-                count(b.responses),
+                if answers_measured { count(b.lost) } else { "n/a".to_owned() },
+                if answers_measured { count(b.responses) } else { "n/a".to_owned() },
                 f(&b.ack, b.ack.p50),
                 f(&b.ack, b.ack.p95),
                 f(&b.ack, b.ack.p99),
@@ -300,8 +339,8 @@ fn client(o: &mut String, r: &LoadTestResults) {
     o.push_str("<div class=\"grid\">");
     let no_series = "No time series in the results.";
     figure(o, "Ack latency over time", charts::ack_over_time(r), no_series);
-    figure(o, "E2E latency (first response) over time", charts::e2e_over_time(r), no_series);
-    figure(o, "Target vs achieved request rate", charts::rate_over_time(r), no_series);
+    figure(o, "E2E latency (first response) over time", charts::e2e_over_time(r), charts::no_e2e_series(r));
+    figure(o, charts::rate_title(r), charts::rate_over_time(r), no_series);
     figure(o, "Latency percentiles", charts::client_percentiles(r), "No latency samples.");
     figure(o, "HTTP status codes", charts::status_codes(r), "No HTTP answer was received.");
     figure(o, "Errors by type", charts::error_types(r), "No client errors.");
@@ -313,7 +352,11 @@ fn client(o: &mut String, r: &LoadTestResults) {
         "",
         &LATENCY_HEAD,
         [
-            latency_row("ack (scheduled → HTTP answer)", &s.ack),
+            if is_artillery(r) {
+                latency_row("ack (sent → HTTP answer: Artillery's http.response_time)", &s.ack)
+            } else {
+                latency_row("ack (scheduled → HTTP answer)", &s.ack)
+            },
             latency_row("service time (sent → HTTP answer)", &s.service_time),
             latency_row("E2E first response", &s.first_response),
             latency_row("E2E last response", &s.last_response),
@@ -324,13 +367,23 @@ fn client(o: &mut String, r: &LoadTestResults) {
     if r.by_command.is_empty() {
         o.push_str("<p class=\"empty\">No per-command figures in the results.</p>");
     } else {
-        breakdown_table(o, "command-table", "command", &r.by_command);
+        breakdown_table(o, "command-table", "command", &r.by_command, !is_artillery(r));
     }
     if !r.by_scenario.is_empty() {
         o.push_str("<h3>Per scenario</h3>");
-        breakdown_table(o, "scenario-table", "scenario", &r.by_scenario);
+        breakdown_table(o, "scenario-table", "scenario", &r.by_scenario, !is_artillery(r));
     }
     let c = &r.counters;
+    if is_artillery(r) {
+        let _ = write!(
+            o,
+            "<p class=\"sub\">{} virtual users created (Artillery's arrivals), {} requests sent; responses are not \
+             measured.</p>\n</section>\n",
+            count(c.scheduled),
+            count(c.requests)
+        );
+        return;
+    }
     let _ = write!(
         o,
         "<p class=\"sub\">{} arrivals scheduled, {} sent, {} dropped; {} responses received, {} unmatched, {} late.</p>\n</section>\n",
@@ -573,6 +626,14 @@ fn threshold_badge(t: &ThresholdResult) -> String {
 
 fn thresholds(o: &mut String, r: &LoadTestResults) {
     section(o, "thresholds", "Thresholds");
+    if r.thresholds.is_empty() && is_artillery(r) {
+        o.push_str(
+            "<p class=\"empty\">Artillery's output does not record its <code>ensure</code> checks (its exit code was \
+             their verdict). <code>chatops loadtest</code> runs the same file and keeps every condition here.</p>\n\
+             </section>\n",
+        );
+        return;
+    }
     if r.thresholds.is_empty() {
         o.push_str(
             "<p class=\"empty\">No thresholds were set. Add <code>config.ensure</code> to the profile or pass \

@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use chatops_analyze::artillery::is_artillery;
 use chatops_analyze::compare::Comparison;
 use chatops_analyze::summary::MetricsSummary;
 use chatops_core::results::LoadTestResults;
@@ -15,7 +16,7 @@ use resvg::{tiny_skia, usvg};
 use crate::charts;
 use crate::error::ReportError;
 use crate::fmt::{count, duration, esc, instant, ms_unit, rate, ratio_pct, truncate};
-use crate::html::NO_METRICS_HINT;
+use crate::html::{NO_METRICS_HINT, verdict_word};
 use crate::svg::{Chart, FONT};
 
 static DEJAVU_SANS: &[u8] = include_bytes!("../fonts/DejaVuSans.ttf");
@@ -94,7 +95,13 @@ pub(crate) fn page_svg(r: &LoadTestResults, metrics: Option<&MetricsSummary>, ba
         truncate(&r.test.target, 60)
     );
     let _ = write!(o, "<text x=\"{MARGIN}\" y=\"70\" font-size=\"15\" fill=\"#bcccdc\">{}</text>", esc(&sub));
-    let (fill, word) = if r.passed { ("#2f8f5b", "PASSED") } else { ("#c23030", "FAILED") };
+    let (class, word) = verdict_word(r);
+    // The page's badge colours (report.css).
+    let fill = match class {
+        "pass" => "#2f8f5b",
+        "nodata" => "#7b8794",
+        _ => "#c23030",
+    };
     let pill_x = w - MARGIN - 130;
     let _ = write!(
         o,
@@ -124,7 +131,7 @@ pub(crate) fn page_svg(r: &LoadTestResults, metrics: Option<&MetricsSummary>, ba
         ("throughput", r.throughput().map_or("n/a".into(), rate), false),
         ("requests", count(r.counters.requests), false),
         ("error rate", ratio_pct(r.counters.error_rate()), errors > 0),
-        ("lost", count(r.counters.lost), r.counters.lost > 0),
+        ("lost", if is_artillery(r) { "n/a".into() } else { count(r.counters.lost) }, r.counters.lost > 0),
         ("ack p99", if r.summaries.ack.count == 0 { "—".into() } else { ms_unit(r.summaries.ack.p99) }, false),
         ("E2E p50", lat(e2e.p50), false),
         ("E2E p95", lat(e2e.p95), false),
@@ -159,8 +166,8 @@ pub(crate) fn page_svg(r: &LoadTestResults, metrics: Option<&MetricsSummary>, ba
     };
     let panels: [(&str, Option<Chart>, String); 6] = [
         ("Ack latency over time", charts::ack_over_time(r), no_series.clone()),
-        ("E2E latency (first response) over time", charts::e2e_over_time(r), no_series.clone()),
-        ("Target vs achieved request rate", charts::rate_over_time(r), no_series),
+        ("E2E latency (first response) over time", charts::e2e_over_time(r), charts::no_e2e_series(r).into()),
+        (charts::rate_title(r), charts::rate_over_time(r), no_series),
         ("Client latency percentiles (ms)", charts::client_percentiles(r), "No latency samples.".into()),
         ("Server latency: router, worker, E2E (ms)", service.0, service.1),
         ("HTTP answers and client errors", charts::answers_and_errors(r), "No HTTP answer and no error.".into()),

@@ -5,6 +5,7 @@
 mod support;
 
 mod arguments;
+mod artillery;
 mod cli;
 mod custom_command;
 mod durability;
