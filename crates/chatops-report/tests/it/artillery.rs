@@ -10,7 +10,7 @@ use chatops_analyze::table::fmt_ms;
 use chatops_report::{ReportArgs, ReportError, run_report};
 use serde_json::Value;
 
-use crate::support::text_of;
+use crate::support::{args, text_of};
 
 fn artillery_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../chatops-analyze/tests/fixtures/artillery")
@@ -28,18 +28,6 @@ fn run_dir() -> (tempfile::TempDir, PathBuf) {
     }
     let results = dir.path().join("run.json");
     (dir, results)
-}
-
-fn args(results: &Path) -> ReportArgs {
-    ReportArgs {
-        results: results.to_path_buf(),
-        metrics: None,
-        no_metrics: false,
-        output: None,
-        png: None,
-        baseline: None,
-        tolerance: chatops_analyze::args::Percent(chatops_analyze::Rules::DEFAULT.tolerance),
-    }
 }
 
 fn raw_response_time(path: &Path) -> Value {

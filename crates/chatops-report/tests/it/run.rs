@@ -1,11 +1,11 @@
 //! `run_report` on real files in a temporary directory: default paths, explicit and disabled
 //! metrics, the baseline section, and every way an input can be wrong.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chatops_report::{ReportArgs, ReportError, run_report};
 
-use crate::support;
+use crate::support::{self, args};
 
 /// A temp dir holding the fixture run as `test-1.json` and `test-1.metrics.json`.
 fn run_dir() -> (tempfile::TempDir, PathBuf) {
@@ -15,18 +15,6 @@ fn run_dir() -> (tempfile::TempDir, PathBuf) {
     std::fs::copy(support::fixture_dir().join("run/results.metrics.json"), dir.path().join("test-1.metrics.json"))
         .unwrap();
     (dir, results)
-}
-
-fn args(results: &Path) -> ReportArgs {
-    ReportArgs {
-        results: results.to_path_buf(),
-        metrics: None,
-        no_metrics: false,
-        output: None,
-        png: None,
-        baseline: None,
-        tolerance: chatops_analyze::args::Percent(chatops_analyze::Rules::DEFAULT.tolerance),
-    }
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! produced by the real analyzer from the simulated bot log), hostile and oversized variants
 //! of them, and small HTML probes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chatops_analyze::MetricsSummary;
 use chatops_analyze::compare::Comparison;
@@ -147,4 +147,17 @@ pub(crate) fn artefact_dir(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chatops-report").join(name);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// `chatops report RESULTS` with every option at its default.
+pub(crate) fn args(results: &Path) -> chatops_report::ReportArgs {
+    chatops_report::ReportArgs {
+        results: results.to_path_buf(),
+        metrics: None,
+        no_metrics: false,
+        output: None,
+        png: None,
+        baseline: None,
+        tolerance: chatops_analyze::args::Percent(chatops_analyze::Rules::DEFAULT.tolerance),
+    }
 }
