@@ -114,27 +114,19 @@ pub struct Report {
 /// One set of figures (the aggregate, or one period). Keys Artillery adds that are not read
 /// here (`histograms`, `firstHistogramAt`, ...) are ignored.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct Period {
-    #[serde(default)]
     pub counters: Option<BTreeMap<String, u64>>,
-    #[serde(default)]
     pub rates: BTreeMap<String, f64>,
-    #[serde(default)]
     pub summaries: BTreeMap<String, Summary>,
-    #[serde(default)]
     pub first_counter_at: Option<i64>,
-    #[serde(default)]
     pub last_counter_at: Option<i64>,
-    #[serde(default)]
     pub first_metric_at: Option<i64>,
-    #[serde(default)]
     pub last_metric_at: Option<i64>,
     /// The period's start (epoch ms; a number in `aggregate`, a string in `intermediate`).
-    #[serde(default, deserialize_with = "epoch_ms_number_or_string")]
+    #[serde(deserialize_with = "epoch_ms_number_or_string")]
     pub period: Option<i64>,
     /// Only Artillery 1.x has it (its latencies lived here).
-    #[serde(default)]
     latency: Option<IgnoredAny>,
 }
 
@@ -142,23 +134,14 @@ pub struct Period {
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 pub struct Summary {
     pub count: u64,
-    #[serde(default)]
     pub min: Option<f64>,
-    #[serde(default)]
     pub max: Option<f64>,
-    #[serde(default)]
     pub mean: Option<f64>,
-    #[serde(default)]
     pub p50: Option<f64>,
-    #[serde(default)]
     pub median: Option<f64>,
-    #[serde(default)]
     pub p90: Option<f64>,
-    #[serde(default)]
     pub p95: Option<f64>,
-    #[serde(default)]
     pub p99: Option<f64>,
-    #[serde(default)]
     pub p999: Option<f64>,
 }
 
