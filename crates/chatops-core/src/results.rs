@@ -210,6 +210,24 @@ pub struct TimePoint {
     pub e2e_p50: f64,
     pub e2e_p95: f64,
     pub e2e_p99: f64,
+    /// The bot's own gauges at the end of the interval, scraped from its `/metrics` while the
+    /// test ran (`loadtest --spawn` or `--scrape URL`); absent when nothing was scraped or the
+    /// scrape of that interval failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerGauges>,
+}
+
+/// Server-side gauges of one interval, each summed over the quadrants, so that a backlog
+/// shows where it forms, next to the latency it causes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerGauges {
+    /// `chatops_queue_depth`: jobs stored and waiting for a worker.
+    pub queue_depth: f64,
+    /// `chatops_jobs_in_flight`: jobs leased by workers.
+    pub jobs_in_flight: f64,
+    /// `chatops_dlq_size`: jobs in the dead-letter queue.
+    pub dlq_size: f64,
 }
 
 /// One `ensure` condition and how it fared.

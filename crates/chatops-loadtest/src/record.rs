@@ -697,6 +697,7 @@ impl Recorder {
             e2e_p50: q(&acc.e2e, 0.5),
             e2e_p95: q(&acc.e2e, 0.95),
             e2e_p99: q(&acc.e2e, 0.99),
+            server: None,
         });
         self.base_interval += 1;
     }
