@@ -28,70 +28,16 @@ mkdir -p "$OUT"
 cargo build --release -q -p chatops
 BIN=target/release/chatops
 SECRET=bench-secret-$RANDOM$RANDOM
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-QUEUE_ARGS=()
+QUEUE=
 if [ "$ENGINE" = nats ]; then
-  NATS_PORT=$(free_port)
-  NATS_DIR=$(mktemp -d)
-  nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$NATS_DIR" >"$OUT/nats.log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$NATS_PORT") 2>/dev/null && break; sleep 0.1; done
-  QUEUE_ARGS=(--queue "nats://127.0.0.1:$NATS_PORT")
+  start_nats
+  QUEUE=$NATS_URL
 fi
-
-cat >"$OUT/bot.toml" <<TOML
-[limits]
-per_user_per_minute = 0
-max_concurrent_requests = 20000
-[queue]
-max_depth = 1000000
-TOML
-
-start_bot() { # → sets BOT_URL
-  local data; data=$(mktemp -d)
-  local port; port=$(free_port)
-  rm -f "$OUT/bot.log"
-  SLACK_SIGNING_SECRET=$SECRET CHATOPS_CONFIG="$OUT/bot.toml" "$BIN" serve --quiet \
-    --listen "127.0.0.1:$port" --data-dir "$data" --durability "$DURABILITY" \
-    --allow-response-host 127.0.0.1 --log-file "$OUT/bot.log" "${QUEUE_ARGS[@]}" &
-  BOT_PID=$!
-  PIDS+=("$BOT_PID")
-  for _ in $(seq 100); do curl -fs "127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
-  BOT_URL="http://127.0.0.1:$port"
-}
-
-stop_bot() { kill "$BOT_PID" 2>/dev/null || true; wait "$BOT_PID" 2>/dev/null || true; }
-
-bot_ticks() { awk '{print $14 + $15}' "/proc/$BOT_PID/stat"; }
-
-run() { # rate → results file
-  local rate=$1
-  cat >"$OUT/p-$rate.yml" <<YAML
-config:
-  target: "$BOT_URL"
-  phases:
-    - duration: $DURATION
-      arrivalRate: $rate
-      name: bench
-scenarios:
-  - name: echo
-    flow:
-      - post:
-          url: /slack/commands
-          beforeRequest: generateSlackSignature
-YAML
-  local before; before=$(bot_ticks)
-  "$BIN" loadtest --profile "$OUT/p-$rate.yml" --signing-secret "$SECRET" --threads "$GEN_THREADS" \
-    --quiet --drain-timeout 20s -o "$OUT/r-$ENGINE-$DURABILITY-$rate.json" >/dev/null 2>&1 || true
-  local after; after=$(bot_ticks)
-  echo "$(( (after - before) ))" >"$OUT/r-$ENGINE-$DURABILITY-$rate.ticks"
-  echo "$OUT/r-$ENGINE-$DURABILITY-$rate.json"
-}
+start_bot() { start_chatops "$DURABILITY" "$QUEUE"; }
+run() { open_run "r-$ENGINE-$DURABILITY" "$1"; }
 
 summarize() { # results file, rate → one line; exit status 0 when the run held
   python3 - "$1" "$2" "$DURATION" "$(cat "${1%.json}.ticks")" "$(getconf CLK_TCK)" <<'PY'
@@ -105,11 +51,12 @@ achieved = sent / secs
 held = ok == c["scheduled"] and c["lost"] == 0 and c["dropped"] == 0 and errors == 0 \
     and c["responses"] == 2 * sent and abs(achieved - rate) <= 0.02 * rate
 cpu = ticks / hz / secs * 100
+us_per_cmd = ticks / hz * 1e6 / max(sent, 1)
 kept_up = held and s["firstResponse"]["p99"] < 100.0
 print(f"{rate:>7.0f}/s  achieved {achieved:>8.1f}/s  acked {ok}/{c['scheduled']}  lost {c['lost']}  errors {errors}  "
       f"ack p50/p99 {s['ack']['p50']:.2f}/{s['ack']['p99']:.2f} ms  service p99 {s['serviceTime']['p99']:.2f} ms  "
       f"E2E first p50/p99 {s['firstResponse']['p50']:.2f}/{s['firstResponse']['p99']:.2f} ms  "
-      f"last p99 {s['lastResponse']['p99']:.2f} ms  bot CPU {cpu:.0f}%  "
+      f"last p99 {s['lastResponse']['p99']:.2f} ms  bot CPU {cpu:.0f}% ({us_per_cmd:.0f} µs/command)  "
       f"{'KEPT UP' if kept_up else 'ANSWERED' if held else 'not held'}")
 sys.exit(0 if kept_up else 3 if held else 1)
 PY

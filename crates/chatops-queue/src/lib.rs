@@ -314,6 +314,28 @@ pub trait Queue: Send + Sync + 'static {
     /// Waits until jobs may be ready in the quadrant, or `timeout` passes.
     async fn wait_for_jobs(&self, quadrant: Quadrant, timeout: Duration);
 
+    /// [`Queue::dequeue`], but when nothing is ready it waits up to `timeout` for work and
+    /// leases what arrives; empty when the wait ended without any. The worker pools' one
+    /// way of taking work. The default is `dequeue`, `wait_for_jobs`, `dequeue`; the SQLite
+    /// engine parks the claim in its writer instead, which leases a new job in the very
+    /// transaction that stores it (one commit fewer per command when workers are idle).
+    /// A caller that stops waiting loses nothing: work leased for it after it left is
+    /// released.
+    async fn dequeue_waiting(
+        &self,
+        quadrant: Quadrant,
+        max: usize,
+        lease: Duration,
+        timeout: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        let ready = self.dequeue(quadrant, max, lease).await?;
+        if !ready.is_empty() {
+            return Ok(ready);
+        }
+        self.wait_for_jobs(quadrant, timeout).await;
+        self.dequeue(quadrant, max, lease).await
+    }
+
     /// Keeps a long job leased for `lease` from now.
     async fn extend_lease(&self, delivery: &Delivery, lease: Duration) -> Result<(), QueueError>;
 

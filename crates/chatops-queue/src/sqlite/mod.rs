@@ -264,6 +264,35 @@ impl SqliteQueue {
     }
 }
 
+impl SqliteQueue {
+    /// Claimed rows as deliveries; a row whose payload cannot be read is dead-lettered.
+    async fn deliveries(&self, claimed: Vec<Claimed>) -> Result<Vec<Delivery>, QueueError> {
+        let dequeued_ns = now_unix_ns();
+        let mut out = Vec::with_capacity(claimed.len());
+        for c in claimed {
+            let delivery_receipt = Receipt::Sqlite { row_id: c.row_id, attempt: c.attempt };
+            match decode(&c.payload) {
+                Ok(job) => out.push(Delivery {
+                    job,
+                    attempt: c.attempt,
+                    enqueued_ns: c.enqueued_ns,
+                    dequeued_ns,
+                    effect_started: c.effect_started,
+                    receipt: delivery_receipt,
+                }),
+                Err(e) => {
+                    // A row we cannot read can never succeed: park it in the DLQ for a human.
+                    tracing::error!(row_id = c.row_id, error.message = %e, "dead-lettering a corrupt job");
+                    let (row_id, attempt) = (c.row_id, c.attempt);
+                    let error = e.to_string();
+                    self.call(|reply| Op::Fail { row_id, attempt, error, retry_at_ms: None, reply }).await?;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Takes an exclusive advisory lock on `<db>.lock`, failing fast if another process has it.
 fn lock_exclusively(db: &Path) -> Result<File, QueueError> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -329,31 +358,41 @@ impl Queue for SqliteQueue {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let lease_until_ms = now_ms() + lease.as_millis() as i64;
-        let claimed: Vec<Claimed> = self.call(|reply| Op::Claim { quadrant, max, lease_until_ms, reply }).await?;
-        let dequeued_ns = now_unix_ns();
-        let mut out = Vec::with_capacity(claimed.len());
-        for c in claimed {
-            let delivery_receipt = Receipt::Sqlite { row_id: c.row_id, attempt: c.attempt };
-            match decode(&c.payload) {
-                Ok(job) => out.push(Delivery {
-                    job,
-                    attempt: c.attempt,
-                    enqueued_ns: c.enqueued_ns,
-                    dequeued_ns,
-                    effect_started: c.effect_started,
-                    receipt: delivery_receipt,
-                }),
-                Err(e) => {
-                    // A row we cannot read can never succeed: park it in the DLQ for a human.
-                    tracing::error!(row_id = c.row_id, error.message = %e, "dead-lettering a corrupt job");
-                    let (row_id, attempt) = (c.row_id, c.attempt);
-                    let error = e.to_string();
-                    self.call(|reply| Op::Fail { row_id, attempt, error, retry_at_ms: None, reply }).await?;
+        let lease_ms = lease.as_millis() as i64;
+        let claimed = self.call(|reply| Op::Claim { quadrant, max, lease_ms, wait: false, reply }).await?;
+        self.deliveries(claimed).await
+    }
+
+    async fn dequeue_waiting(
+        &self,
+        quadrant: Quadrant,
+        max: usize,
+        lease: Duration,
+        timeout: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let lease_ms = lease.as_millis() as i64;
+        let (reply, mut rx) = oneshot::channel();
+        self.ops
+            .send(Op::Claim { quadrant, max, lease_ms, wait: true, reply })
+            .await
+            .map_err(|_| QueueError::Closed)?;
+        let claimed = match tokio::time::timeout(timeout, &mut rx).await {
+            Ok(answer) => answer.unwrap_or_else(|_| Err(transaction_failed()))?,
+            Err(_) => {
+                // After `close` the writer can no longer hand us jobs: either it already did
+                // (take them), or it finds the claim closed and leases nothing, or it puts
+                // back what it had leased for us.
+                rx.close();
+                match rx.try_recv() {
+                    Ok(answer) => answer?,
+                    Err(_) => return Ok(Vec::new()),
                 }
             }
-        }
-        Ok(out)
+        };
+        self.deliveries(claimed).await
     }
 
     async fn wait_for_jobs(&self, quadrant: Quadrant, timeout: Duration) {

@@ -50,10 +50,14 @@ pub(crate) enum Op {
         deadline: std::time::Instant,
         reply: Reply<Enqueued>,
     },
+    /// Leases up to `max` ready jobs for `lease_ms` from when they are leased. With `wait`,
+    /// a claim that finds nothing is parked: the next batch that makes jobs of the quadrant
+    /// ready leases them for it before its COMMIT.
     Claim {
         quadrant: Quadrant,
         max: usize,
-        lease_until_ms: i64,
+        lease_ms: i64,
+        wait: bool,
         reply: Reply<Vec<Claimed>>,
     },
     Extend {
@@ -350,6 +354,16 @@ pub(crate) struct Writer {
     committed_ns: HashMap<i64, u64>,
     /// When dead letters were last scrubbed of expired `response_url`s.
     last_scrub: Option<std::time::Instant>,
+    /// Claims waiting for work, per quadrant, oldest first.
+    parked: [Vec<ParkedClaim>; 4],
+}
+
+/// A worker pool's claim that found nothing and waits (see `Op::Claim`). The pool stops
+/// waiting by dropping its receiver; such claims are pruned, never served.
+struct ParkedClaim {
+    max: usize,
+    lease_ms: i64,
+    reply: Reply<Vec<Claimed>>,
 }
 
 /// Slack accepts posts to a `response_url` for this long after the command: afterwards the
@@ -392,6 +406,7 @@ impl Writer {
             depth: [0; 4],
             committed_ns: HashMap::new(),
             last_scrub: None,
+            parked: Default::default(),
         };
         w.resync_depth()?;
         Ok(w)
@@ -450,6 +465,7 @@ impl Writer {
             for op in batch.drain(..) {
                 results.push(self.apply(op, &mut woken)?);
             }
+            self.serve_parked(&woken, &mut results)?;
             self.conn.prepare_cached("COMMIT")?.execute([]).map(drop)
         })();
         if let Err(e) = outcome {
@@ -471,6 +487,7 @@ impl Writer {
         // row whose caller can no longer be told it was stored must not be handed to a
         // worker by a claim of this same batch either.
         let mut untold = Vec::new();
+        let mut unreceived = Vec::new();
         let mut others = Vec::with_capacity(results.len());
         for done in results {
             match done {
@@ -501,7 +518,11 @@ impl Writer {
                 Done::Enqueue(..) | Done::Requested(..) => unreachable!("answered above"),
                 Done::Claim(reply, mut claimed) => {
                     claimed.retain(|c| !untold.iter().any(|u| matches!(u, Untold::Job(row) if *row == c.row_id)));
-                    let _ = reply.send(Ok(claimed));
+                    if let Err(Ok(unheard)) = reply.send(Ok(claimed)) {
+                        // The pool stopped waiting (a parked claim's timeout, shutdown): what
+                        // was leased for it goes back, without using an attempt.
+                        unreceived.extend(unheard.into_iter().map(|c| (c.row_id, c.attempt)));
+                    }
                 }
                 Done::Voted(reply, voted) => {
                     let answer = (*voted).map(|voted| match voted {
@@ -539,10 +560,51 @@ impl Writer {
         if !untold.is_empty() {
             self.undo_untold(&untold);
         }
+        if !unreceived.is_empty() {
+            self.release_unreceived(&unreceived, &mut woken);
+        }
         for (i, woke) in woken.into_iter().enumerate() {
             if woke {
                 self.ready[i].notify_one();
             }
+        }
+    }
+
+    /// Leases jobs for parked claims of the quadrants this batch made work ready in, inside
+    /// the batch's transaction: a job stored while a pool waits is leased in the commit that
+    /// stores it. Claims whose pools stopped waiting are dropped first.
+    fn serve_parked(&mut self, woken: &[bool; 4], results: &mut Vec<Done>) -> rusqlite::Result<()> {
+        for qi in 0..4 {
+            if !woken[qi] || self.parked[qi].is_empty() {
+                continue;
+            }
+            self.parked[qi].retain(|p| !p.reply.is_closed());
+            while let Some(p) = self.parked[qi].first() {
+                let claimed = self.claim(qi, p.max, now_ms() + p.lease_ms)?;
+                if claimed.is_empty() {
+                    break;
+                }
+                let p = self.parked[qi].remove(0);
+                results.push(Done::Claim(p.reply, claimed));
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts back rows leased for callers that were gone when the answer came (as
+    /// `Op::Release`: the attempt is not used), and wakes their quadrants.
+    fn release_unreceived(&mut self, rows: &[(i64, u32)], woken: &mut [bool; 4]) {
+        let outcome = (|| -> rusqlite::Result<()> {
+            self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+            for &(row_id, attempt) in rows {
+                self.release(row_id, attempt, woken)?;
+            }
+            self.conn.prepare_cached("COMMIT")?.execute([]).map(drop)
+        })();
+        if let Err(e) = outcome {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            // Not lost: their leases expire and the jobs run again.
+            tracing::warn!(rows = rows.len(), error.message = %e, "could not release jobs leased for a caller that left");
         }
     }
 
@@ -595,8 +657,16 @@ impl Writer {
                 }
                 Done::Enqueue(reply, Ok(row))
             }
-            Op::Claim { quadrant, max, lease_until_ms, reply } => {
-                Done::Claim(reply, self.claim(quadrant.index(), max, lease_until_ms)?)
+            Op::Claim { quadrant, max, lease_ms, wait, reply } => {
+                let qi = quadrant.index();
+                let claimed = self.claim(qi, max, now_ms() + lease_ms)?;
+                if claimed.is_empty() && wait {
+                    self.parked[qi].retain(|p| !p.reply.is_closed());
+                    self.parked[qi].push(ParkedClaim { max, lease_ms, reply });
+                    Done::Nothing
+                } else {
+                    Done::Claim(reply, claimed)
+                }
             }
             Op::Extend { row_id, attempt, lease_until_ms, reply } => {
                 let n = self
@@ -634,16 +704,7 @@ impl Writer {
                 Done::Fail(reply, outcome)
             }
             Op::Release { row_id, attempt, reply } => {
-                let n = self
-                    .conn
-                    .prepare_cached(
-                        "UPDATE jobs SET state = ?1, due_at_ms = ?2, lease_until_ms = NULL, attempts = max(attempts - 1, 0)
-                         WHERE id = ?3 AND attempts = ?4 AND state = ?5",
-                    )?
-                    .execute(params![READY, now_ms(), row_id, attempt, LEASED])?;
-                if n == 1 {
-                    self.wake_row(row_id, woken)?;
-                }
+                self.release(row_id, attempt, woken)?;
                 Done::Unit(reply, Ok(()))
             }
             Op::MarkEffect { row_id, attempt, at_ms, reply } => {
@@ -788,6 +849,21 @@ impl Writer {
         // Oldest first, as the UPDATE's RETURNING order is unspecified.
         claimed.sort_by_key(|c| c.row_id);
         Ok(claimed)
+    }
+
+    /// Makes a leased row ready again without using its attempt.
+    fn release(&mut self, row_id: i64, attempt: u32, woken: &mut [bool; 4]) -> rusqlite::Result<()> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "UPDATE jobs SET state = ?1, due_at_ms = ?2, lease_until_ms = NULL, attempts = max(attempts - 1, 0)
+                 WHERE id = ?3 AND attempts = ?4 AND state = ?5",
+            )?
+            .execute(params![READY, now_ms(), row_id, attempt, LEASED])?;
+        if n == 1 {
+            self.wake_row(row_id, woken)?;
+        }
+        Ok(())
     }
 
     fn delete_job(&mut self, row_id: i64) -> rusqlite::Result<()> {
@@ -978,8 +1054,13 @@ mod tests {
         let mut settings = SqliteSettings::new(dir.path().join("queue.db"));
         settings.max_depth = 10;
         let mut writer = Writer::new(conn, &settings, ready).unwrap();
-        let claim =
-            || Op::Claim { quadrant: Quadrant::LongWrite, max: 1, lease_until_ms: 0, reply: oneshot::channel().0 };
+        let claim = || Op::Claim {
+            quadrant: Quadrant::LongWrite,
+            max: 1,
+            lease_ms: 0,
+            wait: false,
+            reply: oneshot::channel().0,
+        };
         writer.choose_sync(&[claim()]).unwrap();
         assert_eq!(synchronous(&writer.conn), 1, "leases alone are not fsynced");
         let mark = Op::MarkEffect { row_id: 1, attempt: 1, at_ms: 0, reply: oneshot::channel().0 };
@@ -997,8 +1078,13 @@ mod tests {
         create_schema(&conn).unwrap();
         let ready: Arc<[Notify; 4]> = Arc::new(std::array::from_fn(|_| Notify::new()));
         let mut writer = Writer::new(conn, &SqliteSettings::new(dir.path().join("queue.db")), ready).unwrap();
-        let claim =
-            || Op::Claim { quadrant: Quadrant::LongWrite, max: 1, lease_until_ms: 0, reply: oneshot::channel().0 };
+        let claim = || Op::Claim {
+            quadrant: Quadrant::LongWrite,
+            max: 1,
+            lease_ms: 0,
+            wait: false,
+            reply: oneshot::channel().0,
+        };
         let vote = crate::approvals::Vote { user_id: "U1".into(), approve: true, at_ms: 0, response_url: None };
         let durable_ops = [
             Op::Vote { id: "a".into(), vote, reply: oneshot::channel().0 },
@@ -1022,6 +1108,67 @@ mod tests {
         let audit = Op::AuditWrite { row: audit::AuditRow::for_test("r"), reply: oneshot::channel().0 };
         writer.choose_sync(&[claim(), audit]).unwrap();
         assert_eq!(synchronous(&writer.conn), 1, "an audit record is not fsynced by itself");
+    }
+
+    fn test_writer(dir: &std::path::Path) -> Writer {
+        let conn = super::super::open_connection(&dir.join("queue.db"), Durability::Full).unwrap();
+        create_schema(&conn).unwrap();
+        let ready: Arc<[Notify; 4]> = Arc::new(std::array::from_fn(|_| Notify::new()));
+        Writer::new(conn, &SqliteSettings::new(dir.join("queue.db")), ready).unwrap()
+    }
+
+    fn enqueue_op(key: &str) -> (Op, oneshot::Receiver<Result<Enqueued, QueueError>>) {
+        let (reply, rx) = oneshot::channel();
+        let op = Op::Enqueue {
+            job_id: format!("job-{key}"),
+            key: key.into(),
+            quadrant: Quadrant::ShortRead,
+            max_attempts: 3,
+            payload: b"{}".to_vec(),
+            deadline: std::time::Instant::now() + std::time::Duration::from_secs(60),
+            reply,
+        };
+        (op, rx)
+    }
+
+    fn row_state(w: &Writer, key: &str) -> (i64, i64) {
+        w.conn
+            .query_row("SELECT state, attempts FROM jobs WHERE idem_key = ?1", [key], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+    }
+
+    /// A parked claim is served in the batch that stores the job: one commit stores and
+    /// leases it.
+    #[test]
+    fn a_parked_claim_leases_a_new_job_in_the_same_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = test_writer(dir.path());
+        let (claim_reply, mut claimed) = oneshot::channel();
+        let park =
+            Op::Claim { quadrant: Quadrant::ShortRead, max: 4, lease_ms: 30_000, wait: true, reply: claim_reply };
+        writer.run_batch(&mut vec![park]);
+        assert!(claimed.try_recv().is_err(), "nothing to lease yet: the claim waits");
+        let (enqueue, mut stored) = enqueue_op("k1");
+        writer.run_batch(&mut vec![enqueue]);
+        assert!(matches!(stored.try_recv(), Ok(Ok(Enqueued::Stored { .. }))));
+        let rows = claimed.try_recv().expect("answered with the commit").unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(row_state(&writer, "k1"), (LEASED, 1));
+    }
+
+    /// Jobs leased for a caller that left before the answer (its wait timed out just then)
+    /// are put back at once, without using an attempt.
+    #[test]
+    fn jobs_leased_for_a_caller_that_left_are_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = test_writer(dir.path());
+        let (enqueue, _stored) = enqueue_op("k2");
+        let (claim_reply, gone) = oneshot::channel();
+        drop(gone);
+        let claim =
+            Op::Claim { quadrant: Quadrant::ShortRead, max: 4, lease_ms: 30_000, wait: false, reply: claim_reply };
+        writer.run_batch(&mut vec![enqueue, claim]);
+        assert_eq!(row_state(&writer, "k2"), (READY, 0));
     }
 
     /// A dead letter whose payload is not JSON (why it was dead-lettered) must not make the

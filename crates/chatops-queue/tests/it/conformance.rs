@@ -230,6 +230,53 @@ pub(crate) async fn wait_for_jobs_wakes_on_enqueue(q: Arc<dyn Queue>) {
     assert!(waited < Duration::from_secs(10), "woken by the enqueue, not by the 20 s timeout ({waited:?})");
 }
 
+/// A pool waiting for work gets a job stored during its wait, and an empty answer (not an
+/// error, not a hang) when nothing comes.
+pub(crate) async fn dequeue_waiting_takes_a_job_stored_during_the_wait(q: Arc<dyn Queue>) {
+    let idle = q.dequeue_waiting(Quadrant::ShortRead, 4, LEASE, Duration::from_millis(100)).await.unwrap();
+    assert!(idle.is_empty());
+    let waiter = {
+        let q = q.clone();
+        tokio::spawn(async move {
+            let start = std::time::Instant::now();
+            let got = q.dequeue_waiting(Quadrant::ShortRead, 4, LEASE, Duration::from_secs(20)).await.unwrap();
+            (got, start.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    q.enqueue(&job("waited-for", Quadrant::ShortRead), soon()).await.unwrap();
+    let (got, waited) = waiter.await.unwrap();
+    assert!(waited < Duration::from_secs(10), "answered by the enqueue, not by the 20 s timeout ({waited:?})");
+    let keys: Vec<_> = got.iter().map(|d| d.job.idempotency_key.as_str()).collect();
+    assert_eq!(keys, ["waited-for"]);
+    assert_eq!(got[0].attempt, 1);
+    q.complete(&got[0]).await.unwrap();
+    assert!(q.dequeue(Quadrant::ShortRead, 4, LEASE).await.unwrap().is_empty(), "completed means gone");
+}
+
+/// Pools that stopped waiting hold nothing: a job stored after their waits ended goes to
+/// the next caller, on its first attempt, and to no one twice.
+pub(crate) async fn an_abandoned_wait_keeps_no_job(q: Arc<dyn Queue>) {
+    for _ in 0..3 {
+        let q2 = q.clone();
+        let abandoned =
+            tokio::spawn(
+                async move { q2.dequeue_waiting(Quadrant::LongRead, 4, LEASE, Duration::from_secs(20)).await },
+            );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        abandoned.abort();
+        let _ = abandoned.await;
+    }
+    for _ in 0..3 {
+        assert!(q.dequeue_waiting(Quadrant::LongRead, 4, LEASE, Duration::from_millis(20)).await.unwrap().is_empty());
+    }
+    q.enqueue(&job("after-the-waits", Quadrant::LongRead), soon()).await.unwrap();
+    let got = next(&q, Quadrant::LongRead).await;
+    assert_eq!(got.job.idempotency_key, "after-the-waits");
+    assert_eq!(got.attempt, 1, "no attempt was used by a wait that had ended");
+    q.complete(&got).await.unwrap();
+}
+
 fn now_ms() -> i64 {
     (chatops_core::time::now_unix_ns() / 1_000_000) as i64
 }
@@ -372,6 +419,8 @@ macro_rules! conformance {
                 extended_lease_is_kept,
                 concurrent_enqueues_are_all_stored,
                 wait_for_jobs_wakes_on_enqueue,
+                dequeue_waiting_takes_a_job_stored_during_the_wait,
+                an_abandoned_wait_keeps_no_job,
                 an_expired_deadline_stores_nothing,
                 an_effect_record_is_carried_by_every_later_delivery,
                 an_effect_record_survives_an_expired_lease,

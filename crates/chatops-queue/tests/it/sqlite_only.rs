@@ -67,7 +67,10 @@ async fn job_with_a_done_record_is_not_run_again() {
     // As if an earlier delivery completed but its acknowledgement was lost.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    conn.execute("INSERT INTO done (idem_key, job_id, completed_ms) VALUES ('finished-elsewhere', 'x', 0)", [])
+    // Completed just now: a record from 1970 would be purged by the maintenance pass that
+    // runs at open, and when that pass came after this insert the job was handed out.
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    conn.execute("INSERT INTO done (idem_key, job_id, completed_ms) VALUES ('finished-elsewhere', 'x', ?1)", [now_ms])
         .unwrap();
     assert!(q.dequeue(Quadrant::ShortRead, 10, LEASE).await.unwrap().is_empty());
     let stats = q.stats().await.unwrap();

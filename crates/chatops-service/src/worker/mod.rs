@@ -66,12 +66,17 @@ pub async fn run_pool(
     tracing::info!(quadrant = %quadrant, concurrency = pool.concurrency, "worker pool started");
     loop {
         while running.try_join_next().is_some() {}
+        if stop.is_cancelled() {
+            break;
+        }
         let first = tokio::select! {
             permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
             _ = stop.cancelled() => break,
         };
         let free = slots.available_permits() + 1;
-        let deliveries = match ctx.queue.dequeue(quadrant, free, pool.lease).await {
+        // Not raced against `stop`: the wait ends by IDLE_POLL anyway, and a claim dropped
+        // halfway would leave its jobs leased until the lease expires.
+        let deliveries = match ctx.queue.dequeue_waiting(quadrant, free, pool.lease, IDLE_POLL).await {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(quadrant = %quadrant, error.message = %e, "dequeue failed; backing off");
@@ -84,11 +89,6 @@ pub async fn run_pool(
             }
         };
         if deliveries.is_empty() {
-            drop(first);
-            tokio::select! {
-                _ = ctx.queue.wait_for_jobs(quadrant, IDLE_POLL) => {},
-                _ = stop.cancelled() => break,
-            }
             continue;
         }
         let mut first = Some(first);
