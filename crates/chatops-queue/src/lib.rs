@@ -342,6 +342,21 @@ pub trait Queue: Send + Sync + 'static {
     /// Ends the job successfully and writes its done-record.
     async fn complete(&self, delivery: &Delivery) -> Result<(), QueueError>;
 
+    /// [`Queue::complete`] with the job's audit record stored first, in one durable step
+    /// where the engine can: the SQLite engine writes both in one transaction; the default
+    /// is `audit.audit_write(record)`, then `complete`. After an error nothing may be taken
+    /// as stored: the caller writes the record and completes on their own (both are
+    /// idempotent).
+    async fn complete_audited(
+        &self,
+        delivery: &Delivery,
+        record: &audit::AuditRecord,
+        audit: &dyn audit::AuditLog,
+    ) -> Result<(), QueueError> {
+        audit.audit_write(record).await?;
+        self.complete(delivery).await
+    }
+
     /// Ends the attempt with an error: retried after `retry_in`, or dead-lettered when
     /// `retry_in` is `None`.
     async fn fail(

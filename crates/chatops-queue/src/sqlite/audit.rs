@@ -81,18 +81,25 @@ fn select(conn: &Connection, filter: &AuditFilter) -> rusqlite::Result<Vec<(Stri
     rows.collect()
 }
 
-#[async_trait]
-impl AuditLog for SqliteQueue {
-    async fn audit_write(&self, record: &AuditRecord) -> Result<(), QueueError> {
+impl AuditRow {
+    /// The row of a record, checked.
+    pub(super) fn of(record: &AuditRecord) -> Result<AuditRow, QueueError> {
         crate::audit::check_id(&record.id)?;
-        let row = AuditRow {
+        Ok(AuditRow {
             id: record.id.clone(),
             received_ms: record.received_ms,
             recorded_ms: record.recorded_ms,
             user_id: record.user_id.clone(),
             command: record.command.clone(),
             json: serde_json::to_vec(record).map_err(QueueError::corrupt)?,
-        };
+        })
+    }
+}
+
+#[async_trait]
+impl AuditLog for SqliteQueue {
+    async fn audit_write(&self, record: &AuditRecord) -> Result<(), QueueError> {
+        let row = AuditRow::of(record)?;
         self.call(|reply| Op::AuditWrite { row, reply }).await
     }
 

@@ -11,11 +11,16 @@
 //! `mark_effect_started` and `vote` promise. Batches of leases, completions, retries and
 //! audit records commit with `synchronous=NORMAL` (written to the WAL, fsynced by the next
 //! full commit or checkpoint): a power loss may undo them, which only means a job runs
-//! again, as at-least-once delivery allows. An audit record is written before the
-//! completion of its job and the WAL keeps their order, so a power loss that undoes the
-//! record undoes the completion too, and the job's next attempt writes the record again
-//! (an effect that had started is then recorded as interrupted): no fsync per completed
-//! command for the trail, and still no command that ran without its record.
+//! again, as at-least-once delivery allows. An audit record is written with the completion
+//! of its job (`Op::Complete` carries it: one transaction) or before it, and the WAL keeps
+//! their order, so a power loss that undoes the record undoes the completion too, and the
+//! job's next attempt writes the record again (an effect that had started is then recorded
+//! as interrupted): no fsync per completed command for the trail, and still no command
+//! that ran without its record.
+//!
+//! A worker pool's claim that finds nothing waits here (`Op::Claim` with `wait`): the next
+//! batch that stores work for its quadrant leases it before its COMMIT, so when workers are
+//! idle a command costs one commit to store and lease and one to audit and complete.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -66,10 +71,13 @@ pub(crate) enum Op {
         lease_until_ms: i64,
         reply: Reply<()>,
     },
+    /// Ends a job: its done-record, and its audit record first when it comes along (one
+    /// transaction for both).
     Complete {
         row_id: i64,
         key: String,
         job_id: String,
+        audit: Option<Box<audit::AuditRow>>,
         reply: Reply<()>,
     },
     Fail {
@@ -678,7 +686,10 @@ impl Writer {
                 let r = if n == 1 { Ok(()) } else { Err(QueueError::NotFound(format!("lease on job row {row_id}"))) };
                 Done::Unit(reply, r)
             }
-            Op::Complete { row_id, key, job_id, reply } => {
+            Op::Complete { row_id, key, job_id, audit, reply } => {
+                if let Some(row) = audit {
+                    audit::upsert(&self.conn, &row)?;
+                }
                 self.conn
                     .prepare_cached("INSERT OR IGNORE INTO done (idem_key, job_id, completed_ms) VALUES (?1, ?2, ?3)")?
                     .execute(params![key, job_id, now_ms()])?;

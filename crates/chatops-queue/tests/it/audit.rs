@@ -166,7 +166,35 @@ async fn hostile_ids_and_large_records_round_trip(kind: Kind) {
     }
 }
 
+/// The worker's way of ending a job: the record and the completion in one step. Both are
+/// stored; and when the record is refused, the job is not completed either.
+async fn completing_with_the_audit_record_stores_both(kind: Kind) {
+    use chatops_core::Quadrant;
+    use chatops_queue::Enqueued;
+    let engine = Engine::start(kind);
+    let opened = engine.open().await;
+    let lease = Duration::from_secs(30);
+    let q = &opened.queue;
+    q.enqueue(&crate::conformance::job("ran-1", Quadrant::ShortRead), crate::conformance::soon()).await.unwrap();
+    let d = q.dequeue(Quadrant::ShortRead, 1, lease).await.unwrap().pop().unwrap();
+    let r = record("ran-1", now_ms(), "U1", "/echo");
+    q.complete_audited(&d, &r, &*opened.audit).await.unwrap();
+    assert_eq!(opened.audit.audit_list(&AuditFilter::default()).await.unwrap(), [r]);
+    let again = q.enqueue(&crate::conformance::job("ran-1", Quadrant::ShortRead), crate::conformance::soon()).await;
+    assert!(matches!(again, Ok(Enqueued::Duplicate)), "completed: {again:?}");
+
+    q.enqueue(&crate::conformance::job("ran-2", Quadrant::ShortRead), crate::conformance::soon()).await.unwrap();
+    let d = q.dequeue(Quadrant::ShortRead, 1, lease).await.unwrap().pop().unwrap();
+    let refused = record("", now_ms(), "U1", "/echo");
+    q.complete_audited(&d, &refused, &*opened.audit).await.unwrap_err();
+    assert_eq!(opened.audit.audit_list(&AuditFilter::default()).await.unwrap().len(), 1);
+    q.release(&d).await.unwrap();
+    let d = crate::conformance::next(q, Quadrant::ShortRead).await;
+    assert_eq!(d.job.idempotency_key, "ran-2", "not completed with a refused record");
+}
+
 crate::on_each_engine!(
+    completing_with_the_audit_record_stores_both,
     a_record_round_trips_whole,
     writing_a_record_again_replaces_it,
     filters_narrow_and_the_limit_keeps_the_most_recent,

@@ -67,6 +67,11 @@ impl AuditTrail {
         }
     }
 
+    /// The store the records go to (for [`chatops_queue::Queue::complete_audited`]).
+    pub fn log(&self) -> &dyn AuditLog {
+        &*self.log
+    }
+
     /// The record of a command a worker ran to its end; returns once it is durable.
     pub async fn ran(
         &self,
@@ -77,8 +82,24 @@ impl AuditTrail {
         duration_ms: f64,
         attempts: u32,
     ) {
+        if let Some(record) = self.ran_record(job, spec, outcome, error, duration_ms, attempts) {
+            self.write(record).await;
+        }
+    }
+
+    /// The record [`AuditTrail::ran`] would write, stamped now; `None` when the settings
+    /// keep no record of this command. For a caller that stores it with the completion.
+    pub fn ran_record(
+        &self,
+        job: &Job,
+        spec: Option<&CommandSpec>,
+        outcome: RanOutcome,
+        error: Option<String>,
+        duration_ms: f64,
+        attempts: u32,
+    ) -> Option<AuditRecord> {
         if !self.records(spec, false) {
-            return;
+            return None;
         }
         let mut record = base_record(&job.idempotency_key, &job.command, &job.correlation_id, job.router_received_ns);
         record.args = args_of(job, spec);
@@ -91,7 +112,8 @@ impl AuditTrail {
             record.approvals =
                 a.approvers.iter().map(|u| AuditVote { user_id: u.clone(), approve: true, at_ms }).collect();
         }
-        self.write(record).await;
+        record.recorded_ms = chatops_core::time::now_unix_ms();
+        Some(record)
     }
 
     /// The record of a command refused at the router; written in the background.
@@ -137,7 +159,8 @@ impl AuditTrail {
         self.write(record).await;
     }
 
-    async fn write(&self, mut record: AuditRecord) {
+    /// Stores a record, trying a few times; the last failure puts the record into the log.
+    pub async fn write(&self, mut record: AuditRecord) {
         for attempt in 1..=WRITE_TRIES {
             record.recorded_ms = chatops_core::time::now_unix_ms();
             match self.log.audit_write(&record).await {

@@ -331,8 +331,30 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 async fn conclude(ctx: &WorkerContext, job: &Job, delivery: &Delivery, result: &Result<(), HandlerError>) -> Outcome {
     let error = match result {
         Ok(()) => {
-            record_end(ctx, job, delivery, RanOutcome::Completed, None).await;
-            return match ctx.queue.complete(delivery).await {
+            let spec = ctx.registry.get(&job.command.command);
+            let duration_ms = chatops_core::time::ms_between(job.router_received_ns, now_unix_ns());
+            let record = ctx.audit.ran_record(
+                job,
+                spec.map(|s| &**s),
+                RanOutcome::Completed,
+                None,
+                duration_ms,
+                delivery.attempt,
+            );
+            let completed = match record {
+                // One durable step for both where the engine can (a commit fewer per command).
+                Some(record) => match ctx.queue.complete_audited(delivery, &record, ctx.audit.log()).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        tracing::warn!(error.message = %e, "could not store the audit record with the completion; storing them one by one");
+                        ctx.audit.write(record).await;
+                        ctx.queue.complete(delivery).await
+                    }
+                },
+                None => ctx.queue.complete(delivery).await,
+            };
+            post_approval_result(ctx, job, RanOutcome::Completed, None, duration_ms).await;
+            return match completed {
                 Ok(()) => Outcome::Completed,
                 Err(e) => {
                     tracing::error!(error.message = %e, "could not mark job done; it may run again");
@@ -372,9 +394,14 @@ async fn record_end(ctx: &WorkerContext, job: &Job, delivery: &Delivery, ran: Ra
     let spec = ctx.registry.get(&job.command.command);
     let duration_ms = chatops_core::time::ms_between(job.router_received_ns, now_unix_ns());
     ctx.audit.ran(job, spec.map(|s| &**s), ran, error.clone(), duration_ms, delivery.attempt).await;
+    post_approval_result(ctx, job, ran, error.as_deref(), duration_ms).await;
+}
+
+/// Puts the result of a job that waited for approvals into the approval message.
+async fn post_approval_result(ctx: &WorkerContext, job: &Job, ran: RanOutcome, error: Option<&str>, duration_ms: f64) {
     let Some(approval) = &job.approval else { return };
     let Some(url) = approval.message_url.as_deref().and_then(|u| ctx.allowed_hosts.check(u).ok()) else { return };
-    let message = crate::guard::approvals::result_message(job, ran.as_str(), error.as_deref(), duration_ms);
+    let message = crate::guard::approvals::result_message(job, ran.as_str(), error, duration_ms);
     if let Err(e) = ctx.client.responder(url, &job.correlation_id).post(&message).await {
         tracing::warn!(error.message = %e, "could not put the result into the approval message");
     }
