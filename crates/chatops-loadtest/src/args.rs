@@ -52,7 +52,8 @@ pub struct LoadtestArgs {
     #[arg(long, value_name = "FILE", env = "CHATOPS_SIGNING_SECRET_FILE")]
     pub signing_secret_file: Option<PathBuf>,
 
-    /// Start an embedded `chatops serve` (temporary data dir, random secret) and target it.
+    /// Start an embedded `chatops serve` (temporary data dir, random secret, metrics on a
+    /// free port) and target it, scraping its /metrics like --scrape.
     #[arg(long)]
     pub spawn: bool,
 

@@ -16,6 +16,9 @@ use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::helpers::{Run, StubConfig, echo_profile, run, spawn_stub, write_profile};
 
+/// The SNI and ALPN protocol a client sent.
+type Hello = (Option<String>, Option<Vec<u8>>);
+
 /// What the TLS server saw.
 #[derive(Default)]
 struct Seen {
@@ -23,7 +26,7 @@ struct Seen {
     failed_handshakes: AtomicU64,
     requests: AtomicU64,
     /// SNI and ALPN of the first handshake.
-    first: Mutex<Option<(Option<String>, Option<Vec<u8>>)>>,
+    first: Mutex<Option<Hello>>,
 }
 
 struct TlsServer {

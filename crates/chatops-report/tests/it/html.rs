@@ -301,7 +301,7 @@ fn the_server_gauges_chart_sits_under_the_latency_chart_only_when_the_bot_was_sc
     assert!(n >= 3);
     for (i, p) in r.time_series.points.iter_mut().enumerate() {
         // One interval's scrape failed.
-        p.server = (i != 1).then(|| chatops_core::results::ServerGauges {
+        p.server = (i != 1).then_some(chatops_core::results::ServerGauges {
             queue_depth: 7.0 + i as f64,
             jobs_in_flight: 3.0,
             dlq_size: 1.0,
