@@ -116,6 +116,14 @@ pub struct Counters {
     /// `errors`, unless it already counts there for its status.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub failed_expectations: BTreeMap<String, u64>,
+    /// TCP connections the generator opened to the target. Far fewer than `requests` means
+    /// keep-alive reused them; close to `requests` means the target closed them.
+    #[serde(default)]
+    pub connections: u64,
+    /// TLS handshakes completed with an `https://` target (0 for `http://`); a failed
+    /// handshake is a `tls` error instead.
+    #[serde(default)]
+    pub tls_handshakes: u64,
 }
 
 impl Counters {
@@ -210,9 +218,9 @@ pub struct TimePoint {
     pub e2e_p50: f64,
     pub e2e_p95: f64,
     pub e2e_p99: f64,
-    /// The bot's own gauges at the end of the interval, scraped from its `/metrics` while the
-    /// test ran (`loadtest --spawn` or `--scrape URL`); absent when nothing was scraped or the
-    /// scrape of that interval failed.
+    /// The bot's own gauges in the interval, scraped from its `/metrics` once per interval
+    /// (at its middle) while the test ran (`loadtest --spawn` or `--scrape URL`); absent when
+    /// nothing was scraped or the scrape of that interval failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerGauges>,
 }
@@ -256,8 +264,8 @@ fn yes() -> bool {
 mod tests {
     use super::*;
 
-    /// Results written before `incomplete`, `allAnswers` and `failedExpectations` existed
-    /// still read, with the new fields empty.
+    /// Results written before `incomplete`, `allAnswers`, `failedExpectations`,
+    /// `connections` and `tlsHandshakes` existed still read, with the new fields empty.
     #[test]
     fn older_results_without_the_answer_fields_still_read() {
         let counters: Counters = serde_json::from_str(
@@ -266,6 +274,7 @@ mod tests {
         .unwrap();
         assert_eq!((counters.lost, counters.incomplete), (1, 0));
         assert!(counters.failed_expectations.is_empty());
+        assert_eq!((counters.connections, counters.tls_handshakes), (0, 0), "older files have no connection counts");
         let zero = r#"{"count":0,"min":0,"mean":0,"p50":0,"p90":0,"p95":0,"p99":0,"p999":0,"max":0}"#;
         let breakdown: Breakdown = serde_json::from_str(&format!(
             r#"{{"requests":1,"errors":0,"lost":0,"responses":1,"ack":{zero},"firstResponse":{zero},"lastResponse":{zero}}}"#

@@ -24,9 +24,22 @@ pub struct LoadtestArgs {
     #[arg(long)]
     pub list_profiles: bool,
 
-    /// Base URL of the bot (overrides the profile's config.target).
+    /// Base URL of the bot (overrides the profile's config.target): http:// or https://.
+    /// An https target is verified against the system's root certificates.
     #[arg(long, value_name = "URL", conflicts_with = "spawn")]
     pub target: Option<String>,
+
+    /// Accept any TLS certificate from an https:// target (self-signed test setups). The
+    /// results' notes and stderr say the certificate was not verified.
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
+
+    /// Read the bot's Prometheus metrics (queue depth, jobs in flight, DLQ size) from this
+    /// URL once per time-series interval and store them in the results' time series
+    /// (e.g. http://bot:9464/metrics; `/metrics` is added to a bare host). Implied by
+    /// --spawn, which scrapes the spawned bot.
+    #[arg(long, value_name = "URL")]
+    pub scrape: Option<String>,
 
     /// Slack signing secret used to sign every request. Prefer --signing-secret-file or the
     /// SLACK_SIGNING_SECRET environment variable: a value on the command line is visible to
@@ -39,7 +52,8 @@ pub struct LoadtestArgs {
     #[arg(long, value_name = "FILE", env = "CHATOPS_SIGNING_SECRET_FILE")]
     pub signing_secret_file: Option<PathBuf>,
 
-    /// Start an embedded `chatops serve` (temporary data dir, random secret) and target it.
+    /// Start an embedded `chatops serve` (temporary data dir, random secret, metrics on a
+    /// free port) and target it, scraping its /metrics like --scrape.
     #[arg(long)]
     pub spawn: bool,
 
@@ -209,6 +223,7 @@ mod tests {
             &["--profile", "smoke", "--target", "http://x", "--spawn"],
             &["--profile", "smoke", "--signing-secret", ""],
             &["--profile", "smoke", "--receiver-listen", "not-an-addr"],
+            &["--profile", "smoke", "--insecure=yes"],
         ] {
             assert!(parse(argv).is_err(), "{argv:?}");
         }

@@ -89,6 +89,15 @@ pub fn summary_table(r: &LoadTestResults) -> String {
         c.unmatched_responses,
         c.late_responses
     );
+    if c.connections > 0 {
+        let per_conn = c.requests as f64 / c.connections as f64;
+        let _ = write!(out, "connections: {} opened ({per_conn:.1} requests each)", c.connections);
+        let _ = if r.test.target.starts_with("https://") {
+            writeln!(out, ", {} TLS handshakes ({:.2}/s)", c.tls_handshakes, c.tls_handshakes as f64 / secs.max(1e-3))
+        } else {
+            writeln!(out)
+        };
+    }
     if !c.errors.is_empty() {
         let list: Vec<String> = c.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(out, "errors: {}", list.join(", "));

@@ -21,6 +21,12 @@
 //! by [`crate::pace`] (a high-resolution timer plus a short yielding spin, not tokio's 1 ms
 //! timer), so the send lag is typically tens of microseconds.
 //!
+//! An `https://` target gets a TLS handshake ([`crate::tls`]) on each new connection, after
+//! which the connection is kept alive like a plain one; the engine counts TCP connects and
+//! completed handshakes, so the results show how well connections were reused. A failed
+//! handshake is a `tls` error; its first reason is kept (and printed once) for the results'
+//! notes.
+//!
 //! A step with `capture` or `expect` keeps its answer's headers and body for
 //! [`crate::inspect`] (other steps read the body to drain the connection and drop it); the
 //! request's latency is taken before the checks run. A failed strict capture ends the
@@ -29,8 +35,8 @@
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -53,6 +59,7 @@ use crate::profile::{Phase, Profile, Step};
 use crate::record::{CmdRef, Done, ErrorKind, Event, Live, Outcome};
 use crate::request::{CommandKey, HookTarget, RequestSpec};
 use crate::schedule;
+use crate::tls::{Stream, TlsTarget};
 
 /// Largest HTTP answer read from the target; the bot's acks are tiny.
 pub const MAX_ACK_BODY: usize = 1024 * 1024;
@@ -85,6 +92,10 @@ pub struct RequestPlan {
     target: String,
     /// `host:port` of the target, sent as the Host header and used to connect.
     pub authority: String,
+    /// The target's host as written (an IPv6 literal in brackets), for TLS.
+    pub host: String,
+    /// The target is `https://`.
+    pub https: bool,
     /// The profile's `variables` and `payload`: each virtual user draws its values once.
     vars: Option<std::sync::Arc<crate::profile::vars::Bindings>>,
     /// Some step captures a value, so every virtual user needs a [`Vu`] to keep it.
@@ -96,14 +107,12 @@ pub struct RequestPlan {
 #[error("{0}")]
 pub struct TargetError(pub String);
 
-/// Checks a target base URL: `http://host[:port][/base]` (TLS is not supported: load tests
-/// here run on loopback).
+/// Checks a target base URL: `http://host[:port][/base]` or `https://…`.
 pub fn check_target(target: &str) -> Result<String, TargetError> {
     let uri: Uri = target.parse().map_err(|e| TargetError(format!("target `{target}` is not a URL: {e}")))?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => return Err(TargetError(format!("target `{target}`: https is not supported, use http"))),
-        _ => return Err(TargetError(format!("target `{target}` must start with http://"))),
+        Some("http" | "https") => {}
+        _ => return Err(TargetError(format!("target `{target}` must start with http:// or https://"))),
     }
     if uri.authority().is_none() {
         return Err(TargetError(format!("target `{target}` has no host")));
@@ -123,14 +132,16 @@ fn join(target: &str, url: &str) -> String {
 
 fn authority_with_port(uri: &Uri) -> Option<String> {
     let a = uri.authority()?;
-    Some(format!("{}:{}", a.host(), a.port_u16().unwrap_or(80)))
+    let default_port = if uri.scheme_str() == Some("https") { 443 } else { 80 };
+    Some(format!("{}:{}", a.host(), a.port_u16().unwrap_or(default_port)))
 }
 
-/// The origin-form path of a step URL; absolute URLs must name the target's host.
+/// The origin-form path of a step URL; absolute URLs must name the target's scheme and host.
 fn step_path(target: &str, authority: &str, url: &str) -> Result<Uri, String> {
     let full = join(target, url);
     let uri: Uri = full.parse().map_err(|e| format!("`{full}` is not a URL: {e}"))?;
-    if authority_with_port(&uri).as_deref() != Some(authority) || uri.scheme_str() != Some("http") {
+    let scheme = target.split_once("://").map(|(s, _)| s);
+    if authority_with_port(&uri).as_deref() != Some(authority) || uri.scheme_str() != scheme {
         return Err(format!("`{full}` is not on the target {authority} (one target per test)"));
     }
     let pq = uri.path_and_query().map_or("/", |p| p.as_str());
@@ -142,6 +153,8 @@ impl RequestPlan {
         let target_uri: Uri = target.parse().map_err(|e| TargetError(format!("target `{target}`: {e}")))?;
         let authority =
             authority_with_port(&target_uri).ok_or_else(|| TargetError(format!("target `{target}` has no host")))?;
+        let host = target_uri.host().unwrap_or_default().to_owned();
+        let https = target_uri.scheme_str() == Some("https");
         let mut commands: Vec<String> = Vec::new();
         let mut scenarios = Vec::new();
         let mut cumulative = Vec::new();
@@ -188,6 +201,8 @@ impl RequestPlan {
             scenario_names,
             target: target.to_owned(),
             authority,
+            host,
+            https,
             vars: profile.vars.clone(),
             captures,
         })
@@ -218,6 +233,14 @@ pub struct Engine {
     /// The target's resolved addresses.
     pub addrs: Vec<SocketAddr>,
     pub max_connections: usize,
+    /// Set for an `https://` target.
+    pub tls: Option<TlsTarget>,
+    /// TCP connections opened (successfully connected).
+    pub connections: AtomicU64,
+    /// TLS handshakes completed.
+    pub tls_handshakes: AtomicU64,
+    /// Why the first TLS handshake failed, if one did.
+    pub first_tls_failure: OnceLock<String>,
     host: HeaderValue,
 }
 
@@ -233,6 +256,7 @@ pub struct EngineConfig {
     pub live: Arc<Live>,
     pub addrs: Vec<SocketAddr>,
     pub max_connections: usize,
+    pub tls: Option<TlsTarget>,
 }
 
 impl Engine {
@@ -251,12 +275,30 @@ impl Engine {
             live: c.live,
             addrs: c.addrs,
             max_connections: c.max_connections.max(1),
+            tls: c.tls,
+            connections: AtomicU64::new(0),
+            tls_handshakes: AtomicU64::new(0),
+            first_tls_failure: OnceLock::new(),
             host,
         }))
     }
 
     fn now_ns(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64
+    }
+
+    /// Keeps the first handshake failure's reason and prints it once: a target with a bad
+    /// certificate fails every connection the same way, and one line says why.
+    fn note_tls_failure(&self, e: &std::io::Error) {
+        if self.first_tls_failure.get().is_none() {
+            let reason = crate::tls::describe_failure(e);
+            if self.first_tls_failure.set(reason.clone()).is_ok() {
+                eprintln!(
+                    "warning: TLS to {} failed: {reason} (further failures count as `tls` errors)",
+                    self.plan.authority
+                );
+            }
+        }
     }
 }
 
@@ -405,7 +447,7 @@ async fn sweep_timeouts(engine: Arc<Engine>, shard: Arc<Shard>) {
 /// One keep-alive connection, driven by the worker that owns it.
 struct Conn {
     sender: SendRequest<Full<Bytes>>,
-    driver: Pin<Box<Connection<TokioIo<TcpStream>, Full<Bytes>>>>,
+    driver: Pin<Box<Connection<TokioIo<Stream>, Full<Bytes>>>>,
 }
 
 async fn worker(engine: Arc<Engine>, shard: Arc<Shard>) {
@@ -467,8 +509,22 @@ enum ExchangeError {
 }
 
 async fn connect(engine: &Engine) -> Result<Conn, ErrorKind> {
-    let stream = TcpStream::connect(engine.addrs.as_slice()).await.map_err(|_| ErrorKind::Connect)?;
-    let _ = stream.set_nodelay(true);
+    let tcp = TcpStream::connect(engine.addrs.as_slice()).await.map_err(|_| ErrorKind::Connect)?;
+    engine.connections.fetch_add(1, Ordering::Relaxed);
+    let _ = tcp.set_nodelay(true);
+    let stream = match &engine.tls {
+        None => Stream::Plain(tcp),
+        Some(tls) => match tls.handshake(tcp).await {
+            Ok(stream) => {
+                engine.tls_handshakes.fetch_add(1, Ordering::Relaxed);
+                stream
+            }
+            Err(e) => {
+                engine.note_tls_failure(&e);
+                return Err(ErrorKind::Tls);
+            }
+        },
+    };
     let (sender, driver) = hyper::client::conn::http1::Builder::new()
         .handshake(TokioIo::new(stream))
         .await
@@ -685,9 +741,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn accepts_only_plain_http_targets() {
+    fn accepts_http_and_https_targets() {
         assert_eq!(check_target("http://127.0.0.1:3000/").unwrap(), "http://127.0.0.1:3000");
-        for bad in ["https://example.com", "ftp://x", "127.0.0.1:3000", "", "http://", "http://exa mple"] {
+        assert_eq!(check_target("https://example.com/").unwrap(), "https://example.com");
+        for bad in ["ftp://x", "127.0.0.1:3000", "", "http://", "https://", "http://exa mple"] {
             assert!(check_target(bad).is_err(), "{bad}");
         }
     }
@@ -697,6 +754,20 @@ mod tests {
         assert_eq!(step_path("http://h:1", "h:1", "/a?b=1").unwrap(), "/a?b=1");
         assert_eq!(step_path("http://h", "h:80", "http://h:80/x").unwrap(), "/x");
         assert!(step_path("http://h:1", "h:1", "http://other:1/x").is_err());
+        assert_eq!(step_path("https://h", "h:443", "https://h/x").unwrap(), "/x");
+        assert!(step_path("https://h:1", "h:1", "http://h:1/x").is_err(), "the scheme is the target's too");
+    }
+
+    #[test]
+    fn https_targets_default_to_port_443() {
+        let p = Profile::load("smoke", &std::collections::HashMap::<String, String>::new()).unwrap();
+        let plan = RequestPlan::new(&p, "https://bot.example.com").unwrap();
+        assert_eq!(
+            (plan.authority.as_str(), plan.host.as_str(), plan.https),
+            ("bot.example.com:443", "bot.example.com", true)
+        );
+        let plain = RequestPlan::new(&p, "http://[::1]:8080").unwrap();
+        assert_eq!((plain.authority.as_str(), plain.host.as_str(), plain.https), ("[::1]:8080", "[::1]", false));
     }
 
     #[test]

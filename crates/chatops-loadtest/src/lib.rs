@@ -34,7 +34,9 @@ pub mod receiver;
 pub mod record;
 pub mod request;
 pub mod schedule;
+pub mod scrape;
 pub mod template;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -55,6 +57,8 @@ pub struct SpawnedBot {
     pub signing_secret: SecretString,
     /// Where the bot's JSON log lines go (recorded in the results as `test.botLog`).
     pub bot_log_path: PathBuf,
+    /// The bot's `/metrics` URL, scraped during the test (as `--scrape`).
+    pub metrics_url: Option<String>,
 }
 
 /// Why a run could not happen or finish. Every variant maps to exit code 2.

@@ -18,7 +18,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::ensure::{self, Condition, Op};
 use crate::profile::{self, Profile};
 use crate::record::{Finish, Live, Recorder, RecorderConfig};
+use crate::scrape::{ScrapeTarget, Scraper};
 use crate::template::ProcessEnv;
+use crate::tls::TlsTarget;
 use crate::{
     LoadtestArgs, LoadtestError, SpawnedBot, console, default_results_path, fire, receiver, request, schedule,
 };
@@ -35,6 +37,8 @@ pub struct Plan {
     results_path: PathBuf,
     /// The spawned bot's log, relative to the results folder (`test.botLog`).
     bot_log: Option<PathBuf>,
+    /// The bot's `/metrics` (`--scrape`, or the spawned bot's).
+    scrape: Option<ScrapeTarget>,
 }
 
 /// What a finished run measured, and its verdict.
@@ -109,6 +113,16 @@ impl Plan {
             }
         };
         let target = fire::check_target(&target).map_err(|e| LoadtestError::Usage(e.0))?;
+        if args.insecure {
+            profile.notes.push(if target.starts_with("https://") {
+                "--insecure: the target's TLS certificate was not verified".into()
+            } else {
+                "--insecure has no effect: the target is plain http".into()
+            });
+        }
+        let scrape_url = args.scrape.as_deref().or(spawned.and_then(|b| b.metrics_url.as_deref()));
+        let scrape =
+            scrape_url.map(ScrapeTarget::parse).transpose().map_err(|e| LoadtestError::Usage(e.to_string()))?;
         let secret = read_secret(args, spawned)?;
         let signer = SlackSigner::new(secret.expose_secret().as_bytes());
         let timeout = args.timeout.unwrap_or(profile.http.timeout);
@@ -130,6 +144,7 @@ impl Plan {
             requests,
             results_path,
             bot_log: spawned.map(|b| b.bot_log_path.clone()),
+            scrape,
         })
     }
 
@@ -142,8 +157,17 @@ impl Plan {
     /// results folder and the `--record-requests` file (streamed while running), but does
     /// not write the results file.
     pub async fn run(self) -> Result<RunResults, LoadtestError> {
-        let Plan { args, profile, conditions, target, signer, timeout, requests, results_path, bot_log } = self;
+        let Plan { args, profile, conditions, target, signer, timeout, requests, results_path, bot_log, scrape } = self;
         let authority = requests.authority.clone();
+        let tls = if requests.https {
+            let tls = TlsTarget::new(&requests.host, args.insecure).map_err(|e| LoadtestError::Usage(e.to_string()))?;
+            if args.insecure {
+                eprintln!("warning: --insecure: the TLS certificate of {target} is not verified");
+            }
+            Some(tls)
+        } else {
+            None
+        };
         let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(authority.as_str())
             .await
             .map_err(|e| LoadtestError::Usage(format!("cannot resolve target {authority}: {e}")))?
@@ -224,8 +248,11 @@ impl Plan {
             live: Arc::clone(&live),
             addrs,
             max_connections: profile.http.pool.unwrap_or(fire::DEFAULT_MAX_CONNECTIONS),
+            tls,
         })
         .map_err(|e| LoadtestError::Usage(e.0))?;
+        let n_intervals = (total.as_nanos() as u64).div_ceil(interval.as_nanos() as u64).max(1);
+        let scraper = scrape.map(|target| Scraper::spawn(target, start, interval, n_intervals));
         let live_line = console::start_live_line(Arc::clone(&live), profile.phases.clone(), start, args.quiet);
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -244,6 +271,11 @@ impl Plan {
         ctrl_c.abort();
         drop(live_line);
         drop(receiver);
+        // A completed run may end before the last interval's scrape (taken at its middle).
+        let scrapes = match scraper {
+            Some(s) => Some(s.finish(if completed { interval } else { Duration::ZERO }).await),
+            None => None,
+        };
 
         let (reply, output) = oneshot::channel();
         let _ = finish_tx.send(Finish { test_duration: total, reply });
@@ -259,8 +291,18 @@ impl Plan {
         if let Some(e) = &out.record_error {
             notes.push(format!("writing the request record failed: {e}"));
         }
+        if let Some(reason) = engine.first_tls_failure.get() {
+            notes.push(format!("TLS failed ({} `tls` errors), first: {reason}", tls_errors(&out.counters)));
+        }
         let mut time_series = out.time_series;
         fill_target_rates(&mut time_series, &profile.phases, interval);
+        if let Some(log) = &scrapes {
+            log.join_into(&mut time_series);
+            notes.extend(log.note());
+        }
+        let mut counters = out.counters;
+        counters.connections = engine.connections.load(Ordering::Relaxed);
+        counters.tls_handshakes = engine.tls_handshakes.load(Ordering::Relaxed);
         let mut results = LoadTestResults {
             schema_version: RESULTS_SCHEMA_VERSION,
             test: TestInfo {
@@ -281,7 +323,7 @@ impl Plan {
                 notes,
             },
             phases: schedule::resolve(&profile.phases),
-            counters: out.counters,
+            counters,
             summaries: out.summaries,
             by_command: out.by_command,
             by_scenario: out.by_scenario,
@@ -342,6 +384,10 @@ fn flag_conditions(args: &LoadtestArgs) -> Result<Vec<Condition>, LoadtestError>
         }
     }
     Ok(out)
+}
+
+fn tls_errors(c: &chatops_core::results::Counters) -> u64 {
+    c.errors.get(crate::record::ErrorKind::Tls.as_str()).copied().unwrap_or(0)
 }
 
 fn host_name() -> String {

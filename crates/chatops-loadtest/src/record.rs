@@ -29,7 +29,7 @@ use crate::inspect::{ExpectKind, Findings};
 pub const MAX_BREAKDOWN_KEYS: usize = 64;
 const OTHER: &str = "(other)";
 
-/// Why a request failed: it got no HTTP answer (the first five), or its answer failed the
+/// Why a request failed: it got no HTTP answer (the first six), or its answer failed the
 /// step's checks (a strict `capture` found nothing, an `expect` did not hold).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -38,6 +38,8 @@ pub enum ErrorKind {
     Io,
     BodyTooLarge,
     BadRequest,
+    /// The TLS handshake failed (certificate refused, not TLS, closed mid-handshake).
+    Tls,
     CaptureFailed,
     ExpectFailed,
 }
@@ -52,6 +54,7 @@ impl ErrorKind {
             ErrorKind::BadRequest => "bad_request",
             ErrorKind::CaptureFailed => "capture_failed",
             ErrorKind::ExpectFailed => "expect_failed",
+            ErrorKind::Tls => "tls",
         }
     }
 
@@ -66,6 +69,7 @@ impl ErrorKind {
             ErrorKind::Io,
             ErrorKind::BodyTooLarge,
             ErrorKind::BadRequest,
+            ErrorKind::Tls,
             ErrorKind::CaptureFailed,
             ErrorKind::ExpectFailed,
         ]
@@ -405,7 +409,7 @@ pub struct Recorder {
     record: Option<Box<dyn Write + Send>>,
     record_error: Option<std::io::Error>,
     status_counts: Vec<u64>,
-    error_counts: [u64; 8],
+    error_counts: [u64; 9],
     /// Failed expectations by [`ExpectKind`].
     expect_counts: [u64; ExpectKind::ALL.len()],
     /// The unfinished ring front and since when it has blocked the ring (µs from start).
@@ -434,7 +438,7 @@ impl Recorder {
             record_error: None,
             front_wait: None,
             status_counts: vec![0; STATUS_SLOTS],
-            error_counts: [0; 8],
+            error_counts: [0; 9],
             expect_counts: [0; ExpectKind::ALL.len()],
             cfg,
         };

@@ -21,6 +21,9 @@ const ACHIEVED: &str = "#2f8f5b";
 const OK: &str = "#2f8f5b";
 const WARN: &str = "#d9822b";
 const BAD: &str = "#c23030";
+/// The queue-wait segment's colour: the backlog in the queue is what that wait is spent in.
+const QUEUE_DEPTH: &str = "#e15759";
+const IN_FLIGHT: &str = "#4e79a7";
 
 /// At most this many rows per bar or stacked chart; the tables list every row.
 pub(crate) const MAX_CHART_ROWS: usize = 24;
@@ -118,6 +121,60 @@ pub(crate) fn e2e_over_time(r: &LoadTestResults) -> Option<Chart> {
     three_lines("chart-e2e-latency", "E2E latency (first response) over time", r, "E2E", |p| {
         [p.e2e_p50, p.e2e_p95, p.e2e_p99]
     })
+}
+
+/// The title of [`server_gauges_over_time`]'s chart.
+pub(crate) const SERVER_TITLE: &str = "Server: queue depth, in flight, DLQ";
+
+/// The bot's gauges scraped per interval (`TimePoint::server`): queue depth, jobs in flight
+/// and dead letters, each summed over the quadrants; `None` when no interval has them (a
+/// run without `--spawn` or `--scrape`). An interval whose scrape failed has no point, and
+/// its tip says so.
+pub(crate) fn server_gauges_over_time(r: &LoadTestResults) -> Option<Chart> {
+    let pts = &r.time_series.points;
+    if !pts.iter().any(|p| p.server.is_some()) {
+        return None;
+    }
+    let mut lines: [Vec<(f64, f64)>; 3] = Default::default();
+    let mut tips = Vec::with_capacity(pts.len());
+    for p in pts {
+        let x = point_x(p.offset_ms);
+        let text = match &p.server {
+            Some(g) => {
+                for (line, y) in lines.iter_mut().zip([g.queue_depth, g.jobs_in_flight, g.dlq_size]) {
+                    line.push((x, y));
+                }
+                format!(
+                    "{} · queue depth {} · in flight {} · DLQ {}",
+                    secs(p.offset_ms),
+                    gauge(g.queue_depth),
+                    gauge(g.jobs_in_flight),
+                    gauge(g.dlq_size)
+                )
+            }
+            None => format!("{} · not scraped", secs(p.offset_ms)),
+        };
+        tips.push((x, text));
+    }
+    let [queue, in_flight, dlq] = lines;
+    Some(svg::line_chart(&LineChart {
+        id: "chart-server-gauges".into(),
+        title: SERVER_TITLE.into(),
+        y_unit: "jobs".into(),
+        x_label: "seconds since start".into(),
+        series: vec![
+            Series { name: "queue depth".into(), color: QUEUE_DEPTH, dashed: false, points: queue },
+            Series { name: "in flight".into(), color: IN_FLIGHT, dashed: false, points: in_flight },
+            Series { name: "DLQ".into(), color: BAD, dashed: true, points: dlq },
+        ],
+        tips,
+        markers: phase_markers(r),
+    }))
+}
+
+/// A gauge's value: whole numbers without decimals (they are counts of jobs).
+fn gauge(v: f64) -> String {
+    if v.fract() == 0.0 && (0.0..1e15).contains(&v) { count(v as u64) } else { format!("{v:.1}") }
 }
 
 /// What the E2E chart's place says when there is no chart.

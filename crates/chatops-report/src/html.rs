@@ -340,6 +340,10 @@ fn client(o: &mut String, r: &LoadTestResults) {
     let no_series = "No time series in the results.";
     figure(o, "Ack latency over time", charts::ack_over_time(r), no_series);
     figure(o, "E2E latency (first response) over time", charts::e2e_over_time(r), charts::no_e2e_series(r));
+    // Only a run that scraped the bot has this figure; it sits under the ack latency.
+    if let Some(chart) = charts::server_gauges_over_time(r) {
+        figure(o, charts::SERVER_TITLE, Some(chart), "");
+    }
     figure(o, charts::rate_title(r), charts::rate_over_time(r), no_series);
     figure(o, "Latency percentiles", charts::client_percentiles(r), "No latency samples.");
     figure(o, "HTTP status codes", charts::status_codes(r), "No HTTP answer was received.");

@@ -45,7 +45,10 @@ async fn bad_arguments_are_usage_errors() {
     let out = dir.path().join("r.json").display().to_string();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--profile", "smoke"], "no signing secret"),
-        (vec!["--profile", "smoke", "--signing-secret", SECRET, "--target", "https://example.com"], "https"),
+        (
+            vec!["--profile", "smoke", "--signing-secret", SECRET, "--target", "ftp://127.0.0.1:1"],
+            "http:// or https://",
+        ),
         (vec!["--profile", "smoke", "--signing-secret", SECRET, "--target", "not a url"], "target"),
         (vec!["--profile", "smoke", "--signing-secret", SECRET, "--spawn"], "--spawn"),
         (vec!["--profile", "smoke", "--signing-secret", SECRET, "--rate-scale", "1000000"], "limit"),

@@ -12,5 +12,7 @@ mod omission;
 mod pacing;
 mod profile_compat;
 mod rate;
+mod scrape;
 mod signing;
 mod thresholds;
+mod tls;

@@ -290,3 +290,33 @@ fn oversized_results_stay_bounded() {
     assert!(ack.matches("class=\"hit\"").count() <= 400, "hover targets are capped");
     assert!(ack.len() < 400_000, "the ack chart is {} bytes", ack.len());
 }
+
+#[test]
+fn the_server_gauges_chart_sits_under_the_latency_chart_only_when_the_bot_was_scraped() {
+    let html = full();
+    assert!(!html.contains("chart-server-gauges") && !html.contains("Server: queue depth"), "no scrape, no chart");
+
+    let mut r = support::results();
+    let n = r.time_series.points.len();
+    assert!(n >= 3);
+    for (i, p) in r.time_series.points.iter_mut().enumerate() {
+        // One interval's scrape failed.
+        p.server = (i != 1).then_some(chatops_core::results::ServerGauges {
+            queue_depth: 7.0 + i as f64,
+            jobs_in_flight: 3.0,
+            dlq_size: 1.0,
+        });
+    }
+    let html = render_html(&r, Some(&support::metrics()), None);
+    let at = |id: &str| html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id}"));
+    assert!(at("chart-ack-latency") < at("chart-server-gauges"), "after the ack latency");
+    assert!(at("chart-server-gauges") < at("chart-rate"), "before the rate chart");
+    assert!(html.contains("<figcaption>Server: queue depth, in flight, DLQ</figcaption>"));
+    let chart = text_of(&html, "chart-server-gauges");
+    for legend in ["queue depth", "in flight", "DLQ"] {
+        assert!(chart.contains(legend), "legend {legend}: {chart}");
+    }
+    assert!(html.contains("queue depth 7 · in flight 3 · DLQ 1"), "the first interval's values in its tip");
+    assert!(html.contains(&format!("queue depth {} · in flight 3 · DLQ 1", 7 + n - 1)), "the last interval's");
+    assert!(html.contains("not scraped"), "the failed interval says so");
+}

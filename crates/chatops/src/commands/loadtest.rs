@@ -1,7 +1,8 @@
 //! `chatops loadtest`: runs the load generator; with `--spawn`, first starts an embedded
 //! bot on a random port with a throwaway data directory and a random signing secret, its
 //! JSON logs written beside the results (`results/test-….bot.log`), so that
-//! `chatops analyze --from-results` finds them with no further flags.
+//! `chatops analyze --from-results` finds them with no further flags. The spawned bot's
+//! metrics listener (on a free port) is handed to the generator, which scrapes it.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -24,7 +25,8 @@ struct EmbeddedBot {
 
 /// Settings of the spawned bot: the built-in defaults (or `CHATOPS_CONFIG`), on a random
 /// local port, answering to the generator's receiver, without the per-user rate limit (a
-/// load test is one "user" sending thousands of commands), metrics on a free port.
+/// load test is one "user" sending thousands of commands), metrics on a free port (always
+/// on, even if the config turns them off: the generator scrapes them).
 fn spawn_settings(app: &App, data_dir: &Path, secret: &SecretString, log_file: &Path) -> anyhow::Result<Settings> {
     let config_file = std::env::var_os("CHATOPS_CONFIG").map(PathBuf::from);
     let overrides = Overrides {
@@ -42,10 +44,9 @@ fn spawn_settings(app: &App, data_dir: &Path, secret: &SecretString, log_file: &
     };
     let mut settings = app.load_settings(config_file.as_deref(), overrides).context("configuring the spawned bot")?;
     settings.limits.per_user_per_minute = 0;
-    // Beside a running bot the default metrics port may be taken: any free port.
-    if settings.limits.metrics_listen.is_some() {
-        settings.limits.metrics_listen = Some("127.0.0.1:0".parse().expect("a valid socket address"));
-    }
+    // Beside a running bot the default metrics port may be taken: any free port, whose
+    // number the started bot reports (`Application::metrics_addr`).
+    settings.limits.metrics_listen = Some("127.0.0.1:0".parse().expect("a valid socket address"));
     Ok(settings)
 }
 
@@ -58,6 +59,7 @@ async fn start_bot(app: &App, results: &Path, log_file: &Path) -> anyhow::Result
     }
     let bot = app.start(settings, Roles::all()).await.context("starting the spawned bot")?;
     let addr = bot.local_addr().expect("serve listens");
+    let metrics_url = bot.metrics_addr().map(|a| format!("http://{a}/metrics"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         bot.run_until_stopped(async {
@@ -70,6 +72,7 @@ async fn start_bot(app: &App, results: &Path, log_file: &Path) -> anyhow::Result
         target_url: format!("http://{addr}"),
         signing_secret: SecretString::from(secret.expose_secret().to_owned()),
         bot_log_path: log_file.to_owned(),
+        metrics_url,
     };
     Ok((EmbeddedBot { stop, task, data_dir }, spawned))
 }
