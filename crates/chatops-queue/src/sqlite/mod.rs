@@ -132,6 +132,9 @@ fn storage(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> QueueError
     QueueError::storage(String::new(), e)
 }
 
+/// The page cache of each connection, in KiB (SQLite's default is 2 MiB).
+const CACHE_KIB: i64 = 64 * 1024;
+
 pub(crate) fn open_connection(path: &Path, durability: Durability) -> Result<Connection, QueueError> {
     let conn = Connection::open_with_flags(
         path,
@@ -145,6 +148,11 @@ pub(crate) fn open_connection(path: &Path, durability: Durability) -> Result<Con
         Durability::Normal => "NORMAL",
     };
     conn.pragma_update(None, "synchronous", sync).map_err(storage)?;
+    // The done, audit and idempotency indexes take keys in random order, so each command
+    // touches pages all over the file. With SQLite's default 2 MiB cache most of those were
+    // evicted and fetched again in every transaction (a tenth of the writer's CPU in the page
+    // cache, more in page faults). The cache only grows as far as pages are used.
+    conn.pragma_update(None, "cache_size", -CACHE_KIB).map_err(storage)?;
     // Every statement the writer runs stays prepared; re-parsing SQL was a tenth of its CPU.
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
