@@ -15,6 +15,7 @@ use chatops_core::slack::SlackSigner;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::dashboard::{DashboardFeed, RunView};
 use crate::ensure::{self, Condition, Op};
 use crate::profile::{self, Profile};
 use crate::record::{Finish, Live, Recorder, RecorderConfig};
@@ -35,6 +36,7 @@ pub struct Plan {
     results_path: PathBuf,
     /// The spawned bot's log, relative to the results folder (`test.botLog`).
     bot_log: Option<PathBuf>,
+    dashboard: Option<DashboardFeed>,
 }
 
 /// What a finished run measured, and its verdict.
@@ -130,7 +132,13 @@ impl Plan {
             requests,
             results_path,
             bot_log: spawned.map(|b| b.bot_log_path.clone()),
+            dashboard: None,
         })
+    }
+
+    /// Feeds a live dashboard ([`crate::dashboard`]) while the test runs.
+    pub fn attach_dashboard(&mut self, feed: DashboardFeed) {
+        self.dashboard = Some(feed);
     }
 
     /// Where the results will be written.
@@ -142,7 +150,8 @@ impl Plan {
     /// results folder and the `--record-requests` file (streamed while running), but does
     /// not write the results file.
     pub async fn run(self) -> Result<RunResults, LoadtestError> {
-        let Plan { args, profile, conditions, target, signer, timeout, requests, results_path, bot_log } = self;
+        let Plan { args, profile, conditions, target, signer, timeout, requests, results_path, bot_log, dashboard } =
+            self;
         let authority = requests.authority.clone();
         let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(authority.as_str())
             .await
@@ -210,6 +219,17 @@ impl Plan {
             record_file
                 .map(|f| Box::new(std::io::BufWriter::with_capacity(256 * 1024, f)) as Box<dyn std::io::Write + Send>),
         );
+        let recorder = match &dashboard {
+            Some(feed) => recorder.with_progress(feed.begin(RunView {
+                profile: profile.source.clone(),
+                target: target.clone(),
+                phases: profile.phases.clone(),
+                interval,
+                start,
+                live: Arc::clone(&live),
+            })),
+            None => recorder,
+        };
         let (finish_tx, finish_rx) = oneshot::channel();
         let recorder_task = tokio::spawn(recorder.run(events_rx, finish_rx));
         let engine = fire::Engine::new(fire::EngineConfig {
@@ -402,17 +422,9 @@ async fn drain(engine: &fire::Engine, live: &Live, issued: &AtomicU64, timeout: 
 
 /// Fills each point's target rate from the schedule (arrivals planned in its interval).
 fn fill_target_rates(ts: &mut chatops_core::results::TimeSeries, phases: &[profile::Phase], interval: Duration) {
-    if ts.points.is_empty() {
-        return;
-    }
-    let mut counts = vec![0u64; ts.points.len()];
-    let interval_ns = interval.as_nanos() as u64;
-    for a in schedule::arrivals(phases) {
-        let idx = ((a.offset_ns / interval_ns) as usize).min(counts.len() - 1);
-        counts[idx] += 1;
-    }
-    for (p, n) in ts.points.iter_mut().zip(counts) {
-        p.target_rate = n as f64 / interval.as_secs_f64();
+    let rates = schedule::target_rates(phases, interval, ts.points.len());
+    for (p, rate) in ts.points.iter_mut().zip(rates) {
+        p.target_rate = rate;
     }
 }
 
