@@ -131,7 +131,7 @@ pub struct LoadtestArgs {
 
     /// How long the dashboard keeps serving the final results after the test, e.g. 10m
     /// (0: exit at once); Ctrl-C stops it sooner. Default: until Ctrl-C when stderr is a
-    /// terminal, 0 otherwise (CI).
+    /// terminal, 0 otherwise (CI). After a run that failed to run, only when given.
     #[arg(long, value_name = "DURATION", requires = "dashboard", value_parser = parse_duration_arg)]
     pub dashboard_linger: Option<Duration>,
 

@@ -122,21 +122,25 @@ impl DashboardFeed {
 async fn update_every_second(shared: Arc<Shared>, run: RunView, progress: watch::Receiver<Progress>) {
     let total: Duration = run.phases.iter().map(|p| p.duration).sum();
     let n_intervals = usize::try_from(total.as_nanos().div_ceil(run.interval.as_nanos().max(1))).unwrap_or(1).max(1);
-    // Walks the whole schedule once; the results fill their target rates the same way.
+    // Walks the whole schedule once, as the results do to fill their target rates; a long,
+    // fast schedule takes a while, and the updates do not wait for it.
     let phases = run.phases.clone();
     let interval = run.interval;
-    let target_rates =
-        tokio::task::spawn_blocking(move || crate::schedule::target_rates(&phases, interval, n_intervals))
-            .await
-            .unwrap_or_default();
+    let mut rates_task =
+        Some(tokio::task::spawn_blocking(move || crate::schedule::target_rates(&phases, interval, n_intervals)));
+    let mut target_rates = Vec::new();
     let mut tick = tokio::time::interval(UPDATE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let resolved = crate::schedule::resolve(&run.phases);
     let mut rates = update::RateMeter::new(&run.live);
     loop {
         tick.tick().await;
+        if let Some(task) = rates_task.take_if(|t| t.is_finished()) {
+            target_rates = task.await.unwrap_or_default();
+        }
+        // A copy, so the recorder's next publish never waits for the charts to be drawn.
         let latest = progress.borrow().clone();
-        let sample = update::Sample::take(&run, &latest, &mut rates, &target_rates, &resolved);
+        let sample = update::Sample::take(&run, latest, &mut rates, &target_rates, &resolved);
         shared.publish(|s| s.progress(sample));
     }
 }
@@ -219,17 +223,18 @@ impl Dashboard {
 
     /// Keeps serving for `linger` (or until Ctrl-C), then stops the server.
     pub async fn linger(self, linger: Linger) {
+        let what = if self.shared.lock().files().is_some() { "the final results" } else { "the error" };
         match linger {
             Linger::For(d) if d.is_zero() => {}
             Linger::For(d) => {
-                eprintln!("dashboard: serving the final results at {} for {d:?} (Ctrl-C stops it)", self.url());
+                eprintln!("dashboard: serving {what} at {} for {d:?} (Ctrl-C stops it)", self.url());
                 tokio::select! {
                     _ = tokio::time::sleep(d) => {}
                     _ = tokio::signal::ctrl_c() => {}
                 }
             }
             Linger::UntilCtrlC => {
-                eprintln!("dashboard: serving the final results at {} until Ctrl-C", self.url());
+                eprintln!("dashboard: serving {what} at {} until Ctrl-C", self.url());
                 let _ = tokio::signal::ctrl_c().await;
             }
         }

@@ -420,7 +420,7 @@ impl Sample {
     /// schedule's per interval (empty until computed).
     pub fn take(
         run: &RunView,
-        progress: &Progress,
+        progress: Progress,
         rates: &mut RateMeter,
         target_rates: &[f64],
         phases: &[ResolvedPhase],
@@ -450,13 +450,15 @@ impl Sample {
             e2e: progress.e2e,
         };
         let interval_ms = (run.interval.as_millis() as u64).max(1);
-        let mut points: Vec<TimePoint> = progress.closed.iter().chain(&progress.open).cloned().collect();
+        let n_final = progress.closed.len();
+        let mut points = progress.closed;
+        points.extend(progress.open);
         for p in &mut points {
             let idx = usize::try_from(p.offset_ms / interval_ms).unwrap_or(usize::MAX);
             p.target_rate = target_rates.get(idx).copied().unwrap_or(0.0);
         }
         let charts = Charts::of(&points, phases);
-        Sample { elapsed, phase, n_final: progress.closed.len(), points, totals, charts }
+        Sample { elapsed, phase, n_final, points, totals, charts }
     }
 }
 

@@ -149,8 +149,12 @@ async fn finish(
         }
         Err(e) => {
             eprintln!("error: {e}");
-            if let Some(d) = &dashboard {
+            if let Some(d) = dashboard {
                 d.fail(&e);
+                // Only when asked: the error is on stderr, and a terminal should not hang on it.
+                if let Some(linger) = args.dashboard_linger {
+                    d.linger(Linger::For(linger)).await;
+                }
             }
             ExitCode::from(e.exit_code())
         }

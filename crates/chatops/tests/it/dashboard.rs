@@ -6,6 +6,8 @@
 //!
 //! The runs linger after the test (`--dashboard-linger`) so the checks can look at the final
 //! state; each test ends its run with SIGINT, as Ctrl-C would, and checks the exit code.
+//! Screenshots go under the target dir; with `UPDATE_DOCS=1` the one taken while the test
+//! runs also goes to `docs/dashboard/dashboard-live.png` for the README.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -288,11 +290,7 @@ fn the_page_moves_while_the_test_runs_and_ends_with_the_results_file_figures_and
     let markers = last["markers"].as_array().unwrap();
     assert!(markers.iter().any(|m| m == "warm up") && markers.iter().any(|m| m == "peak"), "{markers:?}");
     assert!(last["scrollWidth"].as_f64() <= Some(1280.0), "{last}");
-    let shot = artefact("dashboard-final.png");
-    b.screenshot(1280, 2400.0, &shot);
-    if std::env::var_os("UPDATE_DOCS").is_some() {
-        b.screenshot(1280, 1400.0, &docs_dir().join("dashboard.png"));
-    }
+    b.screenshot(1280, 2400.0, &artefact("dashboard-final.png"));
 
     // The links of the final view work, and the JSON is the file's.
     b.open(&format!("{url}report.html"), 1280);
@@ -418,6 +416,39 @@ fn hostile_requests_are_refused(run: &Run, a: Events, b: Events) {
         assert!(Instant::now() < deadline, "the slot was never freed");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+#[test]
+fn a_run_that_cannot_start_shows_its_error_while_it_lingers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chatops"))
+        .current_dir(dir.path())
+        .args(["loadtest", "--profile", "smoke", "--target", "http://no-such-host.invalid:1", "--quiet"])
+        .args(["--dashboard", "127.0.0.1:0", "--dashboard-linger", "300s"])
+        .env("SLACK_SIGNING_SECRET", "it-secret")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let addr: SocketAddr = line.trim().trim_start_matches("dashboard: http://").trim_end_matches('/').parse().unwrap();
+    let mut events = Events::open(addr);
+    let error = loop {
+        let (name, e) = events.next();
+        if name == "error" {
+            break e;
+        }
+        assert_eq!(name, "waiting", "{e}");
+    };
+    let message = error["error"].as_str().unwrap();
+    assert!(message.contains("no-such-host.invalid"), "{message}");
+    assert!(error["verdict"].is_null());
+    assert_eq!(get(addr, "/results.json").0, 404, "no results to serve");
+    let ok = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success();
+    assert!(ok);
+    assert_eq!(child.wait().unwrap().code(), Some(2));
 }
 
 #[test]
