@@ -543,6 +543,26 @@ mod tests {
     }
 
     #[test]
+    fn the_server_chart_appears_once_a_point_carries_the_bots_gauges() {
+        let phases = [ResolvedPhase {
+            name: "steady".into(),
+            start_offset_ms: 0,
+            duration_ms: 2000,
+            arrival_rate: 1.0,
+            ramp_to: 1.0,
+            planned_requests: 2,
+        }];
+        let mut points = vec![point(0), point(1000)];
+        let without = Charts::of(&points, &phases);
+        assert!(without.rate.is_some() && without.ack.is_some() && without.e2e.is_some());
+        assert!(without.server.is_none());
+        points[1].server =
+            Some(chatops_core::results::ServerGauges { queue_depth: 4.0, jobs_in_flight: 2.0, dlq_size: 0.0 });
+        let server = Charts::of(&points, &phases).server.unwrap();
+        assert!(server.contains("chart-server-gauges") && server.contains("queue depth 4"), "{server}");
+    }
+
+    #[test]
     fn a_failed_run_keeps_its_figures_and_says_why() {
         let mut s = State { points: vec![point(0)], n_final: 1, ..Default::default() };
         let from = s.fail("target 127.0.0.1:9 refused".into());
