@@ -137,6 +137,18 @@ pub struct LoadtestArgs {
     #[arg(long, value_name = "N")]
     pub max_incomplete: Option<u64>,
 
+    /// Serve a live dashboard of the run in the browser at this address, e.g.
+    /// 127.0.0.1:8089 (port 0: any free port; the URL is printed on stderr). It has no
+    /// login: keep it on loopback.
+    #[arg(long, value_name = "ADDR")]
+    pub dashboard: Option<SocketAddr>,
+
+    /// How long the dashboard keeps serving the final results after the test, e.g. 10m
+    /// (0: exit at once); Ctrl-C stops it sooner. Default: until Ctrl-C when stderr is a
+    /// terminal, 0 otherwise (CI). After a run that failed to run, only when given.
+    #[arg(long, value_name = "DURATION", requires = "dashboard", value_parser = parse_duration_arg)]
+    pub dashboard_linger: Option<Duration>,
+
     /// No live line and no summary table (failed thresholds are still printed).
     #[arg(short, long)]
     pub quiet: bool,
@@ -224,6 +236,10 @@ mod tests {
             &["--profile", "smoke", "--signing-secret", ""],
             &["--profile", "smoke", "--receiver-listen", "not-an-addr"],
             &["--profile", "smoke", "--insecure=yes"],
+            &["--profile", "smoke", "--dashboard", "localhost"],
+            &["--profile", "smoke", "--dashboard", "127.0.0.1:99999"],
+            &["--profile", "smoke", "--dashboard-linger", "10s"],
+            &["--profile", "smoke", "--dashboard", "127.0.0.1:0", "--dashboard-linger", "soon"],
         ] {
             assert!(parse(argv).is_err(), "{argv:?}");
         }
@@ -241,6 +257,16 @@ mod tests {
         let none = parse(&["--target", "http://127.0.0.1:1"]).unwrap_err().to_string();
         assert!(none.contains("--profile") || none.contains("PROFILE"), "{none}");
         assert!(parse(&["a.yml", "b.yml"]).is_err(), "one profile per run");
+    }
+
+    #[test]
+    fn the_dashboard_takes_an_address_and_an_optional_linger() {
+        let a = parse(&["--profile", "smoke", "--dashboard", "127.0.0.1:0"]).unwrap();
+        assert_eq!(a.dashboard, Some("127.0.0.1:0".parse().unwrap()));
+        assert_eq!(a.dashboard_linger, None);
+        let a = parse(&["--profile", "smoke", "--dashboard", "[::1]:8089", "--dashboard-linger", "0"]).unwrap();
+        assert_eq!(a.dashboard.map(|d| d.port()), Some(8089));
+        assert_eq!(a.dashboard_linger, Some(Duration::ZERO));
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! flags ([`ensure`]) and returns the results defined by
 //! `chatops_core::results`. [`Plan`] is the entry point: `Plan::from_args` validates,
 //! `Plan::run` runs and returns [`RunResults`]; the caller writes the file and prints.
+//! [`dashboard`] serves a live view of a run in the browser (`--dashboard`), fed by the
+//! plan while it runs ([`Plan::attach_dashboard`]) and given the results at the end.
 //!
 //! ```
 //! use chatops_loadtest::profile::Profile;
@@ -23,6 +25,7 @@
 
 pub mod args;
 pub mod console;
+pub mod dashboard;
 pub mod ensure;
 pub mod fire;
 pub mod inspect;
@@ -72,6 +75,8 @@ pub enum LoadtestError {
     Io { what: &'static str, path: PathBuf, source: std::io::Error },
     #[error("binding the response receiver on {addr}: {source}")]
     Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("binding the dashboard on {addr}: {source}")]
+    DashboardBind { addr: std::net::SocketAddr, source: std::io::Error },
 }
 
 impl LoadtestError {

@@ -15,6 +15,7 @@ use chatops_core::slack::SlackSigner;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::dashboard::{DashboardFeed, RunView};
 use crate::ensure::{self, Condition, Op};
 use crate::profile::{self, Profile};
 use crate::record::{Finish, Live, Recorder, RecorderConfig};
@@ -39,6 +40,7 @@ pub struct Plan {
     bot_log: Option<PathBuf>,
     /// The bot's `/metrics` (`--scrape`, or the spawned bot's).
     scrape: Option<ScrapeTarget>,
+    dashboard: Option<DashboardFeed>,
 }
 
 /// What a finished run measured, and its verdict.
@@ -145,7 +147,13 @@ impl Plan {
             results_path,
             bot_log: spawned.map(|b| b.bot_log_path.clone()),
             scrape,
+            dashboard: None,
         })
+    }
+
+    /// Feeds a live dashboard ([`crate::dashboard`]) while the test runs.
+    pub fn attach_dashboard(&mut self, feed: DashboardFeed) {
+        self.dashboard = Some(feed);
     }
 
     /// Where the results will be written.
@@ -157,7 +165,19 @@ impl Plan {
     /// results folder and the `--record-requests` file (streamed while running), but does
     /// not write the results file.
     pub async fn run(self) -> Result<RunResults, LoadtestError> {
-        let Plan { args, profile, conditions, target, signer, timeout, requests, results_path, bot_log, scrape } = self;
+        let Plan {
+            args,
+            profile,
+            conditions,
+            target,
+            signer,
+            timeout,
+            requests,
+            results_path,
+            bot_log,
+            scrape,
+            dashboard,
+        } = self;
         let authority = requests.authority.clone();
         let tls = if requests.https {
             let tls = TlsTarget::new(&requests.host, args.insecure).map_err(|e| LoadtestError::Usage(e.to_string()))?;
@@ -234,6 +254,17 @@ impl Plan {
             record_file
                 .map(|f| Box::new(std::io::BufWriter::with_capacity(256 * 1024, f)) as Box<dyn std::io::Write + Send>),
         );
+        let recorder = match &dashboard {
+            Some(feed) => recorder.with_progress(feed.begin(RunView {
+                profile: profile.source.clone(),
+                target: target.clone(),
+                phases: profile.phases.clone(),
+                interval,
+                start,
+                live: Arc::clone(&live),
+            })),
+            None => recorder,
+        };
         let (finish_tx, finish_rx) = oneshot::channel();
         let recorder_task = tokio::spawn(recorder.run(events_rx, finish_rx));
         let engine = fire::Engine::new(fire::EngineConfig {
@@ -448,17 +479,9 @@ async fn drain(engine: &fire::Engine, live: &Live, issued: &AtomicU64, timeout: 
 
 /// Fills each point's target rate from the schedule (arrivals planned in its interval).
 fn fill_target_rates(ts: &mut chatops_core::results::TimeSeries, phases: &[profile::Phase], interval: Duration) {
-    if ts.points.is_empty() {
-        return;
-    }
-    let mut counts = vec![0u64; ts.points.len()];
-    let interval_ns = interval.as_nanos() as u64;
-    for a in schedule::arrivals(phases) {
-        let idx = ((a.offset_ns / interval_ns) as usize).min(counts.len() - 1);
-        counts[idx] += 1;
-    }
-    for (p, n) in ts.points.iter_mut().zip(counts) {
-        p.target_rate = n as f64 / interval.as_secs_f64();
+    let rates = schedule::target_rates(phases, interval, ts.points.len());
+    for (p, rate) in ts.points.iter_mut().zip(rates) {
+        p.target_rate = rate;
     }
 }
 

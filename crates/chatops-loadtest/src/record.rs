@@ -10,6 +10,9 @@
 //! 48 MB at 50,000 requests/s with the default 30 s window), whatever
 //! the test length. Time-series intervals are summarised and dropped the same way, and
 //! histograms use HDR (3 significant digits for totals, 2 for the 1 s/10 s series).
+//! A live view ([`Recorder::with_progress`], the dashboard) is sent a [`Progress`] at most
+//! once a second from the same maintenance tick; all it adds per event is one histogram
+//! record for a request's first answer.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
@@ -21,7 +24,7 @@ use chatops_core::results::{Breakdown, Counters, Summaries, TimePoint, TimeSerie
 use chatops_core::stats::{LatencySummary, MAX_TRACKED_US, new_histogram};
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::inspect::{ExpectKind, Findings};
 
@@ -142,6 +145,54 @@ pub struct Live {
     pub ack_p99_us: AtomicU64,
     pub e2e_p99_us: AtomicU64,
 }
+
+/// What the recorder publishes for a live view ([`crate::dashboard`]) about once a second:
+/// the intervals closed so far, the open ones as they stand, and latency over the run so
+/// far. Built from the recorder's own accumulators when it does its periodic maintenance,
+/// never per event.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    /// Closed intervals, in order: the very points the results will hold (their target rate
+    /// is filled in from the schedule afterwards, as for the results).
+    pub closed: Vec<TimePoint>,
+    /// Intervals that have ended but are still open (answers may still come), as they stand:
+    /// provisional, and replaced by the closed point once the interval closes.
+    pub open: Vec<TimePoint>,
+    /// Ack over every answered request so far (ms).
+    pub ack: Percentiles,
+    /// Scheduled send → first answer over the answers that have arrived so far (ms). The
+    /// run's totals count a request only once its response window closes; this counts it
+    /// when its first answer lands, so it moves while the test runs.
+    pub e2e: Percentiles,
+}
+
+/// Three percentiles of a latency, in ms (0 without samples).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+impl Percentiles {
+    fn of(h: &Histogram<u64>) -> Percentiles {
+        let q = |q: f64| if h.is_empty() { 0.0 } else { h.value_at_quantile(q) as f64 / 1000.0 };
+        Percentiles { p50: q(0.5), p95: q(0.95), p99: q(0.99) }
+    }
+}
+
+/// The recorder's side of a live view: the channel, and what only a live view needs.
+struct ProgressFeed {
+    tx: watch::Sender<Progress>,
+    /// First answers as they arrive (see [`Progress::e2e`]).
+    first: Histogram<u64>,
+    /// Closed points already published.
+    n_closed: usize,
+    published_at: Option<Instant>,
+}
+
+/// How often [`Progress`] is published.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct RecorderConfig {
@@ -356,11 +407,41 @@ struct IntervalAcc {
     dropped: u64,
     ack: Histogram<u64>,
     e2e: Histogram<u64>,
+    /// First answers as they arrive, for a live view's provisional point; only kept when
+    /// one is attached.
+    e2e_so_far: Option<Histogram<u64>>,
 }
 
 impl IntervalAcc {
-    fn new() -> Self {
-        IntervalAcc { sent: 0, errors: 0, dropped: 0, ack: coarse_hist(), e2e: coarse_hist() }
+    fn new(live_view: bool) -> Self {
+        IntervalAcc {
+            sent: 0,
+            errors: 0,
+            dropped: 0,
+            ack: coarse_hist(),
+            e2e: coarse_hist(),
+            e2e_so_far: live_view.then(coarse_hist),
+        }
+    }
+
+    /// The interval as a time-series point, its E2E from `e2e`.
+    fn point(&self, offset_ms: u64, interval: Duration, e2e: &Histogram<u64>) -> TimePoint {
+        let (ack, e2e) = (Percentiles::of(&self.ack), Percentiles::of(e2e));
+        TimePoint {
+            offset_ms,
+            target_rate: 0.0,
+            achieved_rate: self.sent as f64 / interval.as_secs_f64(),
+            requests: self.sent,
+            errors: self.errors,
+            dropped: self.dropped,
+            ack_p50: ack.p50,
+            ack_p95: ack.p95,
+            ack_p99: ack.p99,
+            e2e_p50: e2e.p50,
+            e2e_p95: e2e.p95,
+            e2e_p99: e2e.p99,
+            server: None,
+        }
     }
 }
 
@@ -414,6 +495,7 @@ pub struct Recorder {
     expect_counts: [u64; ExpectKind::ALL.len()],
     /// The unfinished ring front and since when it has blocked the ring (µs from start).
     front_wait: Option<(u64, u64)>,
+    progress: Option<ProgressFeed>,
 }
 
 impl Recorder {
@@ -437,6 +519,7 @@ impl Recorder {
             record,
             record_error: None,
             front_wait: None,
+            progress: None,
             status_counts: vec![0; STATUS_SLOTS],
             error_counts: [0; 9],
             expect_counts: [0; ExpectKind::ALL.len()],
@@ -451,6 +534,12 @@ impl Recorder {
         }
         r.scenarios = names.into_iter().map(|n| (n, BreakdownAcc::new())).collect();
         r
+    }
+
+    /// Publishes [`Progress`] on `tx` about once a second while the run lasts.
+    pub fn with_progress(mut self, tx: watch::Sender<Progress>) -> Self {
+        self.progress = Some(ProgressFeed { tx, first: precise_hist(), n_closed: 0, published_at: None });
+        self
     }
 
     /// Runs until `finish` arrives, then returns the output through it.
@@ -532,7 +621,8 @@ impl Recorder {
         let idx = ns / self.cfg.interval.as_nanos() as u64;
         let rel = usize::try_from(idx.checked_sub(self.base_interval)?).ok()?;
         if rel >= self.intervals.len() {
-            self.intervals.resize_with(rel + 1, IntervalAcc::new);
+            let live_view = self.progress.is_some();
+            self.intervals.resize_with(rel + 1, || IntervalAcc::new(live_view));
         }
         self.intervals.get_mut(rel)
     }
@@ -628,6 +718,10 @@ impl Recorder {
         if slot.owed_answers() && slot.n_resp < slot.expected() {
             live.awaiting_answers.fetch_add(1, Ordering::Relaxed);
         }
+        let answered_first = (slot.n_resp > 0).then_some((slot.sched_us, slot.first_10us));
+        if let Some((sched_us, first_10us)) = answered_first {
+            self.note_first_answer(sched_us, first_10us);
+        }
     }
 
     fn on_response(&mut self, seq: u64, at_ns: u64) {
@@ -647,6 +741,57 @@ impl Recorder {
         if slot.owed_answers() && slot.n_resp == slot.expected() {
             live.awaiting_answers.fetch_sub(1, Ordering::Relaxed);
         }
+        // An answer before the ack is noted when the ack tells the scheduled time (on_done).
+        let first_answer = (slot.n_resp == 1 && slot.flags & DONE != 0).then_some((slot.sched_us, slot.first_10us));
+        if let Some((sched_us, first_10us)) = first_answer {
+            self.note_first_answer(sched_us, first_10us);
+        }
+    }
+
+    /// A live view's E2E: the first answer of a request, as it arrives.
+    fn note_first_answer(&mut self, sched_us: u64, first_10us: u32) {
+        if self.progress.is_none() {
+            return;
+        }
+        let e2e_us = (u64::from(first_10us).saturating_sub(sched_us / 10)) * 10;
+        if let Some(i) = self.interval(sched_us * 1000)
+            && let Some(h) = i.e2e_so_far.as_mut()
+        {
+            rec_us(h, e2e_us);
+        }
+        if let Some(p) = self.progress.as_mut() {
+            rec_us(&mut p.first, e2e_us);
+        }
+    }
+
+    /// Publishes [`Progress`] when a second has passed since the last time (or `force`).
+    fn publish_progress(&mut self, force: bool) {
+        let Some(feed) = self.progress.as_ref() else { return };
+        if !force && feed.published_at.is_some_and(|at| at.elapsed() < PROGRESS_EVERY) {
+            return;
+        }
+        let interval = self.cfg.interval;
+        let interval_ms = interval.as_millis() as u64;
+        let ended = self.now_ns() / interval.as_nanos() as u64;
+        // Only intervals that have ended: the current one would show as a dip in the rate.
+        let open: Vec<TimePoint> = self
+            .intervals
+            .iter()
+            .zip(self.base_interval..ended)
+            .map(|(acc, idx)| acc.point(idx * interval_ms, interval, acc.e2e_so_far.as_ref().unwrap_or(&acc.e2e)))
+            .collect();
+        let ack = Percentiles::of(&self.ack);
+        let feed = self.progress.as_mut().expect("checked above");
+        let e2e = Percentiles::of(&feed.first);
+        let closed = &self.points[feed.n_closed..];
+        feed.tx.send_modify(|p| {
+            p.closed.extend_from_slice(closed);
+            p.open = open;
+            p.ack = ack;
+            p.e2e = e2e;
+        });
+        feed.n_closed = self.points.len();
+        feed.published_at = Some(Instant::now());
     }
 
     /// Finalizes slots whose window has passed, closes old intervals, refreshes live p99s.
@@ -682,27 +827,13 @@ impl Recorder {
         let p99 = |h: &Histogram<u64>| if h.is_empty() { 0 } else { h.value_at_quantile(0.99) };
         self.live.ack_p99_us.store(p99(&self.ack), Ordering::Relaxed);
         self.live.e2e_p99_us.store(p99(&self.first), Ordering::Relaxed);
+        self.publish_progress(false);
     }
 
     fn close_front_interval(&mut self) {
-        let acc = self.intervals.pop_front().unwrap_or_else(IntervalAcc::new);
-        let secs = self.cfg.interval.as_secs_f64();
-        let q = |h: &Histogram<u64>, q: f64| if h.is_empty() { 0.0 } else { h.value_at_quantile(q) as f64 / 1000.0 };
-        self.points.push(TimePoint {
-            offset_ms: self.base_interval * self.cfg.interval.as_millis() as u64,
-            target_rate: 0.0,
-            achieved_rate: acc.sent as f64 / secs,
-            requests: acc.sent,
-            errors: acc.errors,
-            dropped: acc.dropped,
-            ack_p50: q(&acc.ack, 0.5),
-            ack_p95: q(&acc.ack, 0.95),
-            ack_p99: q(&acc.ack, 0.99),
-            e2e_p50: q(&acc.e2e, 0.5),
-            e2e_p95: q(&acc.e2e, 0.95),
-            e2e_p99: q(&acc.e2e, 0.99),
-            server: None,
-        });
+        let acc = self.intervals.pop_front().unwrap_or_else(|| IntervalAcc::new(false));
+        let offset_ms = self.base_interval * self.cfg.interval.as_millis() as u64;
+        self.points.push(acc.point(offset_ms, self.cfg.interval, &acc.e2e));
         self.base_interval += 1;
     }
 
@@ -990,6 +1121,53 @@ mod tests {
         let echo = &out.by_command["/echo"];
         assert_eq!((echo.lost, echo.incomplete, echo.all_answers.count), (1, 1, 3));
         assert_eq!(out.by_scenario["echo"].incomplete, 1);
+    }
+
+    #[tokio::test]
+    async fn a_live_view_gets_closed_intervals_as_the_results_hold_them_and_open_ones_as_they_stand() {
+        let mut config = cfg(Duration::ZERO);
+        // Five seconds into the run: with no response window and a 1 s timeout, intervals
+        // before 2 s are closed, 2 s to 5 s have ended but are open, 5 s is the current one.
+        config.start = Instant::now().checked_sub(Duration::from_secs(5)).unwrap();
+        let (tx, rx) = watch::channel(Progress::default());
+        let mut rec = Recorder::new(config, Arc::default(), None).with_progress(tx);
+        for e in [
+            done(0, 100, 5, Outcome::Status(200)),
+            answer(0, 150),
+            // Answered before its ack was recorded.
+            answer(1, 3180),
+            done(1, 3100, 20, Outcome::Status(200)),
+            done(2, 5100, 1, Outcome::Status(200)),
+        ] {
+            rec.handle(e);
+        }
+        rec.maintain();
+        let seen = rx.borrow().clone();
+        assert_eq!(seen.closed.iter().map(|p| p.offset_ms).collect::<Vec<_>>(), [0, 1000]);
+        assert_eq!(
+            seen.open.iter().map(|p| p.offset_ms).collect::<Vec<_>>(),
+            [2000, 3000, 4000],
+            "not the current 5 s"
+        );
+        assert_eq!((seen.closed[0].requests, seen.closed[0].e2e_p50.round()), (1, 50.0));
+        assert_eq!((seen.open[1].requests, seen.open[1].e2e_p50.round()), (1, 80.0), "E2E before the window closes");
+        assert_eq!(seen.e2e.p99.round(), 80.0);
+        assert_eq!(seen.ack.p99.round(), 20.0);
+
+        let (reply, out) = oneshot::channel();
+        rec.finish(Finish { test_duration: Duration::from_secs(6), reply });
+        let points = out.await.unwrap().time_series.points;
+        assert_eq!(points[..2], seen.closed[..], "published closed points are the results' points");
+        assert_eq!(points[3], seen.open[1], "an open point converges to the results' point");
+    }
+
+    #[tokio::test]
+    async fn without_a_live_view_intervals_keep_no_extra_histogram() {
+        let mut rec = Recorder::new(cfg(Duration::from_secs(60)), Arc::default(), None);
+        rec.handle(done(0, 100, 5, Outcome::Status(200)));
+        rec.handle(answer(0, 150));
+        assert!(rec.intervals.iter().all(|i| i.e2e_so_far.is_none()));
+        rec.publish_progress(true);
     }
 
     #[tokio::test]

@@ -159,6 +159,22 @@ pub fn rate_at(phases: &[Phase], t: Duration) -> f64 {
     0.0
 }
 
+/// The target rate of each of `n_intervals` time-series intervals: the arrivals planned in
+/// it over its length (arrivals past the last interval count in the last). Walks the whole
+/// schedule, so a caller on an async runtime should run it on a blocking thread.
+pub fn target_rates(phases: &[Phase], interval: Duration, n_intervals: usize) -> Vec<f64> {
+    if n_intervals == 0 {
+        return Vec::new();
+    }
+    let mut counts = vec![0u64; n_intervals];
+    let interval_ns = (interval.as_nanos() as u64).max(1);
+    for a in arrivals(phases) {
+        let idx = usize::try_from(a.offset_ns / interval_ns).unwrap_or(usize::MAX).min(n_intervals - 1);
+        counts[idx] += 1;
+    }
+    counts.into_iter().map(|n| n as f64 / interval.as_secs_f64()).collect()
+}
+
 /// Which phase `t` falls in (the last one after the end).
 pub fn phase_at(phases: &[Phase], t: Duration) -> usize {
     let mut start = Duration::ZERO;

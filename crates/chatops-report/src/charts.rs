@@ -10,20 +10,16 @@ use chatops_core::Segment as SegmentKind;
 use chatops_core::results::LoadTestResults;
 use chatops_core::stats::LatencySummary;
 
-use crate::fmt::{count, ms, ms_unit, pct, rate, secs};
+use crate::fmt::{count, ms, ms_unit, pct, secs};
 use crate::svg::{self, Bar, BarGroup, Chart, LegendItem, LineChart, Segment, Series, StackRow};
+use crate::timeline::{self, Timeline};
 
 pub(crate) const P50: &str = "#8fb8de";
 pub(crate) const P95: &str = "#3a7ebf";
 pub(crate) const P99: &str = "#0b3d75";
-const TARGET: &str = "#7b8794";
-const ACHIEVED: &str = "#2f8f5b";
 const OK: &str = "#2f8f5b";
 const WARN: &str = "#d9822b";
 const BAD: &str = "#c23030";
-/// The queue-wait segment's colour: the backlog in the queue is what that wait is spent in.
-const QUEUE_DEPTH: &str = "#e15759";
-const IN_FLIGHT: &str = "#4e79a7";
 
 /// At most this many rows per bar or stacked chart; the tables list every row.
 pub(crate) const MAX_CHART_ROWS: usize = 24;
@@ -56,125 +52,25 @@ fn phase_markers(r: &LoadTestResults) -> Vec<(f64, String)> {
     r.phases.iter().map(|p| (p.start_offset_ms as f64 / 1000.0, p.name.clone())).collect()
 }
 
-/// Seconds since the test start of a time-series point.
-fn point_x(offset_ms: u64) -> f64 {
-    offset_ms as f64 / 1000.0
-}
-
-fn three_lines(
-    id: &str,
-    title: &str,
-    r: &LoadTestResults,
-    label: &str,
-    pick: impl Fn(&chatops_core::results::TimePoint) -> [f64; 3],
-) -> Option<Chart> {
-    let pts = &r.time_series.points;
-    if pts.is_empty() {
-        return None;
-    }
-    let mut lines: [Vec<(f64, f64)>; 3] = Default::default();
-    let mut tips = Vec::with_capacity(pts.len());
-    for p in pts {
-        let v = pick(p);
-        for (line, y) in lines.iter_mut().zip(v) {
-            line.push((point_x(p.offset_ms), y));
-        }
-        tips.push((
-            point_x(p.offset_ms),
-            format!(
-                "{} · {label} p50 {} · p95 {} · p99 {} · {} requests",
-                secs(p.offset_ms),
-                ms_unit(v[0]),
-                ms_unit(v[1]),
-                ms_unit(v[2]),
-                count(p.requests)
-            ),
-        ));
-    }
-    let [l50, l95, l99] = lines;
-    Some(svg::line_chart(&LineChart {
-        id: id.into(),
-        title: title.into(),
-        y_unit: "ms".into(),
-        x_label: "seconds since start".into(),
-        series: vec![
-            Series { name: format!("{label} p50"), color: P50, dashed: false, points: l50 },
-            Series { name: format!("{label} p95"), color: P95, dashed: false, points: l95 },
-            Series { name: format!("{label} p99"), color: P99, dashed: false, points: l99 },
-        ],
-        tips,
-        markers: phase_markers(r),
-    }))
-}
-
 /// Ack latency (scheduled send → HTTP answer) per interval.
 pub(crate) fn ack_over_time(r: &LoadTestResults) -> Option<Chart> {
-    three_lines("chart-ack-latency", "Ack latency over time", r, "ack", |p| [p.ack_p50, p.ack_p95, p.ack_p99])
+    timeline::ack_chart(&Timeline::of(r))
 }
 
 /// Client-observed E2E latency (scheduled send → first response) per interval; none for
 /// Artillery's results, which have no E2E figures to draw (not a line at zero).
 pub(crate) fn e2e_over_time(r: &LoadTestResults) -> Option<Chart> {
-    if is_artillery(r) {
-        return None;
-    }
-    three_lines("chart-e2e-latency", "E2E latency (first response) over time", r, "E2E", |p| {
-        [p.e2e_p50, p.e2e_p95, p.e2e_p99]
-    })
+    timeline::e2e_chart(&Timeline::of(r))
 }
 
 /// The title of [`server_gauges_over_time`]'s chart.
-pub(crate) const SERVER_TITLE: &str = "Server: queue depth, in flight, DLQ";
+pub(crate) const SERVER_TITLE: &str = timeline::SERVER_TITLE;
 
 /// The bot's gauges scraped per interval (`TimePoint::server`): queue depth, jobs in flight
 /// and dead letters, each summed over the quadrants; `None` when no interval has them (a
-/// run without `--spawn` or `--scrape`). An interval whose scrape failed has no point, and
-/// its tip says so.
+/// run without `--spawn` or `--scrape`).
 pub(crate) fn server_gauges_over_time(r: &LoadTestResults) -> Option<Chart> {
-    let pts = &r.time_series.points;
-    if !pts.iter().any(|p| p.server.is_some()) {
-        return None;
-    }
-    let mut lines: [Vec<(f64, f64)>; 3] = Default::default();
-    let mut tips = Vec::with_capacity(pts.len());
-    for p in pts {
-        let x = point_x(p.offset_ms);
-        let text = match &p.server {
-            Some(g) => {
-                for (line, y) in lines.iter_mut().zip([g.queue_depth, g.jobs_in_flight, g.dlq_size]) {
-                    line.push((x, y));
-                }
-                format!(
-                    "{} · queue depth {} · in flight {} · DLQ {}",
-                    secs(p.offset_ms),
-                    gauge(g.queue_depth),
-                    gauge(g.jobs_in_flight),
-                    gauge(g.dlq_size)
-                )
-            }
-            None => format!("{} · not scraped", secs(p.offset_ms)),
-        };
-        tips.push((x, text));
-    }
-    let [queue, in_flight, dlq] = lines;
-    Some(svg::line_chart(&LineChart {
-        id: "chart-server-gauges".into(),
-        title: SERVER_TITLE.into(),
-        y_unit: "jobs".into(),
-        x_label: "seconds since start".into(),
-        series: vec![
-            Series { name: "queue depth".into(), color: QUEUE_DEPTH, dashed: false, points: queue },
-            Series { name: "in flight".into(), color: IN_FLIGHT, dashed: false, points: in_flight },
-            Series { name: "DLQ".into(), color: BAD, dashed: true, points: dlq },
-        ],
-        tips,
-        markers: phase_markers(r),
-    }))
-}
-
-/// A gauge's value: whole numbers without decimals (they are counts of jobs).
-fn gauge(v: f64) -> String {
-    if v.fract() == 0.0 && (0.0..1e15).contains(&v) { count(v as u64) } else { format!("{v:.1}") }
+    timeline::server_chart(&Timeline::of(r))
 }
 
 /// What the E2E chart's place says when there is no chart.
@@ -188,53 +84,12 @@ pub(crate) fn no_e2e_series(r: &LoadTestResults) -> &'static str {
 
 /// The rate chart's title: Artillery's results record no target rate.
 pub(crate) fn rate_title(r: &LoadTestResults) -> &'static str {
-    if is_artillery(r) { "Achieved request rate" } else { "Target vs achieved request rate" }
+    timeline::rate_title(&Timeline::of(r))
 }
 
 /// Target and achieved request rate per interval (Artillery's results record no target).
 pub(crate) fn rate_over_time(r: &LoadTestResults) -> Option<Chart> {
-    let pts = &r.time_series.points;
-    if pts.is_empty() {
-        return None;
-    }
-    let artillery = is_artillery(r);
-    let target = pts.iter().map(|p| (point_x(p.offset_ms), p.target_rate)).collect();
-    let achieved = pts.iter().map(|p| (point_x(p.offset_ms), p.achieved_rate)).collect();
-    let tips = pts
-        .iter()
-        .map(|p| {
-            let text = if artillery {
-                format!("{} · achieved {} · {} errors", secs(p.offset_ms), rate(p.achieved_rate), count(p.errors))
-            } else {
-                format!(
-                    "{} · target {} · achieved {} · {} errors · {} dropped",
-                    secs(p.offset_ms),
-                    rate(p.target_rate),
-                    rate(p.achieved_rate),
-                    count(p.errors),
-                    count(p.dropped)
-                )
-            };
-            (point_x(p.offset_ms), text)
-        })
-        .collect();
-    Some(svg::line_chart(&LineChart {
-        id: "chart-rate".into(),
-        title: rate_title(r).into(),
-        y_unit: "/s".into(),
-        x_label: "seconds since start".into(),
-        // Target last, so its dashes stay visible where the achieved rate matches it.
-        series: if artillery {
-            vec![Series { name: "achieved".into(), color: ACHIEVED, dashed: false, points: achieved }]
-        } else {
-            vec![
-                Series { name: "achieved".into(), color: ACHIEVED, dashed: false, points: achieved },
-                Series { name: "target".into(), color: TARGET, dashed: true, points: target },
-            ]
-        },
-        tips,
-        markers: phase_markers(r),
-    }))
+    timeline::rate_chart(&Timeline::of(r))
 }
 
 fn pct_bars(label: &str, s: &LatencySummary) -> BarGroup {

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 /// Escapes text for HTML/XML content and double- or single-quoted attributes. Control
 /// characters (not allowed in XML 1.0, even as references) become U+FFFD, so a hostile
 /// name can neither inject markup nor break the PNG's SVG parse.
-pub(crate) fn esc(s: &str) -> String {
+pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
@@ -27,7 +27,7 @@ pub(crate) fn esc(s: &str) -> String {
 }
 
 /// At most `max` characters, with an ellipsis when cut (for chart labels; tables show all).
-pub(crate) fn truncate(s: &str, max: usize) -> String {
+pub fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_owned();
     }
@@ -38,17 +38,17 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
 
 /// Milliseconds with the analyzer's precision rules (`4.987`, `19.73`, `319.2`, `1000`), so
 /// the report and `chatops analyze`'s table show the same digits.
-pub(crate) fn ms(v: f64) -> String {
+pub fn ms(v: f64) -> String {
     chatops_analyze::table::fmt_ms(v)
 }
 
 /// `12.3 ms`, or `1.235 s` from one second on.
-pub(crate) fn ms_unit(v: f64) -> String {
+pub fn ms_unit(v: f64) -> String {
     if v.abs() >= 1000.0 { format!("{:.3} s", v / 1000.0) } else { format!("{} ms", ms(v)) }
 }
 
 /// A count with thin-space thousands separators: `1 700`.
-pub(crate) fn count(n: u64) -> String {
+pub fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -61,34 +61,34 @@ pub(crate) fn count(n: u64) -> String {
 }
 
 /// A ratio in 0..1 as a percentage: `0.59%`.
-pub(crate) fn ratio_pct(r: f64) -> String {
+pub fn ratio_pct(r: f64) -> String {
     pct(r * 100.0)
 }
 
 /// A percentage given in percent: `82.77%`.
-pub(crate) fn pct(p: f64) -> String {
+pub fn pct(p: f64) -> String {
     if p != 0.0 && p.abs() < 0.01 { format!("{p:.3}%") } else { format!("{p:.2}%") }
 }
 
 /// A rate per second: `27.9/s`.
-pub(crate) fn rate(r: f64) -> String {
+pub fn rate(r: f64) -> String {
     if r.abs() >= 100.0 { format!("{r:.0}/s") } else { format!("{r:.1}/s") }
 }
 
 /// A raw number as stored in the JSON (shortest round-trip form), for the appendix.
-pub(crate) fn raw(v: f64) -> String {
+pub fn raw(v: f64) -> String {
     let mut s = String::new();
     let _ = write!(s, "{v}");
     s
 }
 
 /// Seconds of a test for axis labels and phase tables: `90 s`, `1.5 s`.
-pub(crate) fn secs(ms: u64) -> String {
+pub fn secs(ms: u64) -> String {
     if ms.is_multiple_of(1000) { format!("{} s", ms / 1000) } else { format!("{:.1} s", ms as f64 / 1000.0) }
 }
 
 /// A duration in words for the configuration table: `1 min 30 s`.
-pub(crate) fn duration(ms: i64) -> String {
+pub fn duration(ms: i64) -> String {
     if ms < 0 {
         return format!("{ms} ms");
     }
@@ -103,12 +103,12 @@ pub(crate) fn duration(ms: i64) -> String {
 }
 
 /// An epoch-milliseconds instant as RFC 3339 UTC.
-pub(crate) fn instant(ms: i64) -> String {
+pub fn instant(ms: i64) -> String {
     chatops_core::time::format_rfc3339_ms(ms)
 }
 
 /// An axis tick: no trailing zeros, `k` from ten thousand on.
-pub(crate) fn tick(v: f64) -> String {
+pub fn tick(v: f64) -> String {
     if v.abs() >= 10_000.0 {
         return format!("{}k", trim_zeros(&format!("{:.1}", v / 1000.0)));
     }

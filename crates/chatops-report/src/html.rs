@@ -20,13 +20,14 @@ use crate::charts;
 use crate::fmt::{count, duration, esc, instant, ms, ms_unit, pct, rate, ratio_pct, raw, secs};
 use crate::svg::Chart;
 
-const CSS: &str = include_str!("../assets/report.css");
+/// The report's stylesheet (also the base of `chatops loadtest --dashboard`'s page).
+pub const CSS: &str = include_str!("../assets/report.css");
 /// The page's only script, static (no data is ever written into it).
-pub(crate) const SCRIPT: &str = include_str!("../assets/report.js");
+pub const SCRIPT: &str = include_str!("../assets/report.js");
 /// CSP hash of [`SCRIPT`], so the browser runs that script and nothing else even if markup
 /// were ever injected. A unit test recomputes it; after editing report.js, run
 /// `UPDATE_EXPECT=1 cargo test -p chatops-report csp` and paste the value it prints.
-pub(crate) const SCRIPT_SHA256: &str = "sha256-sdfsUqm6d/WvF7u/EiMzIMzZJQIE712CCI0Th4i113A=";
+pub const SCRIPT_SHA256: &str = "sha256-sdfsUqm6d/WvF7u/EiMzIMzZJQIE712CCI0Th4i113A=";
 
 /// Tables list at most this many rows (the JSON has them all).
 pub const MAX_TABLE_ROWS: usize = 500;

@@ -11,7 +11,9 @@
 //!
 //! The charts are SVG written by hand ([`svg`]); the HTML page inlines them, and the PNG
 //! rasterises the same markup with `resvg` and an embedded DejaVu Sans, so it needs neither a
-//! browser nor any installed font.
+//! browser nor any installed font. The time-axis charts ([`timeline`]) take points and phases
+//! rather than a results file, so `chatops loadtest --dashboard` draws its live charts with
+//! them too, and formats its numbers with [`fmt`].
 //!
 //! ```
 //! use chatops_core::results::LoadTestResults;
@@ -32,11 +34,12 @@
 pub mod args;
 mod charts;
 pub mod error;
-mod fmt;
+pub mod fmt;
 pub mod html;
 pub mod png;
 pub mod run;
 pub mod svg;
+pub mod timeline;
 
 pub use args::ReportArgs;
 pub use error::ReportError;

@@ -1,7 +1,11 @@
 //! Fixtures for tests that need real programs. [`NatsServer`] runs Debian's `nats-server`
 //! with JetStream on a free port and a temporary store directory, so a test can kill and
 //! restart its own broker. When the binary is missing the fixture fails loudly with the
-//! install command: tests that need a broker never pass silently without one.
+//! install command: tests that need a broker never pass silently without one. [`chromium`]
+//! drives a real headless Chromium for the pages the tools serve or write (the report, the
+//! load test's dashboard), with the same rule for a missing browser.
+
+pub mod chromium;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;

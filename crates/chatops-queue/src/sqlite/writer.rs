@@ -581,8 +581,8 @@ impl Writer {
     /// the batch's transaction: a job stored while a pool waits is leased in the commit that
     /// stores it. Claims whose pools stopped waiting are dropped first.
     fn serve_parked(&mut self, woken: &[bool; 4], results: &mut Vec<Done>) -> rusqlite::Result<()> {
-        for qi in 0..4 {
-            if !woken[qi] || self.parked[qi].is_empty() {
+        for (qi, &woke) in woken.iter().enumerate() {
+            if !woke || self.parked[qi].is_empty() {
                 continue;
             }
             self.parked[qi].retain(|p| !p.reply.is_closed());

@@ -2,12 +2,16 @@
 //! bot on a random port with a throwaway data directory and a random signing secret, its
 //! JSON logs written beside the results (`results/test-….bot.log`), so that
 //! `chatops analyze --from-results` finds them with no further flags. The spawned bot's
-//! metrics listener (on a free port) is handed to the generator, which scrapes it.
+//! metrics listener (on a free port) is handed to the generator, which scrapes it. With
+//! `--dashboard`, the live dashboard is served from before the first request until the
+//! results are written and, after that, for `--dashboard-linger`.
 
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use chatops_loadtest::dashboard::{Dashboard, Linger};
 use chatops_loadtest::{LoadtestArgs, LoadtestError, Plan, RunResults, SpawnedBot};
 use chatops_service::Settings;
 use chatops_service::app::App;
@@ -83,30 +87,56 @@ pub(crate) async fn run(app: &App, mut args: LoadtestArgs) -> anyhow::Result<Exi
         return Ok(ExitCode::SUCCESS);
     }
     if !args.spawn {
-        return finish(&args, prepare_and_run(&args, None).await);
+        let (outcome, dashboard) = prepare_and_run(&args, None).await;
+        return Ok(finish(&args, outcome, dashboard).await);
     }
     let results = args.resolve_output();
     let log_file = chatops_loadtest::bot_log_path_for(&results);
     // The bot's log lines go to the file only: the console belongs to the load generator.
     let mut logs = telemetry::init(Console::Off, Some(&log_file), None)?;
     let (bot, spawned) = start_bot(app, &results, &log_file).await?;
-    let outcome = prepare_and_run(&args, Some(&spawned)).await;
+    let (outcome, dashboard) = prepare_and_run(&args, Some(&spawned)).await;
     let _ = bot.stop.send(());
     let stopped = bot.task.await;
     logs.shutdown().await;
     drop(logs);
     let _ = std::fs::remove_dir_all(&bot.data_dir);
     stopped.context("the spawned bot's task failed")??;
-    finish(&args, outcome)
+    Ok(finish(&args, outcome, dashboard).await)
 }
 
-async fn prepare_and_run(args: &LoadtestArgs, spawned: Option<&SpawnedBot>) -> Result<RunResults, LoadtestError> {
-    Plan::from_args(args, spawned)?.run().await
+/// Plans the test, starts the dashboard when asked (after the arguments are checked, so a
+/// bad profile is not served), and runs.
+async fn prepare_and_run(
+    args: &LoadtestArgs,
+    spawned: Option<&SpawnedBot>,
+) -> (Result<RunResults, LoadtestError>, Option<Dashboard>) {
+    let mut plan = match Plan::from_args(args, spawned) {
+        Ok(plan) => plan,
+        Err(e) => return (Err(e), None),
+    };
+    let dashboard = match args.dashboard {
+        Some(addr) => match Dashboard::serve(addr).await {
+            Ok(d) => {
+                eprintln!("dashboard: {}", d.url());
+                plan.attach_dashboard(d.feed());
+                Some(d)
+            }
+            Err(e) => return (Err(e), None),
+        },
+        None => None,
+    };
+    (plan.run().await, dashboard)
 }
 
-/// Writes the results file, prints the summary (and the JSON with `--json`) and maps the
-/// verdict to the exit code: 0 every threshold held, 1 one failed, 2 the run failed.
-fn finish(args: &LoadtestArgs, outcome: Result<RunResults, LoadtestError>) -> anyhow::Result<ExitCode> {
+/// Writes the results file, prints the summary (and the JSON with `--json`), shows the
+/// verdict on the dashboard and serves it for `--dashboard-linger`, and maps the verdict to
+/// the exit code: 0 every threshold held, 1 one failed, 2 the run failed.
+async fn finish(
+    args: &LoadtestArgs,
+    outcome: Result<RunResults, LoadtestError>,
+    dashboard: Option<Dashboard>,
+) -> ExitCode {
     let written = outcome.and_then(|run| run.write().map(|json| (run, json)));
     match written {
         Ok((run, json)) => {
@@ -114,11 +144,22 @@ fn finish(args: &LoadtestArgs, outcome: Result<RunResults, LoadtestError>) -> an
             if args.json {
                 println!("{json}");
             }
-            Ok(ExitCode::from(run.exit_code()))
+            if let Some(d) = dashboard {
+                d.finish(&run);
+                d.linger(Linger::from_flag(args.dashboard_linger, std::io::stderr().is_terminal())).await;
+            }
+            ExitCode::from(run.exit_code())
         }
         Err(e) => {
             eprintln!("error: {e}");
-            Ok(ExitCode::from(e.exit_code()))
+            if let Some(d) = dashboard {
+                d.fail(&e);
+                // Only when asked: the error is on stderr, and a terminal should not hang on it.
+                if let Some(linger) = args.dashboard_linger {
+                    d.linger(Linger::For(linger)).await;
+                }
+            }
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -8,6 +8,7 @@ mod arguments;
 mod artillery;
 mod cli;
 mod custom_command;
+mod dashboard;
 mod durability;
 mod guardrails;
 mod hostile;
