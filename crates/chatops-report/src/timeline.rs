@@ -245,7 +245,7 @@ mod tests {
     }
 
     #[test]
-    fn the_server_chart_needs_gauges_and_skips_intervals_without() {
+    fn the_server_chart_needs_gauges_and_marks_intervals_without() {
         let phases = [phase("p", 0)];
         let none = [point(0, None), point(1000, None)];
         assert!(server_chart(&Timeline { points: &none, phases: &phases, artillery: false }).is_none());
@@ -253,7 +253,8 @@ mod tests {
         let some = [point(0, Some(g.clone())), point(1000, None), point(2000, Some(g))];
         let html = server_chart(&Timeline { points: &some, phases: &phases, artillery: false }).unwrap().to_html();
         assert!(html.contains("queue depth 12 · in flight 3 · DLQ 1"), "{html}");
-        assert_eq!(html.matches("data-tip=").count(), 2, "one hover column per gauged interval");
+        assert_eq!(html.matches("data-tip=").count(), 3, "one hover column per interval");
+        assert!(html.contains("not scraped"), "the gap says why: {html}");
     }
 
     #[test]
