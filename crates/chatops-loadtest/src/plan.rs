@@ -254,8 +254,11 @@ impl Plan {
             record_file
                 .map(|f| Box::new(std::io::BufWriter::with_capacity(256 * 1024, f)) as Box<dyn std::io::Write + Send>),
         );
+        let n_intervals = (total.as_nanos() as u64).div_ceil(interval.as_nanos() as u64).max(1);
+        let scraper = scrape.map(|target| Scraper::spawn(target, start, interval, n_intervals));
         let recorder = match &dashboard {
             Some(feed) => recorder.with_progress(feed.begin(RunView {
+                server: scraper.as_ref().map(Scraper::live),
                 profile: profile.source.clone(),
                 target: target.clone(),
                 phases: profile.phases.clone(),
@@ -282,8 +285,6 @@ impl Plan {
             tls,
         })
         .map_err(|e| LoadtestError::Usage(e.0))?;
-        let n_intervals = (total.as_nanos() as u64).div_ceil(interval.as_nanos() as u64).max(1);
-        let scraper = scrape.map(|target| Scraper::spawn(target, start, interval, n_intervals));
         let live_line = console::start_live_line(Arc::clone(&live), profile.phases.clone(), start, args.quiet);
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

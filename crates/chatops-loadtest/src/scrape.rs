@@ -107,10 +107,14 @@ impl ScrapeLog {
     }
 }
 
+/// The successful scrapes so far, as [`ScrapeLog::samples`], for the live dashboard.
+pub type LiveGauges = watch::Receiver<Vec<(u64, ServerGauges)>>;
+
 /// The scraper task of a run.
 pub struct Scraper {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<ScrapeLog>,
+    samples: LiveGauges,
 }
 
 impl Scraper {
@@ -118,8 +122,14 @@ impl Scraper {
     /// each; stops by itself after the last, or at [`Scraper::finish`].
     pub fn spawn(target: ScrapeTarget, start: Instant, interval: Duration, n_intervals: u64) -> Scraper {
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(target, start, interval, n_intervals, stopped));
-        Scraper { stop, task }
+        let (published, samples) = watch::channel(Vec::new());
+        let task = tokio::spawn(run(target, start, interval, n_intervals, stopped, published));
+        Scraper { stop, task, samples }
+    }
+
+    /// The scrapes so far, updated after each one (a few a second at most).
+    pub fn live(&self) -> LiveGauges {
+        self.samples.clone()
     }
 
     /// Waits up to `grace` for the last interval's scrape, then stops scraping and returns
@@ -144,6 +154,7 @@ async fn run(
     interval: Duration,
     n_intervals: u64,
     mut stopped: watch::Receiver<bool>,
+    published: watch::Sender<Vec<(u64, ServerGauges)>>,
 ) -> ScrapeLog {
     let mut log = ScrapeLog::default();
     let timeout = scrape_timeout(interval);
@@ -165,7 +176,11 @@ async fn run(
             }
         };
         match outcome {
-            Ok(gauges) => log.samples.push((offset_ns, gauges)),
+            Ok(gauges) => {
+                log.samples.push((offset_ns, gauges));
+                // Nobody listening (no dashboard) is fine.
+                published.send_replace(log.samples.clone());
+            }
             Err(reason) => {
                 log.failures += 1;
                 log.first_failure.get_or_insert_with(|| format!("{}: {reason}", target.url));

@@ -64,6 +64,8 @@ pub struct RunView {
     pub interval: Duration,
     pub start: Instant,
     pub live: Arc<Live>,
+    /// The bot's gauges as they are scraped (`--spawn`, `--scrape`), shown as they come.
+    pub server: Option<crate::scrape::LiveGauges>,
 }
 
 /// What the server, the updater and the run share.

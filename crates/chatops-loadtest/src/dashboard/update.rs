@@ -457,6 +457,16 @@ impl Sample {
             let idx = usize::try_from(p.offset_ms / interval_ms).unwrap_or(usize::MAX);
             p.target_rate = target_rates.get(idx).copied().unwrap_or(0.0);
         }
+        // The gauges join their intervals as the results file will have them (the later
+        // scrape if an interval has two).
+        if let Some(server) = &run.server {
+            let interval_ns = interval_ms * 1_000_000;
+            for (offset_ns, gauges) in server.borrow().iter() {
+                if let Some(p) = points.get_mut(usize::try_from(offset_ns / interval_ns).unwrap_or(usize::MAX)) {
+                    p.server = Some(gauges.clone());
+                }
+            }
+        }
         let charts = Charts::of(&points, phases);
         Sample { elapsed, phase, n_final, points, totals, charts }
     }

@@ -319,6 +319,7 @@ fn the_event_stream_is_json_with_monotone_offsets_and_ends_with_the_verdict() {
 
     let mut points: Vec<Value> = Vec::new();
     let (mut last_seq, mut last_elapsed, mut kinds) = (0u64, 0u64, Vec::new());
+    let mut gauges_while_running = false;
     let fin = loop {
         let (name, e) = events.next();
         assert_eq!(e["kind"], name.as_str(), "the event's name is its kind");
@@ -340,9 +341,11 @@ fn the_event_stream_is_json_with_monotone_offsets_and_ends_with_the_verdict() {
         }
         // A stream opened before the run's first update starts with "waiting".
         assert!(name == "progress" || name == "waiting" && kinds.len() == 1, "{kinds:?}");
+        gauges_while_running |= points.iter().any(|p| p["server"]["queueDepth"].is_number());
         assert!(e["verdict"].is_null());
     };
     assert!(kinds.len() >= 3, "updates while running: {kinds:?}");
+    assert!(gauges_while_running, "the spawned bot's scraped gauges show while the test runs");
     let results = run.wait_written();
     assert_eq!(Value::Array(points), results["timeSeries"]["points"], "the stream's points are the file's");
     let v = &fin["verdict"];
