@@ -72,23 +72,9 @@ impl AuditTrail {
         &*self.log
     }
 
-    /// The record of a command a worker ran to its end; returns once it is durable.
-    pub async fn ran(
-        &self,
-        job: &Job,
-        spec: Option<&CommandSpec>,
-        outcome: RanOutcome,
-        error: Option<String>,
-        duration_ms: f64,
-        attempts: u32,
-    ) {
-        if let Some(record) = self.ran_record(job, spec, outcome, error, duration_ms, attempts) {
-            self.write(record).await;
-        }
-    }
-
-    /// The record [`AuditTrail::ran`] would write, stamped now; `None` when the settings
-    /// keep no record of this command. For a caller that stores it with the completion.
+    /// The record of a command a worker ran to its end, stamped now; `None` when the
+    /// settings keep no record of this command. The worker stores it with the completion
+    /// ([`chatops_queue::Queue::complete_audited`]) or on its own ([`AuditTrail::write`]).
     pub fn ran_record(
         &self,
         job: &Job,

@@ -393,7 +393,11 @@ async fn conclude(ctx: &WorkerContext, job: &Job, delivery: &Delivery, result: &
 async fn record_end(ctx: &WorkerContext, job: &Job, delivery: &Delivery, ran: RanOutcome, error: Option<String>) {
     let spec = ctx.registry.get(&job.command.command);
     let duration_ms = chatops_core::time::ms_between(job.router_received_ns, now_unix_ns());
-    ctx.audit.ran(job, spec.map(|s| &**s), ran, error.clone(), duration_ms, delivery.attempt).await;
+    if let Some(record) =
+        ctx.audit.ran_record(job, spec.map(|s| &**s), ran, error.clone(), duration_ms, delivery.attempt)
+    {
+        ctx.audit.write(record).await;
+    }
     post_approval_result(ctx, job, ran, error.as_deref(), duration_ms).await;
 }
 
