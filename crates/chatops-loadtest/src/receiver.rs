@@ -96,14 +96,40 @@ pub fn serve_with_limits(
     limits: ReceiverLimits,
 ) -> std::io::Result<Receiver> {
     let addr = listener.local_addr()?;
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let task = tokio::spawn(async move {
-        // Connections live in the set, so aborting the accept task aborts them too.
+    let task = accept_bounded(listener, limits.max_connections, move |stream| {
+        let _ = stream.set_nodelay(true);
+        let sink = Arc::clone(&sink);
+        async move {
+            let svc = hyper::service::service_fn(move |req| handle(req, Arc::clone(&sink)));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        }
+    });
+    Ok(Receiver { addr, task })
+}
+
+/// Accepts connections on `listener` and runs `serve` for each, at most `max_connections`
+/// at once: a slot is taken before the accept, so at the cap new connections wait in the
+/// kernel's backlog instead of being accepted and starved. The connections live in the
+/// task, so aborting it ends them too. Shared by the receiver and the dashboard.
+pub(crate) fn accept_bounded<F, Fut>(
+    listener: TcpListener,
+    max_connections: usize,
+    serve: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
+    tokio::spawn(async move {
         let mut conns = JoinSet::new();
         loop {
             tokio::select! {
-                // A slot first, then accept: at the cap, new connections wait in the
-                // backlog instead of being accepted and starved.
                 permit = Arc::clone(&slots).acquire_owned() => {
                     let Ok(permit) = permit else { return };
                     let accepted = tokio::select! {
@@ -111,24 +137,16 @@ pub fn serve_with_limits(
                         Some(_) = conns.join_next(), if !conns.is_empty() => continue,
                     };
                     let Ok((stream, _)) = accepted else { continue };
-                    let _ = stream.set_nodelay(true);
-                    let sink = Arc::clone(&sink);
+                    let connection = serve(stream);
                     conns.spawn(async move {
                         let _permit = permit;
-                        let svc = hyper::service::service_fn(move |req| handle(req, Arc::clone(&sink)));
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .keep_alive(true)
-                            .timer(hyper_util::rt::TokioTimer::new())
-                            .header_read_timeout(limits.header_read_timeout)
-                            .serve_connection(TokioIo::new(stream), svc)
-                            .await;
+                        connection.await;
                     });
                 }
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
             }
         }
-    });
-    Ok(Receiver { addr, task })
+    })
 }
 
 fn reply(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {

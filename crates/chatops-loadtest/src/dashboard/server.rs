@@ -24,8 +24,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
-use tokio::task::JoinSet;
+use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc};
 
 use super::Shared;
 use super::page;
@@ -44,37 +43,20 @@ type Reply = Response<BoxBody<Bytes, Infallible>>;
 /// Serves `listener` until the task is aborted (which drops every connection with it).
 pub(super) fn spawn(listener: TcpListener, shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
     let loopback = listener.local_addr().map(|a| a.ip().is_loopback()).unwrap_or(true);
-    let slots = Arc::new(Semaphore::new(super::MAX_CONNECTIONS));
-    tokio::spawn(async move {
-        let mut conns = JoinSet::new();
-        loop {
-            tokio::select! {
-                // A slot first, then accept: at the cap, new connections wait in the backlog.
-                permit = Arc::clone(&slots).acquire_owned() => {
-                    let Ok(permit) = permit else { return };
-                    let accepted = tokio::select! {
-                        a = listener.accept() => a,
-                        Some(_) = conns.join_next(), if !conns.is_empty() => continue,
-                    };
-                    let Ok((stream, _)) = accepted else { continue };
-                    let shared = Arc::clone(&shared);
-                    conns.spawn(async move {
-                        let _permit = permit;
-                        let svc = hyper::service::service_fn(move |req| {
-                            let shared = Arc::clone(&shared);
-                            async move { Ok::<_, Infallible>(route(&req, &shared, loopback)) }
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .keep_alive(true)
-                            .max_buf_size(MAX_HEAD_BYTES)
-                            .timer(hyper_util::rt::TokioTimer::new())
-                            .header_read_timeout(HEADER_READ_TIMEOUT)
-                            .serve_connection(TokioIo::new(stream), svc)
-                            .await;
-                    });
-                }
-                Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            }
+    crate::receiver::accept_bounded(listener, super::MAX_CONNECTIONS, move |stream| {
+        let shared = Arc::clone(&shared);
+        async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let shared = Arc::clone(&shared);
+                async move { Ok::<_, Infallible>(route(&req, &shared, loopback)) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .max_buf_size(MAX_HEAD_BYTES)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
         }
     })
 }
